@@ -1,0 +1,61 @@
+# stockflow task runner. Every target sets up what it needs first (uv, the locked venv).
+SHELL := bash
+.DEFAULT_GOAL := help
+
+# uv: the one on PATH, else ~/.local/bin/uv, else a private copy bootstrapped with pip.
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(wildcard $(HOME)/.local/bin/uv),.tools/bin/uv)
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+export UV_PYTHON_PREFERENCE ?= system
+export PACT_DO_NOT_TRACK ?= true
+
+.PHONY: help sync fmt lint test test-unit test-integration run bench audit chaos clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	@echo ">> uv not found: installing it into .tools/ with pip"
+	python3 -m venv .tools && .tools/bin/pip install --quiet uv
+
+$(VENV)/.synced: uv.lock pyproject.toml packages/kit/pyproject.toml | $(UV)
+	$(UV) sync --locked --all-packages --all-extras
+	@touch $@
+
+sync: $(VENV)/.synced ## create/refresh the locked virtualenv
+
+fmt: sync ## format and auto-fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lint: sync ## ruff, format check, mypy --strict, import contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint ## lint + the whole test suite (integration tests skip if a server is down, fail when CI=true)
+	$(BIN)/pytest -m "not chaos" $(PYTEST_ARGS)
+
+test-unit: sync ## fast tests only (no servers)
+	$(BIN)/pytest -m "not integration and not chaos" $(PYTEST_ARGS)
+
+test-integration: sync ## tests against the real PostgreSQL and NATS JetStream
+	STOCKFLOW_REQUIRE_SERVICES=1 $(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+chaos: sync ## chaos experiments (opt-in)
+	$(BIN)/pytest -m chaos $(PYTEST_ARGS)
+
+run: sync ## start the whole system, embedded (SQLite + embedded bus)
+	$(BIN)/stockflow up
+
+bench: sync ## benchmarks: bus throughput and end-to-end events/s
+	$(BIN)/stockflow bench bus
+	$(BIN)/stockflow bench events --backend embedded
+
+audit: sync ## check the invariants on the embedded data dir
+	$(BIN)/stockflow audit
+
+clean: ## remove the venv and caches
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .hypothesis
