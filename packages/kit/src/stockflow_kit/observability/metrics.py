@@ -13,13 +13,22 @@ Naming follows ``<namespace>_<thing>_<unit or total>``: ``http_requests_total``,
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-__all__ = ["DEFAULT_LATENCY_BUCKETS", "counter", "gauge", "histogram"]
+__all__ = [
+    "DEFAULT_LATENCY_BUCKETS",
+    "HttpServerMetrics",
+    "counter",
+    "gauge",
+    "histogram",
+    "http_server_metrics",
+]
 
 DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -28,19 +37,23 @@ DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
 
 _M = TypeVar("_M", bound=MetricWrapperBase)
 _lock = threading.Lock()
-_instruments: dict[tuple[int, str], MetricWrapperBase] = {}
+# Keyed weakly by the registry itself: an id() could be reused by a new registry after the
+# old one is garbage-collected, handing out instruments registered in a dead registry.
+_instruments: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, MetricWrapperBase]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _get_or_create(
     kind: type[_M], name: str, registry: CollectorRegistry | None, create: dict[str, object]
 ) -> _M:
     reg = REGISTRY if registry is None else registry
-    key = (id(reg), name)
     with _lock:
-        existing = _instruments.get(key)
+        by_name = _instruments.setdefault(reg, {})
+        existing = by_name.get(name)
         if existing is None:
             existing = kind(name, registry=reg, **create)  # type: ignore[arg-type]
-            _instruments[key] = existing
+            by_name[name] = existing
     if not isinstance(existing, kind):
         msg = f"metric {name!r} already exists as {type(existing).__name__}, not {kind.__name__}"
         raise TypeError(msg)
@@ -106,4 +119,53 @@ def histogram(
         name,
         registry,
         {"documentation": documentation, "labelnames": labelnames, "buckets": tuple(buckets)},
+    )
+
+
+@dataclass(frozen=True)
+class HttpServerMetrics:
+    """The RED instruments of an HTTP server (rate, errors, duration), plus concurrency.
+
+    Attributes:
+        requests: ``http_requests_total{method,route,status}``, one per finished request.
+            Errors are the ``status=~"5.."`` share of it.
+        duration: ``http_request_duration_seconds{method,route}``, from the first byte
+            of the request reaching the middleware to the last byte of the response.
+        in_flight: ``http_requests_in_flight{method}``, requests being handled right now.
+
+    ``route`` is always a route *template* (``/inventory/{sku}``) or ``<unmatched>``,
+    never a raw path, so its cardinality is bounded by the application's routes.
+    """
+
+    requests: Counter
+    duration: Histogram
+    in_flight: Gauge
+
+
+def http_server_metrics(registry: CollectorRegistry | None = None) -> HttpServerMetrics:
+    """Return the HTTP server instruments of *registry*, creating them on first use.
+
+    Args:
+        registry: Where to register; the process-wide default when ``None``.
+    """
+    return HttpServerMetrics(
+        requests=counter(
+            "http_requests",
+            "HTTP requests handled, by method, route template and status code.",
+            ("method", "route", "status"),
+            registry=registry,
+        ),
+        duration=histogram(
+            "http_request_duration_seconds",
+            "Time to handle an HTTP request, by method and route template.",
+            ("method", "route"),
+            registry=registry,
+        ),
+        in_flight=gauge(
+            "http_requests_in_flight",
+            "HTTP requests being handled, by method.",
+            ("method",),
+            registry=registry,
+            multiprocess_mode="livesum",
+        ),
     )
