@@ -1,0 +1,80 @@
+"""One call to give a Starlette or FastAPI application the kit's HTTP behaviour."""
+
+from __future__ import annotations
+
+from opentelemetry.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+
+from stockflow_kit.http._exposition import metrics_endpoint
+from stockflow_kit.http._limits import BodySizeLimitMiddleware, LoadSheddingMiddleware
+from stockflow_kit.http._problem import ErrorTable
+from stockflow_kit.http.middleware import CorrelationMiddleware, MetricsMiddleware
+from stockflow_kit.http.problems import install_problem_handlers
+
+
+def instrument(
+    app: Starlette,
+    *,
+    service: str,
+    errors: ErrorTable | None = None,
+    registry: CollectorRegistry | None = None,
+    max_body_bytes: int | None = 1_048_576,
+    max_in_flight: int | None = None,
+    log_requests: bool = True,
+    tracer_provider: TracerProvider | None = None,
+    metrics_path: str | None = "/metrics",
+) -> None:
+    """Install problem responses, the kit's middleware and ``GET /metrics`` on *app*.
+
+    ::
+
+        app = FastAPI()
+        instrument(app, service="inventory", errors=ErrorTable({OutOfStock: (409, "Out of stock")}))
+
+    The middleware, outermost first: :class:`CorrelationMiddleware`,
+    :class:`MetricsMiddleware`, :class:`LoadSheddingMiddleware` (with *max_in_flight*),
+    :class:`BodySizeLimitMiddleware` (with *max_body_bytes*), then middleware the
+    application added *before* this call, then
+    :class:`~stockflow_kit.http.problems.ProblemMiddleware` around the routing. So every
+    response, a 413, a 503 or a 500 included, carries ``X-Correlation-ID`` and is counted,
+    and no error leaves without a problem body. Middleware added *after* this call sits
+    outside all of them.
+
+    Logging and tracing are configured per process, not here: see
+    :func:`~stockflow_kit.observability.configure_logging` and
+    :func:`~stockflow_kit.observability.configure_tracing`.
+
+    Args:
+        app: The application, not started yet.
+        service: The service name, bound as ``service`` on the log lines of each request.
+        errors: The application's error table; an empty one when ``None``.
+        registry: Where the HTTP metrics live and what ``/metrics`` serves; the
+            process-wide default when ``None``. Give each application its own registry
+            when several share a process.
+        max_body_bytes: The request body limit; 1 MiB by default, ``None`` for no limit.
+        max_in_flight: Shed requests beyond this many in flight; ``None`` (the default)
+            never sheds.
+        log_requests: Write one access-log line per request; ``True`` by default.
+        tracer_provider: Where spans go; the global provider when ``None``.
+        metrics_path: Where to serve the metrics; ``/metrics`` by default, ``None`` for
+            nowhere (if they are served on another port).
+
+    Raises:
+        RuntimeError: *app* has already started, or is already instrumented.
+    """
+    installed: list[object] = [m.cls for m in app.user_middleware]
+    if CorrelationMiddleware in installed:
+        msg = "this application is already instrumented"
+        raise RuntimeError(msg)
+    install_problem_handlers(app, errors)
+    if max_body_bytes is not None:
+        app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)
+    if max_in_flight is not None:
+        app.add_middleware(LoadSheddingMiddleware, max_in_flight=max_in_flight)
+    app.add_middleware(MetricsMiddleware, registry=registry, log_requests=log_requests)
+    app.add_middleware(CorrelationMiddleware, service=service, tracer_provider=tracer_provider)
+    if metrics_path is not None:
+        app.add_route(
+            metrics_path, metrics_endpoint(registry), methods=["GET"], include_in_schema=False
+        )

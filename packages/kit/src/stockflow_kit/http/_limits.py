@@ -1,0 +1,156 @@
+"""Admission control: request body size limit and load shedding."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from stockflow_kit.http._problem import problem_response
+
+DEFAULT_UNSHED_PATHS: Final = frozenset({"/healthz", "/metrics"})
+"""Paths never shed by default: liveness probes and scrapes must answer under load."""
+
+
+class _BodyTooLargeError(HTTPException):
+    # An HTTPException, so that frameworks reading the body (FastAPI re-raises those) and
+    # the app's own HTTPException handler turn it into the 413 problem.
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body exceeds the limit of {limit} bytes.")
+
+
+class BodySizeLimitMiddleware:
+    """Reject request bodies larger than *max_body_bytes* with a 413 problem.
+
+    A ``Content-Length`` above the limit is rejected before the application runs. Bodies
+    without one (chunked transfer) are counted as the application reads them: the read that
+    crosses the limit raises an ``HTTPException(413)``, which the application's problem
+    handler or, failing that, this middleware turns into the 413 response.
+
+    Args:
+        app: The ASGI application to wrap.
+        max_body_bytes: The largest accepted body, in bytes (0 allows only empty bodies).
+
+    Raises:
+        ValueError: *max_body_bytes* is negative.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        if max_body_bytes < 0:
+            msg = f"max_body_bytes must not be negative, got {max_body_bytes}"
+            raise ValueError(msg)
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_body_bytes
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _too_large(scope, receive, send, limit)
+            return
+        received = 0
+        started = False
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLargeError(limit)
+            return message
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive_limited, send_tracking)
+        except _BodyTooLargeError:
+            if started:
+                raise
+            await _too_large(scope, receive, send, limit)
+
+
+class LoadSheddingMiddleware:
+    """Answer 503 with ``Retry-After`` once *max_in_flight* requests are being handled.
+
+    Shedding early keeps latency bounded for the requests already admitted, instead of
+    queueing everyone into a timeout. Requests to *exempt_paths* are neither shed nor
+    counted.
+
+    Args:
+        app: The ASGI application to wrap.
+        max_in_flight: How many requests may be handled at once (at least 1).
+        retry_after_seconds: The ``Retry-After`` value; 1 second by default.
+        exempt_paths: Exact paths never shed; :data:`DEFAULT_UNSHED_PATHS` by default.
+
+    Raises:
+        ValueError: *max_in_flight* is below 1.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_in_flight: int,
+        retry_after_seconds: int = 1,
+        exempt_paths: Iterable[str] = DEFAULT_UNSHED_PATHS,
+    ) -> None:
+        if max_in_flight < 1:
+            msg = f"max_in_flight must be at least 1, got {max_in_flight}"
+            raise ValueError(msg)
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.retry_after_seconds = retry_after_seconds
+        self.exempt_paths = frozenset(exempt_paths)
+        self._in_flight = 0
+
+    @property
+    def in_flight(self) -> int:
+        """The number of admitted requests being handled now."""
+        return self._in_flight
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt_paths:
+            await self.app(scope, receive, send)
+            return
+        if self._in_flight >= self.max_in_flight:
+            response = problem_response(
+                503,
+                detail="The service is overloaded; retry later.",
+                instance=scope["path"],
+                headers={"Retry-After": str(self.retry_after_seconds)},
+            )
+            await response(scope, receive, send)
+            return
+        self._in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._in_flight -= 1
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    response = problem_response(
+        413,
+        detail=f"The request body exceeds the limit of {limit} bytes.",
+        instance=scope["path"],
+    )
+    await response(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    value = Headers(scope=scope).get("content-length")
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
