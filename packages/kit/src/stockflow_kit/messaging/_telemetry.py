@@ -1,0 +1,233 @@
+"""Metrics, spans and log lines shared by every bus backend and the consumer runner.
+
+Backends call these so that all of them report the same names:
+
+* ``messaging_messages_total{topic,subscription,outcome}``: outcomes ``published``,
+  ``acked``, ``nakked``, ``redelivered``, ``dead_lettered``, ``duplicate_skipped``
+  (``subscription`` is ``""`` for publish-side counts: dropped duplicate publishes; an inbox
+  counts the duplicates it skips under its own name);
+* ``messaging_batch_size{subscription}`` (histogram of fetched batch sizes);
+* ``messaging_handler_duration_seconds{subscription}`` (histogram, consumer runner);
+* ``messaging_consumer_pending{subscription}`` and
+  ``messaging_consumer_oldest_age_seconds{subscription}`` (gauges, consumer runner);
+* spans ``"<topic> publish"`` (PRODUCER, injects ``traceparent`` into the message headers)
+  and ``"<subscription> process"`` (CONSUMER, one per batch, linked to every producer context);
+* the log line ``messaging.dead_lettered``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as _Tally
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Final, Literal, TypeAlias
+
+import structlog
+from opentelemetry import propagate, trace
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from stockflow_kit.messaging.bus import (
+    DEAD_LETTER_DELIVERY_COUNT_HEADER,
+    DEAD_LETTER_REASON_HEADER,
+    DEAD_LETTER_SUBSCRIPTION_HEADER,
+    DEAD_LETTER_TOPIC_HEADER,
+    ConsumerLag,
+    Delivery,
+)
+from stockflow_kit.observability.metrics import counter, gauge, histogram
+
+__all__ = [
+    "BATCH_SIZE_BUCKETS",
+    "BusMetrics",
+    "Outcome",
+    "bus_metrics",
+    "consume_span",
+    "dead_letter_headers",
+    "log_dead_lettered",
+    "publish_span",
+]
+
+Outcome: TypeAlias = Literal[
+    "published", "acked", "nakked", "redelivered", "dead_lettered", "duplicate_skipped"
+]
+"""The ``outcome`` label values of ``messaging_messages_total``."""
+
+BATCH_SIZE_BUCKETS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+"""Buckets of ``messaging_batch_size``."""
+
+_TRACER_NAME: Final = "stockflow_kit.messaging"
+_log = structlog.get_logger(_TRACER_NAME)
+
+
+class BusMetrics:
+    """The messaging instruments of one registry (create with :func:`bus_metrics`).
+
+    Args:
+        registry: Where the instruments live; the process-wide default when ``None``.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.messages: Counter = counter(
+            "messaging_messages",
+            "Messages by topic, subscription and outcome.",
+            ("topic", "subscription", "outcome"),
+            registry=registry,
+        )
+        self.batch_size: Histogram = histogram(
+            "messaging_batch_size",
+            "Deliveries per fetched batch.",
+            ("subscription",),
+            registry=registry,
+            buckets=BATCH_SIZE_BUCKETS,
+        )
+        self.handler_duration: Histogram = histogram(
+            "messaging_handler_duration_seconds",
+            "Time a consumer's handler took for one batch.",
+            ("subscription",),
+            registry=registry,
+        )
+        self.pending: Gauge = gauge(
+            "messaging_consumer_pending",
+            "Messages of the subscription's topic not yet acked.",
+            ("subscription",),
+            registry=registry,
+        )
+        self.oldest_age: Gauge = gauge(
+            "messaging_consumer_oldest_age_seconds",
+            "Age of the oldest message not yet acked by the subscription.",
+            ("subscription",),
+            registry=registry,
+        )
+
+    def count(self, topic: str, subscription: str, outcome: Outcome, amount: int = 1) -> None:
+        """Add *amount* to ``messaging_messages_total`` for one label set."""
+        if amount:
+            self.messages.labels(topic, subscription, outcome).inc(amount)
+
+    def count_deliveries(
+        self, deliveries: Iterable[Delivery], subscription: str, outcome: Outcome
+    ) -> None:
+        """Count *deliveries* under *outcome*, one increment per distinct topic."""
+        for topic, amount in _Tally(d.topic for d in deliveries).items():
+            self.messages.labels(topic, subscription, outcome).inc(amount)
+
+    def count_fetched(self, deliveries: Sequence[Delivery], subscription: str) -> None:
+        """Record the batch size and count the redeliveries among *deliveries*."""
+        self.batch_size.labels(subscription).observe(len(deliveries))
+        self.count_deliveries(
+            (d for d in deliveries if d.delivery_count > 1), subscription, "redelivered"
+        )
+
+    def record_lag(self, subscription: str, lag: ConsumerLag) -> None:
+        """Set the two lag gauges of *subscription*."""
+        self.pending.labels(subscription).set(lag.pending)
+        self.oldest_age.labels(subscription).set(lag.oldest_age_seconds)
+
+
+def bus_metrics(registry: CollectorRegistry | None = None) -> BusMetrics:
+    """Return the messaging instruments of *registry* (the default registry when ``None``).
+
+    Instruments are created once per registry (:mod:`stockflow_kit.observability.metrics`),
+    so calling this from several buses is cheap and safe.
+    """
+    return BusMetrics(registry)
+
+
+@contextmanager
+def publish_span(
+    topic: str, count: int, headers: Mapping[str, str] | None
+) -> Iterator[dict[str, str]]:
+    """Open a PRODUCER span for publishing *count* messages to *topic*.
+
+    Yields:
+        A copy of *headers* with the current trace context (``traceparent``) injected; store
+        it with the messages. Without an active span nothing is injected.
+    """
+    tracer = trace.get_tracer(_TRACER_NAME)
+    with tracer.start_as_current_span(
+        f"{topic} publish",
+        kind=trace.SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "stockflow",
+            "messaging.destination.name": topic,
+            "messaging.batch.message_count": count,
+        },
+    ):
+        carrier = dict(headers or {})
+        propagate.inject(carrier)
+        yield carrier
+
+
+@contextmanager
+def consume_span(
+    subscription: str,
+    deliveries: Sequence[Delivery],
+    *,
+    tracer_provider: trace.TracerProvider | None = None,
+) -> Iterator[trace.Span]:
+    """Open a CONSUMER span for processing one batch, linked to each distinct producer context.
+
+    Args:
+        subscription: The durable name (the span is ``"<subscription> process"``).
+        deliveries: The batch; each distinct ``traceparent`` among them becomes a link.
+        tracer_provider: Where the span goes; the global provider when ``None``.
+
+    Yields:
+        The span (record an exception on it, or let it propagate).
+    """
+    links: list[trace.Link] = []
+    seen: set[str] = set()
+    for delivery in deliveries:
+        parent = delivery.headers.get("traceparent")
+        if parent is None or parent in seen:
+            continue
+        seen.add(parent)
+        context = trace.get_current_span(propagate.extract(delivery.headers)).get_span_context()
+        if context.is_valid:
+            links.append(trace.Link(context))
+    tracer = trace.get_tracer(_TRACER_NAME, tracer_provider=tracer_provider)
+    with tracer.start_as_current_span(
+        f"{subscription} process",
+        kind=trace.SpanKind.CONSUMER,
+        links=links,
+        attributes={
+            "messaging.system": "stockflow",
+            "messaging.consumer.group.name": subscription,
+            "messaging.batch.message_count": len(deliveries),
+        },
+    ) as span:
+        yield span
+
+
+def dead_letter_headers(
+    headers: Mapping[str, str], *, topic: str, subscription: str, delivery_count: int, reason: str
+) -> dict[str, str]:
+    """Return *headers* plus the four dead-letter headers of :mod:`~stockflow_kit.messaging.bus`."""
+    return {
+        **headers,
+        DEAD_LETTER_TOPIC_HEADER: topic,
+        DEAD_LETTER_SUBSCRIPTION_HEADER: subscription,
+        DEAD_LETTER_DELIVERY_COUNT_HEADER: str(delivery_count),
+        DEAD_LETTER_REASON_HEADER: reason,
+    }
+
+
+def log_dead_lettered(
+    metrics: BusMetrics,
+    *,
+    topic: str,
+    subscription: str,
+    message_id: str,
+    delivery_count: int,
+    reason: str,
+) -> None:
+    """Count one dead-lettered message and write the ``messaging.dead_lettered`` log line."""
+    metrics.count(topic, subscription, "dead_lettered")
+    _log.warning(
+        "messaging.dead_lettered",
+        topic=topic,
+        subscription=subscription,
+        message_id=message_id,
+        delivery_count=delivery_count,
+        reason=reason,
+    )

@@ -1,0 +1,196 @@
+"""The consumer runner: fetch a batch, handle it, ack it; or nak it so that nothing is lost.
+
+::
+
+    consumer = Consumer(await bus.subscribe("orders.events", "inventory"), handle_batch)
+    task = asyncio.create_task(consumer.run())
+    ...
+    await consumer.stop()
+
+A handler takes the whole batch (``Sequence[Delivery]``) and returns once its effect is
+committed; the runner then acks the batch. If it raises, the runner naks the whole batch with
+the exception as the reason, so it is redelivered and, after ``max_deliver`` attempts,
+dead-lettered by the bus. Failures are logged (``messaging.handler_failed``) and counted
+(``outcome="nakked"``), never swallowed. Wrap a per-message handler with :func:`per_message`
+to get the correlation and causation ids of each envelope bound while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeAlias
+
+import structlog
+from opentelemetry import trace
+from prometheus_client import CollectorRegistry
+
+from stockflow_kit.messaging._telemetry import bus_metrics, consume_span
+from stockflow_kit.messaging.bus import BusClosedError, Delivery, MessagingError, Subscription
+from stockflow_kit.observability.correlation import bind_correlation, new_correlation_id
+
+__all__ = ["BatchHandler", "Consumer", "MessageHandler", "per_message"]
+
+BatchHandler: TypeAlias = Callable[[Sequence[Delivery]], Awaitable[None]]
+"""Handles one fetched batch; returns only after its effect is committed."""
+
+MessageHandler: TypeAlias = Callable[[Delivery], Awaitable[None]]
+"""Handles one delivery."""
+
+_log = structlog.get_logger("stockflow_kit.messaging")
+
+
+def per_message(handler: MessageHandler) -> BatchHandler:
+    """Turn a per-message *handler* into a batch handler that runs it for each delivery in order.
+
+    While each delivery is handled, its envelope's ``correlation_id`` (or a new one) and, as
+    causation id, the envelope's ``id`` are bound
+    (:func:`~stockflow_kit.observability.correlation.bind_correlation`), so envelopes created
+    by the handler carry them. A failure fails the whole batch (it is nakked and redelivered),
+    so the handler must be idempotent (see :mod:`stockflow_kit.messaging.inbox`).
+    """
+
+    async def handle_batch(deliveries: Sequence[Delivery]) -> None:
+        for delivery in deliveries:
+            envelope = delivery.envelope
+            with bind_correlation(
+                envelope.correlation_id or new_correlation_id(), causation_id=envelope.id
+            ):
+                await handler(delivery)
+
+    return handle_batch
+
+
+class Consumer:
+    """Runs *handler* over batches of *subscription* until stopped.
+
+    Args:
+        subscription: A bound durable subscription.
+        handler: Called with each non-empty batch; see :data:`BatchHandler`.
+        batch_size: ``max_messages`` of each fetch.
+        max_wait: ``max_wait`` of each fetch; also how long :meth:`stop` may take to notice.
+        lag_interval: Seconds between updates of the lag gauges.
+        retry_delay: The ``delay`` of the nak after a handler failure, so that a transient
+            outage does not burn through ``max_deliver`` at once.
+        registry: Prometheus registry for the metrics (the default registry when ``None``).
+        tracer_provider: Where the per-batch CONSUMER spans go (the global provider if ``None``).
+
+    The bus records each fetched batch's size (``messaging_batch_size``) and the ack, nak and
+    redelivery counts; the runner adds ``messaging_handler_duration_seconds``, the lag gauges
+    and one span per batch, linked to the producers' spans.
+    """
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        handler: BatchHandler,
+        *,
+        batch_size: int = 1000,
+        max_wait: float = 0.5,
+        lag_interval: float = 5.0,
+        retry_delay: float = 1.0,
+        registry: CollectorRegistry | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
+        self.subscription = subscription
+        self.handler = handler
+        self.batch_size = batch_size
+        self.max_wait = max_wait
+        self.lag_interval = lag_interval
+        self.retry_delay = retry_delay
+        self._metrics = bus_metrics(registry)
+        self._tracer_provider = tracer_provider
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._running = False
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop` is called (or the bus is closed under it).
+
+        Raises:
+            BusClosedError: when the bus closes while the consumer was not asked to stop.
+        """
+        self._running, self._stopping = True, False
+        self._stopped.clear()
+        name = self.subscription.name
+        next_lag = 0.0
+        failures = 0
+        try:
+            while not self._stopping:
+                if time.monotonic() >= next_lag:
+                    await self._record_lag()
+                    next_lag = time.monotonic() + self.lag_interval
+                try:
+                    batch = await self.subscription.fetch(self.batch_size, self.max_wait)
+                except BusClosedError:
+                    if self.stopping:
+                        return
+                    raise
+                except MessagingError as error:
+                    failures += 1
+                    _log.warning("messaging.fetch_failed", subscription=name, error=str(error))
+                    await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                    continue
+                failures = 0
+                if batch:
+                    await self.handle(batch)
+        finally:
+            self._running = False
+            self._stopped.set()
+
+    async def handle(self, batch: Sequence[Delivery]) -> None:
+        """Handle one fetched *batch*: ack it on success, nak it on failure."""
+        name = self.subscription.name
+        with consume_span(name, batch, tracer_provider=self._tracer_provider) as span:
+            started = time.perf_counter()
+            try:
+                await self.handler(batch)
+            except Exception as error:  # any failure means: redeliver, never drop
+                span.record_exception(error)
+                reason = f"{type(error).__name__}: {error}"
+                _log.error(
+                    "messaging.handler_failed",
+                    subscription=name,
+                    batch_size=len(batch),
+                    message_ids=[d.envelope.id for d in batch[:10]],
+                    reason=reason,
+                    exc_info=error,
+                )
+                await self._settle(
+                    self.subscription.nak(batch, delay=self.retry_delay, reason=reason)
+                )
+            else:
+                await self._settle(self.subscription.ack(batch))
+            finally:
+                self._metrics.handler_duration.labels(name).observe(time.perf_counter() - started)
+
+    async def _settle(self, call: Awaitable[None]) -> None:
+        try:
+            await call
+        except MessagingError as error:
+            # The bus redelivers after ack_wait; idempotent handlers make that harmless.
+            _log.warning(
+                "messaging.settle_failed", subscription=self.subscription.name, error=str(error)
+            )
+
+    async def _record_lag(self) -> None:
+        try:
+            lag = await self.subscription.lag()
+        except MessagingError as error:
+            _log.warning(
+                "messaging.lag_failed", subscription=self.subscription.name, error=str(error)
+            )
+            return
+        self._metrics.record_lag(self.subscription.name, lag)
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopping
+
+    async def stop(self) -> None:
+        """Ask :meth:`run` to return after the batch in hand, and wait until it has."""
+        self._stopping = True
+        if self._running:
+            await self._stopped.wait()

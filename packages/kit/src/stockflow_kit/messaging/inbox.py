@@ -1,0 +1,169 @@
+"""The inbox: idempotent consumers by remembering processed message ids.
+
+In the **same** transaction as the handler's effect, ``inbox.filter_new(conn, batch)`` records
+the ids of a batch and returns only the messages never processed before, in order. Apply the
+effect of those, commit, then ack the whole batch. A redelivery after a crash between commit and
+ack finds every id recorded and changes nothing (``outcome="duplicate_skipped"``).
+
+A batch costs one statement (``INSERT … ON CONFLICT DO NOTHING RETURNING`` on PostgreSQL,
+``INSERT OR IGNORE … RETURNING`` over ``json_each`` on SQLite): the rows that come back are
+the new ids. Concurrent consumers of the same id are safe: the second insert waits for the
+first transaction and then returns nothing.
+
+Ids are kept until :meth:`SqliteInbox.purge` / :meth:`PostgresInbox.purge` removes those
+older than a window; keep that window longer than any redelivery can arrive (the bus's
+``ack_wait`` × ``max_deliver`` plus the outbox's worst backlog, in practice days).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
+
+import msgspec
+from prometheus_client import CollectorRegistry
+
+from stockflow_kit.messaging._telemetry import bus_metrics
+from stockflow_kit.messaging.bus import Delivery
+from stockflow_kit.messaging.envelope import Envelope
+
+if TYPE_CHECKING:
+    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
+    PgConnection: TypeAlias = (
+        asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+    )
+
+__all__ = ["PostgresInbox", "SqliteInbox"]
+
+_M = TypeVar("_M", Delivery, Envelope)
+_encode_ids = msgspec.json.Encoder().encode
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def _id_of(message: Delivery | Envelope) -> str:
+    return message.envelope.id if isinstance(message, Delivery) else message.id
+
+
+def _topic_of(message: Delivery | Envelope) -> str:
+    return message.topic if isinstance(message, Delivery) else ""
+
+
+class _InboxBase:
+    def __init__(self, *, table: str, name: str | None, registry: CollectorRegistry | None) -> None:
+        if not _IDENTIFIER.match(table):
+            msg = f"not a plain SQL identifier: {table!r}"
+            raise ValueError(msg)
+        self.table, self.name = table, name or table
+        self._metrics = bus_metrics(registry)
+
+    def _keep(self, messages: Sequence[_M], new_ids: set[str]) -> list[_M]:
+        kept: list[_M] = []
+        for message in messages:
+            message_id = _id_of(message)
+            if message_id in new_ids:
+                new_ids.discard(message_id)  # a second copy in the same batch is a duplicate
+                kept.append(message)
+            else:
+                self._metrics.count(_topic_of(message), self.name, "duplicate_skipped")
+        return kept
+
+
+class SqliteInbox(_InboxBase):
+    """Processed message ids in a SQLite table, written on the caller's connection.
+
+    Args:
+        table: The table name.
+        name: The name used as ``subscription`` label of the duplicate count; *table* if omitted.
+        registry: Prometheus registry (the default registry when ``None``).
+    """
+
+    def __init__(
+        self,
+        *,
+        table: str = "inbox",
+        name: str | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        super().__init__(table=table, name=name, registry=registry)
+
+    def create_schema(self, conn: sqlite3.Connection) -> None:
+        """Create the table if missing."""
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.table}"
+            " (msg_id TEXT PRIMARY KEY, processed_at REAL NOT NULL) WITHOUT ROWID"
+        )
+
+    def filter_new(self, conn: sqlite3.Connection, messages: Sequence[_M]) -> list[_M]:
+        """Record the ids of *messages* and return those never seen before, in order.
+
+        Run it inside the transaction that applies their effect; nothing is committed here.
+        """
+        if not messages:
+            return []
+        rows = conn.execute(
+            f"INSERT OR IGNORE INTO {self.table} (msg_id, processed_at)"
+            " SELECT value, ? FROM json_each(?) RETURNING msg_id",
+            (time.time(), _encode_ids([_id_of(m) for m in messages])),
+        ).fetchall()
+        return self._keep(messages, {row[0] for row in rows})
+
+    def purge(self, conn: sqlite3.Connection, older_than: float) -> int:
+        """Forget ids processed more than *older_than* seconds ago; return how many."""
+        cursor = conn.execute(
+            f"DELETE FROM {self.table} WHERE processed_at < ?", (time.time() - older_than,)
+        )
+        return cursor.rowcount
+
+
+class PostgresInbox(_InboxBase):
+    """Processed message ids in a PostgreSQL table, written on the caller's connection.
+
+    Args:
+        table: The table name.
+        name: The name used as ``subscription`` label of the duplicate count; *table* if omitted.
+        registry: Prometheus registry (the default registry when ``None``).
+    """
+
+    def __init__(
+        self,
+        *,
+        table: str = "inbox",
+        name: str | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        super().__init__(table=table, name=name, registry=registry)
+
+    async def create_schema(self, conn: PgConnection) -> None:
+        """Create the table if missing."""
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.table}"
+            " (msg_id TEXT PRIMARY KEY, processed_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+
+    async def filter_new(self, conn: PgConnection, messages: Sequence[_M]) -> list[_M]:
+        """Record the ids of *messages* and return those never seen before, in order.
+
+        Run it inside the transaction that applies their effect (``async with
+        conn.transaction():``); nothing is committed here.
+        """
+        if not messages:
+            return []
+        rows = await conn.fetch(
+            f"INSERT INTO {self.table} (msg_id) SELECT DISTINCT unnest($1::text[])"
+            " ON CONFLICT DO NOTHING RETURNING msg_id",
+            [_id_of(m) for m in messages],
+        )
+        return self._keep(messages, {row["msg_id"] for row in rows})
+
+    async def purge(self, conn: PgConnection, older_than: float) -> int:
+        """Forget ids processed more than *older_than* seconds ago; return how many."""
+        status = await conn.execute(
+            f"DELETE FROM {self.table} WHERE processed_at < now() - make_interval(secs => $1)",
+            older_than,
+        )
+        return int(status.split()[-1])

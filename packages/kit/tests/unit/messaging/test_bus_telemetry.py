@@ -1,0 +1,67 @@
+"""Spans and counts shared by every backend: producer context in headers, linked consumer spans."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
+
+from stockflow_kit.messaging import Consumer, Delivery, InMemoryBus
+from stockflow_kit.messaging.testing import make_envelopes
+
+
+async def test_a_batch_span_links_every_producer_of_the_batch() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    bus = InMemoryBus(registry=CollectorRegistry())
+    await bus.start()
+    producers = []
+    for n in (1, 2):
+        with tracer.start_as_current_span(f"request {n}") as span:
+            await bus.publish("orders.events", make_envelopes(1, start=n))
+            producers.append(span.get_span_context().trace_id)
+    handled = asyncio.Event()
+
+    async def handle(batch: Sequence[Delivery]) -> None:
+        handled.set()
+
+    consumer = Consumer(
+        await bus.subscribe("orders.events", "inventory"),
+        handle,
+        max_wait=0.05,
+        tracer_provider=provider,
+    )
+    task = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(handled.wait(), 2)
+    await consumer.stop()
+    await task
+    await bus.close()
+
+    [span] = [s for s in exporter.get_finished_spans() if s.name == "inventory process"]
+    assert span.kind is trace.SpanKind.CONSUMER
+    assert [link.context.trace_id for link in span.links] == producers
+    assert span.attributes is not None
+    assert span.attributes["messaging.batch.message_count"] == 2
+
+
+async def test_publishing_counts_stored_messages_and_dropped_duplicates() -> None:
+    registry = CollectorRegistry()
+    bus = InMemoryBus(registry=registry)
+    await bus.start()
+    envelopes = make_envelopes(3)
+    await bus.publish("orders.events", envelopes)
+    await bus.publish("orders.events", envelopes[:2])
+    await bus.close()
+
+    def count(outcome: str) -> float | None:
+        labels = {"topic": "orders.events", "subscription": "", "outcome": outcome}
+        return registry.get_sample_value("messaging_messages_total", labels)
+
+    assert (count("published"), count("duplicate_skipped")) == (3, 2)

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``stockflow bench``: they measure and print, tests never assert figures."""
