@@ -1,0 +1,1 @@
+"""The inventory service: event-sourced stock per SKU, reservations (the hot path)."""

@@ -1,0 +1,1 @@
+"""Inventory adapters: implementations of the service layer's ports."""

@@ -1,0 +1,260 @@
+"""``PostgresEventStore``: the distributed deployment's event store (asyncpg pool).
+
+One batch is one transaction: move the fence (compare-and-set), lock the events table against
+other appenders, check that every stream continues from its last event, COPY the events
+straight into ``events`` (binary COPY measured ~1.4x faster than ``INSERT … SELECT unnest(…)``
+and ~1.8x faster than ``executemany`` for 1,000 rows), COPY the processed message ids, upsert
+the stock rows with one ``unnest`` statement, move the checkpoint, commit.
+
+Unique (stream_id, sequence), unique event_id and the processed primary key are the last line
+of defence; their violations become ``ConcurrencyError`` / ``DuplicateEventError`` /
+``DuplicateMessageError`` (``raise … from None``: the driver's error says nothing more).
+
+Several stores (tests, services) can share one database, each in its own ``schema``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+import asyncpg
+
+from stockflow.inventory.adapters.event_store.batches import (
+    KnownVersions,
+    last_row_per_sku,
+    stream_ranges,
+)
+from stockflow.inventory.adapters.event_store.postgres_schema import (
+    EVENT_COLUMNS,
+    EVENT_ID_KEY,
+    PROCESSED_KEY,
+    PostgresSql,
+)
+from stockflow.inventory.service_layer.ports import (
+    CommitBatch,
+    ConcurrencyError,
+    DuplicateEventError,
+    DuplicateMessageError,
+    EventStoreError,
+    Fence,
+    IdempotentResponse,
+    Snapshot,
+    StaleFenceError,
+    StockRow,
+    StoredEvent,
+)
+
+__all__ = ["PostgresEventStore"]
+
+
+class PostgresEventStore:
+    """Event store in schema ``schema`` of the PostgreSQL database at ``dsn``."""
+
+    def __init__(self, dsn: str, *, schema: str = "inventory", pool_size: int = 4) -> None:
+        self._dsn = dsn
+        self._sql = PostgresSql(schema)
+        self._pool_size = pool_size
+        self._pool_or_none: asyncpg.Pool | None = None
+        self._known = KnownVersions()
+
+    async def start(self) -> None:
+        pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._pool_size)
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                # Concurrent CREATE … IF NOT EXISTS can still collide in the catalog.
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self._sql.schema)
+                await conn.execute(self._sql.ddl)
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool_or_none = pool
+
+    async def close(self) -> None:
+        if self._pool_or_none is not None:
+            await self._pool_or_none.close()
+            self._pool_or_none = None
+
+    @property
+    def _pool(self) -> asyncpg.Pool:
+        if self._pool_or_none is None:
+            raise EventStoreError("the event store is not started")
+        return self._pool_or_none
+
+    async def commit(self, batch: CommitBatch) -> int:
+        ranges = stream_ranges(batch.events)
+        sql = self._sql
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                if batch.fence is not None:
+                    await self._move_fence(conn, batch.fence)
+                if batch.events:
+                    await conn.execute(sql.lock_events)
+                    await self._check_anchors(conn, self._known.anchors(ranges))
+                    await conn.copy_records_to_table(
+                        "events",
+                        schema_name=sql.schema,
+                        columns=EVENT_COLUMNS,
+                        records=[
+                            (
+                                e.stream_id,
+                                e.sequence,
+                                e.event_id,
+                                e.type,
+                                e.data,
+                                e.occurred_at,
+                                e.correlation_id,
+                                e.causation_id,
+                            )
+                            for e in batch.events
+                        ],
+                    )
+                    checkpoint: int = await conn.fetchval(sql.set_checkpoint)
+                else:
+                    checkpoint = await conn.fetchval(sql.get_checkpoint)
+                if batch.processed:
+                    at = batch.processed_at
+                    await conn.copy_records_to_table(
+                        "processed",
+                        schema_name=sql.schema,
+                        columns=("message_id", "processed_at"),
+                        records=[(m, at) for m in batch.processed],
+                    )
+                if batch.stock:
+                    rows = last_row_per_sku(batch.stock)
+                    await conn.execute(
+                        sql.upsert_stock,
+                        [r.sku for r in rows],
+                        [r.on_hand for r in rows],
+                        [r.reserved for r in rows],
+                        [r.version for r in rows],
+                    )
+        except asyncpg.UniqueViolationError as error:
+            raise _conflict(error.constraint_name) from None
+        self._known.committed(ranges)
+        return checkpoint
+
+    async def _move_fence(self, conn: asyncpg.pool.PoolConnectionProxy, fence: Fence) -> None:
+        if fence.expected_version == 0:
+            moved = await conn.fetchval(self._sql.create_fence, fence.key)
+        else:
+            moved = await conn.fetchval(self._sql.move_fence, fence.key, fence.expected_version)
+        if moved is None:
+            raise StaleFenceError(f"fence {fence.key!r} is not at {fence.expected_version}")
+
+    async def _check_anchors(
+        self, conn: asyncpg.pool.PoolConnectionProxy, anchors: list[tuple[str, int]]
+    ) -> None:
+        """Each stream continuing in this batch must hold the sequence just before its first
+        new one (no gap); the unique (stream, sequence) constraint catches overlaps."""
+        if not anchors:
+            return
+        streams = [stream_id for stream_id, _ in anchors]
+        previous = [sequence for _, sequence in anchors]
+        found = await conn.fetchval(self._sql.count_anchors, streams, previous)
+        if found != len(anchors):
+            raise ConcurrencyError("a stream of the batch does not continue from its last event")
+
+    async def read_stream(
+        self, stream_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[StoredEvent]:
+        return _stored(await self._pool.fetch(self._sql.read_stream, stream_id, after, limit))
+
+    async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        return _stored(await self._pool.fetch(self._sql.read_all, after_position, limit))
+
+    async def stream_version(self, stream_id: str) -> int:
+        version: int = await self._pool.fetchval(self._sql.stream_version, stream_id)
+        return version
+
+    async def processed(self, message_ids: Collection[str]) -> set[str]:
+        rows = await self._pool.fetch(self._sql.processed, list(message_ids))
+        return {row[0] for row in rows}
+
+    async def prune_processed(self, older_than: datetime) -> int:
+        status = await self._pool.execute(self._sql.prune_processed, older_than)
+        return int(status.rsplit(" ", 1)[1])
+
+    async def save_snapshots(self, snapshots: Sequence[Snapshot]) -> None:
+        latest = list({s.stream_id: s for s in snapshots}.values())
+        await self._pool.execute(
+            self._sql.upsert_snapshots,
+            [s.stream_id for s in latest],
+            [s.version for s in latest],
+            [s.state for s in latest],
+        )
+
+    async def load_snapshots(self) -> list[Snapshot]:
+        rows = await self._pool.fetch(self._sql.load_snapshots)
+        return [Snapshot(stream_id=r[0], version=r[1], state=r[2]) for r in rows]
+
+    async def get_stock(self, sku: str) -> StockRow | None:
+        row = await self._pool.fetchrow(self._sql.get_stock, sku)
+        return None if row is None else _stock_row(row)
+
+    async def all_stock(self) -> list[StockRow]:
+        return [_stock_row(row) for row in await self._pool.fetch(self._sql.all_stock)]
+
+    async def projection_checkpoint(self) -> int:
+        position: int = await self._pool.fetchval(self._sql.get_checkpoint)
+        return position
+
+    async def fence_version(self, key: str) -> int:
+        version: int = await self._pool.fetchval(self._sql.fence_version, key)
+        return version
+
+    async def checkpoint(self, name: str) -> int:
+        position: int = await self._pool.fetchval(self._sql.named_checkpoint, name)
+        return position
+
+    async def save_checkpoint(self, name: str, position: int) -> None:
+        if name == "projection":
+            raise ValueError("the projection checkpoint moves only with a commit")
+        await self._pool.execute(self._sql.save_checkpoint, name, position)
+
+    async def idempotent_response(self, key: str) -> IdempotentResponse | None:
+        row = await self._pool.fetchrow(self._sql.get_response, key)
+        if row is None:
+            return None
+        return IdempotentResponse(key=row[0], request_hash=row[1], status=row[2], body=row[3])
+
+    async def save_idempotent_response(self, response: IdempotentResponse) -> IdempotentResponse:
+        await self._pool.execute(
+            self._sql.insert_response,
+            response.key,
+            response.request_hash,
+            response.status,
+            response.body,
+        )
+        return await self.idempotent_response(response.key) or response
+
+
+def _stored(rows: list[asyncpg.Record]) -> list[StoredEvent]:
+    return [
+        StoredEvent(
+            position=r[0],
+            stream_id=r[1],
+            sequence=r[2],
+            # asyncpg's own UUID subclass, made a plain uuid.UUID for equality and pickling.
+            event_id=uuid.UUID(bytes=r[3].bytes),
+            type=r[4],
+            data=r[5],
+            occurred_at=r[6],
+            correlation_id=r[7],
+            causation_id=r[8],
+        )
+        for r in rows
+    ]
+
+
+def _stock_row(row: asyncpg.Record) -> StockRow:
+    return StockRow(sku=row[0], on_hand=row[1], reserved=row[2], version=row[3])
+
+
+def _conflict(constraint: str | None) -> EventStoreError:
+    if constraint == EVENT_ID_KEY:
+        return DuplicateEventError("an event id of the batch is already stored")
+    if constraint == PROCESSED_KEY:
+        return DuplicateMessageError("a message id of the batch is already processed")
+    return ConcurrencyError(f"a stream of the batch was written concurrently ({constraint})")

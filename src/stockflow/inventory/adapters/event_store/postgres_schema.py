@@ -1,0 +1,153 @@
+"""The SQL of ``PostgresEventStore``, for one schema (namespace) given at construction.
+
+Compact columns: ``uuid`` event ids, ``bytea`` msgspec-JSON payloads, ``timestamptz`` times.
+``position`` is an identity column without a sequence cache (the default, CACHE 1): with a
+per-session cache, positions would not follow commit order and ``read_all`` could skip events.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+__all__ = ["PostgresSql", "valid_schema"]
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+EVENT_COLUMNS: Final = (
+    "stream_id",
+    "sequence",
+    "event_id",
+    "type",
+    "data",
+    "occurred_at",
+    "correlation_id",
+    "causation_id",
+)
+STREAM_SEQUENCE_KEY: Final = "events_stream_sequence_key"
+EVENT_ID_KEY: Final = "events_event_id_key"
+PROCESSED_KEY: Final = "processed_pkey"
+
+
+def valid_schema(schema: str) -> str:
+    """``schema`` if it is a plain lower-case identifier (it is interpolated into SQL)."""
+    if not _IDENTIFIER.fullmatch(schema):
+        raise ValueError(f"not a plain lower-case SQL identifier: {schema!r}")
+    return schema
+
+
+class PostgresSql:
+    """Every statement, with the schema name filled in once."""
+
+    def __init__(self, schema: str) -> None:
+        s = valid_schema(schema)
+        self.schema = s
+        self.ddl = f"""
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.events (
+    position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    stream_id text NOT NULL,
+    sequence integer NOT NULL CHECK (sequence >= 1),
+    event_id uuid NOT NULL,
+    type text NOT NULL,
+    data bytea NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    correlation_id text,
+    causation_id text,
+    CONSTRAINT {STREAM_SEQUENCE_KEY} UNIQUE (stream_id, sequence),
+    CONSTRAINT {EVENT_ID_KEY} UNIQUE (event_id)
+);
+CREATE TABLE IF NOT EXISTS {s}.processed (
+    message_id text NOT NULL,
+    processed_at timestamptz NOT NULL,
+    CONSTRAINT {PROCESSED_KEY} PRIMARY KEY (message_id)
+);
+CREATE INDEX IF NOT EXISTS processed_by_time ON {s}.processed (processed_at);
+CREATE TABLE IF NOT EXISTS {s}.stock (
+    sku text PRIMARY KEY,
+    on_hand bigint NOT NULL,
+    reserved bigint NOT NULL,
+    version integer NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {s}.snapshots (
+    stream_id text PRIMARY KEY,
+    version integer NOT NULL,
+    state bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {s}.fences (key text PRIMARY KEY, version bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.checkpoints (name text PRIMARY KEY, position bigint NOT NULL);
+INSERT INTO {s}.checkpoints (name, position) VALUES ('projection', 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS {s}.idempotency (
+    key text PRIMARY KEY,
+    request_hash text NOT NULL,
+    status integer NOT NULL,
+    body bytea NOT NULL
+);
+"""
+        # Taken before the first insert of a batch and held to its commit: transactions that
+        # append commit in position order, so a reader paging read_all never skips a late one.
+        # Reads (ACCESS SHARE) are not blocked.
+        self.lock_events = f"LOCK TABLE {s}.events IN EXCLUSIVE MODE"
+        self.count_anchors = (
+            f"SELECT count(*) FROM unnest($1::text[], $2::integer[]) AS anchor(stream_id, sequence)"
+            f" JOIN {s}.events USING (stream_id, sequence)"
+        )
+        self.set_checkpoint = (
+            f"UPDATE {s}.checkpoints SET position = (SELECT max(position) FROM {s}.events)"
+            " WHERE name = 'projection' RETURNING position"
+        )
+        self.get_checkpoint = f"SELECT position FROM {s}.checkpoints WHERE name = 'projection'"
+        self.upsert_stock = (
+            f"INSERT INTO {s}.stock (sku, on_hand, reserved, version)"
+            " SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::integer[])"
+            " ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand,"
+            " reserved = excluded.reserved, version = excluded.version"
+        )
+        columns = ", ".join(("position", *EVENT_COLUMNS))
+        self.read_stream = (
+            f"SELECT {columns} FROM {s}.events WHERE stream_id = $1 AND sequence > $2"
+            " ORDER BY sequence LIMIT $3"
+        )
+        self.read_all = (
+            f"SELECT {columns} FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2"
+        )
+        self.stream_version = (
+            f"SELECT coalesce(max(sequence), 0) FROM {s}.events WHERE stream_id = $1"
+        )
+        self.processed = f"SELECT message_id FROM {s}.processed WHERE message_id = ANY($1::text[])"
+        self.prune_processed = f"DELETE FROM {s}.processed WHERE processed_at < $1"
+        self.create_fence = (
+            f"INSERT INTO {s}.fences (key, version) VALUES ($1, 1)"
+            " ON CONFLICT (key) DO NOTHING RETURNING version"
+        )
+        self.move_fence = (
+            f"UPDATE {s}.fences SET version = version + 1 WHERE key = $1 AND version = $2"
+            " RETURNING version"
+        )
+        self.fence_version = f"SELECT coalesce((SELECT version FROM {s}.fences WHERE key = $1), 0)"
+        self.upsert_snapshots = (
+            f"INSERT INTO {s}.snapshots (stream_id, version, state)"
+            " SELECT * FROM unnest($1::text[], $2::integer[], $3::bytea[])"
+            " ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version,"
+            " state = excluded.state"
+        )
+        self.load_snapshots = (
+            f"SELECT stream_id, version, state FROM {s}.snapshots ORDER BY stream_id"
+        )
+        self.get_stock = f"SELECT sku, on_hand, reserved, version FROM {s}.stock WHERE sku = $1"
+        self.all_stock = f"SELECT sku, on_hand, reserved, version FROM {s}.stock ORDER BY sku"
+        self.named_checkpoint = (
+            f"SELECT coalesce((SELECT position FROM {s}.checkpoints WHERE name = $1), 0)"
+        )
+        self.save_checkpoint = (
+            f"INSERT INTO {s}.checkpoints (name, position) VALUES ($1, $2)"
+            " ON CONFLICT (name) DO UPDATE"
+            f" SET position = greatest({s}.checkpoints.position, excluded.position)"
+        )
+        self.insert_response = (
+            f"INSERT INTO {s}.idempotency (key, request_hash, status, body)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING"
+        )
+        self.get_response = (
+            f"SELECT key, request_hash, status, body FROM {s}.idempotency WHERE key = $1"
+        )

@@ -1,0 +1,119 @@
+"""The SQL of ``SqliteEventStore``: its schema (created idempotently) and its statements.
+
+Compact columns: event ids are 16-byte BLOBs, times are INTEGER microseconds since the Unix
+epoch (UTC), payloads are the msgspec-JSON bytes as BLOBs. ``position`` is the rowid: SQLite has
+one writer at a time, so positions are committed in order.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SCHEMA: Final = """
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS events (
+    position INTEGER PRIMARY KEY,
+    stream_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL CHECK (sequence >= 1),
+    event_id BLOB NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    data BLOB NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    correlation_id TEXT,
+    causation_id TEXT,
+    UNIQUE (stream_id, sequence)
+);
+CREATE TABLE IF NOT EXISTS processed (
+    message_id TEXT PRIMARY KEY,
+    processed_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS processed_by_time ON processed (processed_at);
+CREATE TABLE IF NOT EXISTS stock (
+    sku TEXT PRIMARY KEY,
+    on_hand INTEGER NOT NULL,
+    reserved INTEGER NOT NULL,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots (
+    stream_id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    state BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fences (
+    key TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    name TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO checkpoints (name, position) VALUES ('projection', 0);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    request_hash TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    body BLOB NOT NULL
+) WITHOUT ROWID;
+COMMIT;
+"""
+
+_EVENT_COLUMNS: Final = (
+    "position, stream_id, sequence, event_id, type, data, occurred_at, correlation_id, causation_id"
+)
+
+INSERT_EVENT: Final = (
+    "INSERT INTO events (stream_id, sequence, event_id, type, data, occurred_at,"
+    " correlation_id, causation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The anchors are a JSON array of [stream_id, sequence] pairs that must all exist.
+COUNT_ANCHORS: Final = (
+    "SELECT count(*) FROM json_each(?) AS anchor JOIN events"
+    " ON events.stream_id = json_extract(anchor.value, '$[0]')"
+    " AND events.sequence = json_extract(anchor.value, '$[1]')"
+)
+READ_STREAM: Final = (
+    f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = ? AND sequence > ?"
+    " ORDER BY sequence LIMIT ?"
+)
+READ_ALL: Final = (
+    f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+)
+STREAM_VERSION: Final = "SELECT coalesce(max(sequence), 0) FROM events WHERE stream_id = ?"
+
+INSERT_PROCESSED: Final = "INSERT INTO processed (message_id, processed_at) VALUES (?, ?)"
+PROCESSED: Final = (
+    "SELECT message_id FROM processed WHERE message_id IN (SELECT value FROM json_each(?))"
+)
+PRUNE_PROCESSED: Final = "DELETE FROM processed WHERE processed_at < ?"
+
+UPSERT_STOCK: Final = (
+    "INSERT INTO stock (sku, on_hand, reserved, version) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand,"
+    " reserved = excluded.reserved, version = excluded.version"
+)
+GET_STOCK: Final = "SELECT sku, on_hand, reserved, version FROM stock WHERE sku = ?"
+ALL_STOCK: Final = "SELECT sku, on_hand, reserved, version FROM stock ORDER BY sku"
+
+GET_CHECKPOINT: Final = "SELECT position FROM checkpoints WHERE name = 'projection'"
+SET_CHECKPOINT: Final = "UPDATE checkpoints SET position = ? WHERE name = 'projection'"
+
+CREATE_FENCE: Final = "INSERT INTO fences (key, version) VALUES (?, 1) ON CONFLICT (key) DO NOTHING"
+MOVE_FENCE: Final = "UPDATE fences SET version = version + 1 WHERE key = ? AND version = ?"
+FENCE_VERSION: Final = "SELECT coalesce((SELECT version FROM fences WHERE key = ?), 0)"
+
+UPSERT_SNAPSHOT: Final = (
+    "INSERT INTO snapshots (stream_id, version, state) VALUES (?, ?, ?)"
+    " ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = excluded.state"
+)
+LOAD_SNAPSHOTS: Final = "SELECT stream_id, version, state FROM snapshots ORDER BY stream_id"
+
+NAMED_CHECKPOINT: Final = "SELECT coalesce((SELECT position FROM checkpoints WHERE name = ?), 0)"
+SAVE_CHECKPOINT: Final = (
+    "INSERT INTO checkpoints (name, position) VALUES (?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET position = max(position, excluded.position)"
+)
+INSERT_RESPONSE: Final = (
+    "INSERT INTO idempotency (key, request_hash, status, body) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (key) DO NOTHING"
+)
+GET_RESPONSE: Final = "SELECT key, request_hash, status, body FROM idempotency WHERE key = ?"

@@ -1,0 +1,1 @@
+"""Inventory use cases and the ports (protocols) they depend on."""

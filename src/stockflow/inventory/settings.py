@@ -1,0 +1,53 @@
+"""Settings of the inventory service. Defaults are the embedded deployment.
+
+Constructed only by the composition roots in ``stockflow.runtime`` (from the environment or
+flags) and passed down; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class InventorySettings(BaseSettings):
+    """Configuration of one inventory process.
+
+    Environment variables are ``INVENTORY_<FIELD>``; the bus URL also reads ``BUS_URL``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="INVENTORY_", frozen=True, extra="ignore")
+
+    event_store_url: str = "sqlite:///data/inventory.sqlite3"
+    """``memory://``, ``sqlite:///<path>`` or ``postgresql://…``."""
+    bus_url: str = Field(
+        "sqlite:///data/bus.sqlite3",
+        validation_alias=AliasChoices("INVENTORY_BUS_URL", "BUS_URL", "bus_url"),
+    )
+    """``memory://``, ``sqlite:///<path>`` or ``nats://host:port``."""
+    host: str = "127.0.0.1"
+    port: int = 8002
+    partitions: int = Field(16, ge=1, le=4096)
+    """SKUs are hashed into this many partitions; each has exactly one writer."""
+    replicas: int = Field(1, ge=1)
+    replica_index: int = Field(0, ge=0)
+    """This process owns the partitions ``p`` with ``p % replicas == replica_index``."""
+    batch_size: int = Field(1000, ge=1, le=10_000)
+    """Most commands decided and committed in one transaction."""
+    batch_wait: float = Field(0.05, gt=0)
+    """Seconds the consumer waits for the first message of a batch."""
+    ack_wait: float = Field(30.0, gt=0)
+    max_deliver: int = Field(5, ge=1)
+    low_stock_threshold: int = Field(10, ge=0)
+    snapshot_every: int = Field(500, ge=0)
+    """Snapshot a SKU after this many new events (0: never)."""
+    publish_events: bool = True
+    """Relay committed events to the bus (the event log is the outbox)."""
+    processed_retention_seconds: float = Field(7 * 24 * 3600.0, gt=0)
+    """How long processed message ids are kept for dedupe (ADR 0004)."""
+    service_token: str = "stockflow-dev-service-token"
+    """The bearer credential other services present on ``/internal/*`` (set it in production)."""
+    max_body_bytes: int = Field(65_536, ge=1024)
+    log_level: str = "INFO"
+    log_json: bool | None = None
+    otlp_endpoint: str | None = None
