@@ -27,7 +27,12 @@ from stockflow_kit.messaging.bus import (
     topic_matches,
 )
 from stockflow_kit.messaging.consumer import BatchHandler, Consumer, MessageHandler, per_message
-from stockflow_kit.messaging.envelope import Envelope, decode_envelope, encode_envelope
+from stockflow_kit.messaging.envelope import (
+    Envelope,
+    decode_envelope,
+    encode_envelope,
+    new_message_id,
+)
 from stockflow_kit.messaging.factory import make_bus
 from stockflow_kit.messaging.inbox import PostgresInbox, SqliteInbox
 from stockflow_kit.messaging.memory import InMemoryBroker, InMemoryBus
@@ -70,6 +75,7 @@ __all__ = [
     "decode_envelope",
     "encode_envelope",
     "make_bus",
+    "new_message_id",
     "per_message",
     "stream_of",
     "topic_matches",

@@ -42,6 +42,7 @@ def test_the_public_names_are_pinned_and_importable() -> None:
             "decode_envelope",
             "encode_envelope",
             "make_bus",
+            "new_message_id",
             "per_message",
             "stream_of",
             "topic_matches",
