@@ -20,6 +20,8 @@ class InventorySettings(BaseSettings):
 
     event_store_url: str = "sqlite:///data/inventory.sqlite3"
     """``memory://``, ``sqlite:///<path>`` or ``postgresql://…``."""
+    event_store_schema: str = "inventory"
+    """The PostgreSQL schema of the event store (ignored by the other stores)."""
     bus_url: str = Field(
         "sqlite:///data/bus.sqlite3",
         validation_alias=AliasChoices("INVENTORY_BUS_URL", "BUS_URL", "bus_url"),

@@ -1,0 +1,184 @@
+"""The inventory's composition root: ``build(settings, *, bus)`` wires store, writer, relay,
+consumers and the HTTP app. Nothing starts here; :meth:`InventoryService.start` does (the app's
+lifespan calls it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import structlog
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from stockflow.inventory.entrypoints.consumers import InventoryConsumers
+from stockflow.inventory.entrypoints.http import create_app
+from stockflow.inventory.service_layer.partitions import InventoryWriter
+from stockflow.inventory.service_layer.ports import EventStore
+from stockflow.inventory.service_layer.relay import EventRelay
+from stockflow.inventory.settings import InventorySettings
+from stockflow_kit.messaging import Bus, ConsumerConfig
+
+__all__ = ["InventoryService", "build", "event_store_for"]
+
+_log = structlog.get_logger("stockflow.inventory")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def event_store_for(url: str, *, schema: str = "inventory") -> EventStore:
+    """An unstarted event store for ``memory://``, ``sqlite:///<path>`` or ``postgresql://…``."""
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
+        from stockflow.inventory.adapters.event_store.memory import InMemoryEventStore
+
+        return InMemoryEventStore()
+    if scheme == "sqlite":
+        from stockflow.inventory.adapters.event_store.sqlite import SqliteEventStore
+
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteEventStore(path)
+    if scheme in {"postgresql", "postgres"}:
+        from stockflow.inventory.adapters.event_store.postgres import PostgresEventStore
+
+        return PostgresEventStore(url, schema=schema)
+    raise ValueError(
+        f"unsupported event store URL {url!r}: use memory://, sqlite:///… or postgresql://…"
+    )
+
+
+@dataclass(eq=False)
+class InventoryService:
+    """One inventory process: its parts and their lifecycle."""
+
+    settings: InventorySettings
+    store: EventStore
+    bus: Bus
+    writer: InventoryWriter
+    relay: EventRelay
+    consumers: InventoryConsumers
+    registry: CollectorRegistry
+    clock: Callable[[], datetime]
+    app: FastAPI = field(init=False)
+    started: bool = False
+    _pruner: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Open the store, rebuild the states, then start writer, relay and consumers."""
+        await self.store.start()
+        await self.writer.load()
+        self.writer.start()
+        if self.settings.publish_events:
+            self.relay.start()
+        await self.consumers.start()
+        self._pruner = asyncio.create_task(self._prune_processed(), name="inventory-pruner")
+        self.started = True
+        _log.info("inventory.started", port=self.settings.port, skus=len(self.writer.states))
+
+    async def stop(self) -> None:
+        """Stop consuming (the batch in hand settles first), then the writer, relay, store."""
+        if not self.started:
+            return
+        self.started = False
+        await self.consumers.stop()
+        await self.writer.stop()
+        await self.relay.stop()
+        if self._pruner is not None:
+            self._pruner.cancel()
+            await asyncio.gather(self._pruner, return_exceptions=True)
+        await self.store.close()
+        _log.info("inventory.stopped")
+
+    async def readiness(self) -> str | None:
+        """``None`` when ready; else what is missing."""
+        if not self.writer.loaded:
+            return "the writer is still loading its states"
+        if not (self.writer.running and self.consumers.running):
+            return "the writer or the consumers are not running"
+        try:
+            await asyncio.wait_for(self.store.projection_checkpoint(), 2.0)
+        except Exception as error:  # any failure of the probe means: not ready
+            return f"the event store is not reachable ({type(error).__name__})"
+        return None
+
+    async def _prune_processed(self) -> None:
+        retention = timedelta(seconds=self.settings.processed_retention_seconds)
+        while True:
+            await asyncio.sleep(min(3600.0, retention.total_seconds()))
+            try:
+                pruned = await self.store.prune_processed(self.clock() - retention)
+                _log.info("inventory.processed_pruned", count=pruned)
+            except Exception as error:  # retried next round; logged, not swallowed silently
+                _log.warning("inventory.prune_failed", error=repr(error))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+
+def build(
+    settings: InventorySettings,
+    *,
+    bus: Bus,
+    clock: Callable[[], datetime] = _utcnow,
+    event_store: EventStore | None = None,
+    registry: CollectorRegistry | None = None,
+) -> InventoryService:
+    """Wire one inventory service. ``bus`` is started and closed by the caller."""
+    store = event_store or event_store_for(
+        settings.event_store_url, schema=settings.event_store_schema
+    )
+    registry = registry or CollectorRegistry()
+    writer = InventoryWriter(
+        store,
+        clock=clock,
+        partitions=settings.partitions,
+        replicas=settings.replicas,
+        replica_index=settings.replica_index,
+        batch_size=settings.batch_size,
+        low_stock_threshold=settings.low_stock_threshold,
+        snapshot_every=settings.snapshot_every,
+        registry=registry,
+    )
+    relay = EventRelay(store, bus, wake=writer.committed, batch_size=settings.batch_size)
+    consumers = InventoryConsumers(
+        bus,
+        writer,
+        batch_size=settings.batch_size,
+        max_wait=settings.batch_wait,
+        config=ConsumerConfig(ack_wait=settings.ack_wait, max_deliver=settings.max_deliver),
+        registry=registry,
+    )
+    service = InventoryService(
+        settings=settings,
+        store=store,
+        bus=bus,
+        writer=writer,
+        relay=relay,
+        consumers=consumers,
+        registry=registry,
+        clock=clock,
+    )
+    service.app = create_app(
+        store=store,
+        writer=writer,
+        service_token=settings.service_token,
+        readiness=service.readiness,
+        registry=registry,
+        lifespan=service.lifespan,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    return service

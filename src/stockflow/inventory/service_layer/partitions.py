@@ -1,0 +1,313 @@
+"""The single writer of the inventory: batching, in-memory states, one commit per batch.
+
+The throughput design (ARCHITECTURE.md, ADR 0003 and 0005): SKUs hash (crc32) into
+``partitions``; this process owns the partitions ``p % replicas == replica_index`` (today all
+of them: ``replicas = 1``). Every owned SKU's state lives in memory, rebuilt at start from
+snapshots plus the events after them. Commands from the bus and from HTTP queue up here; the
+writer takes everything waiting (up to ``batch_size``), drops message ids already processed and
+duplicates within the batch, decides the rest in order against working copies, and commits the
+events, the stock rows, the processed ids and the fence in ONE transaction. Only after the
+commit succeeded are the new states swapped in and the callers resolved.
+
+A fence conflict (another writer committed since we last looked) or any other concurrency
+error means: catch up on the events we have not seen, refresh the fence, redecide the batch.
+Event ids are deterministic, so a redecided batch never applies anything twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Final
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from stockflow.inventory.domain.commands import Command
+from stockflow.inventory.domain.model import StockState, apply
+from stockflow.inventory.service_layer.batch import (
+    Outcome,
+    Submission,
+    decide_batch,
+    invariant_violations,
+)
+from stockflow.inventory.service_layer.codec import decode_event, decode_state, encode_state
+from stockflow.inventory.service_layer.ports import (
+    CommitBatch,
+    ConcurrencyError,
+    DuplicateEventError,
+    EventStore,
+    Fence,
+    Snapshot,
+)
+from stockflow.inventory.service_layer.telemetry import WriterMetrics
+
+__all__ = [
+    "FENCE_KEY",
+    "InvariantViolationError",
+    "InventoryWriter",
+    "PartitionNotOwnedError",
+    "WriterStoppedError",
+    "partition_of",
+]
+
+FENCE_KEY: Final = "inventory-writer"
+_log = structlog.get_logger("stockflow.inventory")
+
+
+def partition_of(sku: str, partitions: int) -> int:
+    """The partition of ``sku``: a stable hash (crc32), the same in every process and run."""
+    return zlib.crc32(sku.encode()) % partitions
+
+
+class InvariantViolationError(RuntimeError):
+    """A batch would leave a state that breaks an invariant; it was not committed."""
+
+
+class PartitionNotOwnedError(RuntimeError):
+    """A command names a SKU of a partition this process does not own."""
+
+
+class WriterStoppedError(RuntimeError):
+    """The writer stopped before it handled the command."""
+
+
+class InventoryWriter:
+    """The one writer of this process's partitions. See the module docstring."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        clock: Callable[[], datetime],
+        partitions: int = 16,
+        replicas: int = 1,
+        replica_index: int = 0,
+        batch_size: int = 1000,
+        low_stock_threshold: int = 10,
+        snapshot_every: int = 500,
+        max_attempts: int = 20,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.partitions = partitions
+        self.owned = frozenset(p for p in range(partitions) if p % replicas == replica_index)
+        self.batch_size = batch_size
+        self.low_stock_threshold = low_stock_threshold
+        self.snapshot_every = snapshot_every
+        self.max_attempts = max_attempts
+        self.metrics = WriterMetrics(registry)
+        self.states: dict[str, StockState] = {}
+        self.position = 0
+        self.fence_version = 0
+        self.loaded = False
+        self.committed = asyncio.Event()
+        """Set after every commit with events (the relay waits on it)."""
+        self._queue: asyncio.Queue[Submission] = asyncio.Queue()
+        self._since_snapshot: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def load(self) -> None:
+        """Rebuild every state from the snapshots and the events after them."""
+        started = time.perf_counter()
+        self.states = {
+            s.stream_id: decode_state(s.state) for s in await self.store.load_snapshots()
+        }
+        self.position = 0
+        applied = await self._catch_up(progress=True)
+        self.loaded = True
+        _log.info(
+            "inventory.writer_loaded",
+            skus=len(self.states),
+            events_applied=applied,
+            position=self.position,
+            fence_version=self.fence_version,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="inventory-writer")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if pending.future is not None and not pending.future.done():
+                pending.future.set_exception(WriterStoppedError("the inventory writer stopped"))
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    # ------------------------------------------------------------------ submitting
+    def owns(self, sku: str) -> bool:
+        return partition_of(sku, self.partitions) in self.owned
+
+    def enqueue(self, submission: Submission) -> asyncio.Future[Outcome]:
+        """Queue one submission; its future resolves after the batch holding it committed."""
+        if not self.running:
+            raise WriterStoppedError("the inventory writer is not running")
+        for sku in submission.command.skus:
+            if not self.owns(sku):
+                raise PartitionNotOwnedError(f"{sku} is not in a partition this process owns")
+        if submission.future is None:
+            submission.future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(submission)
+        return submission.future
+
+    async def submit(
+        self,
+        command: Command,
+        *,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        want_stock: bool = False,
+    ) -> Outcome:
+        """Queue ``command`` and wait for its outcome (HTTP callers)."""
+        submission = Submission(
+            message_id=message_id or str(uuid.uuid4()),
+            command=command,
+            correlation_id=correlation_id,
+            want_stock=want_stock,
+        )
+        return await self.enqueue(submission)
+
+    # ------------------------------------------------------------------ the loop
+    async def run(self) -> None:
+        """Take batches off the queue until cancelled."""
+        queue = self._queue
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self.batch_size and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                await self.process(batch)
+            except Exception as error:  # the callers learn of it; the loop goes on
+                _log.error("inventory.batch_failed", size=len(batch), error=repr(error))
+                for submission in batch:
+                    future = submission.future
+                    if future is not None and not future.done():
+                        future.set_exception(error)
+
+    async def process(self, batch: Sequence[Submission]) -> None:
+        """Decide and commit one batch, then resolve its futures (see the module docstring)."""
+        unique: dict[str, Submission] = {}
+        for submission in batch:
+            unique.setdefault(submission.message_id, submission)
+        outcomes: dict[str, Outcome] = {}
+        for attempt in range(1, self.max_attempts + 1):
+            done = await self.store.processed(list(unique))
+            fresh = [s for message_id, s in unique.items() if message_id not in done]
+            if not fresh:
+                break
+            now = self.clock()
+            decision = decide_batch(
+                self.states, fresh, now=now, low_stock_threshold=self.low_stock_threshold
+            )
+            broken = invariant_violations(decision.states)
+            if broken:
+                self.metrics.invariant_violations.inc(len(broken))
+                _log.error("inventory.invariant_violated", states=broken[:10])
+                raise InvariantViolationError("; ".join(broken[:3]))
+            commit = CommitBatch(
+                events=decision.events,
+                processed=[s.message_id for s in fresh],
+                stock=decision.stock,
+                processed_at=now,
+                fence=Fence(key=FENCE_KEY, expected_version=self.fence_version),
+            )
+            started = time.perf_counter()
+            try:
+                checkpoint = await self.store.commit(commit)
+            except (ConcurrencyError, DuplicateEventError) as error:
+                self.metrics.conflicts.labels(type(error).__name__).inc()
+                _log.warning(
+                    "inventory.commit_conflict",
+                    attempt=attempt,
+                    error_type=type(error).__name__,
+                    error=str(error),
+                )
+                await self._catch_up()
+                continue
+            self.metrics.commit_seconds.observe(time.perf_counter() - started)
+            self.metrics.batch_size.observe(len(fresh))
+            self.metrics.events.inc(len(decision.events))
+            self.states.update(decision.states)
+            self.fence_version += 1
+            if decision.events:
+                self.position = checkpoint
+                self.committed.set()
+            outcomes = decision.outcomes
+            break
+        else:
+            raise ConcurrencyError(f"gave up after {self.max_attempts} conflicting attempts")
+        touched = [event.sku for outcome in outcomes.values() for event in outcome.events]
+        self._resolve(batch, outcomes)
+        if touched:
+            await self._snapshot_if_due(touched)
+
+    def _resolve(self, batch: Sequence[Submission], outcomes: dict[str, Outcome]) -> None:
+        counts = self.metrics.commands
+        for submission in batch:
+            outcome = outcomes.pop(submission.message_id, None) or Outcome(
+                submission.message_id, "duplicate"
+            )
+            counts.labels(outcome.status).inc()
+            if outcome.error is not None:
+                _log.info(
+                    "inventory.command_rejected",
+                    message_id=submission.message_id,
+                    error=str(outcome.error),
+                )
+            future = submission.future
+            if future is not None and not future.done():
+                future.set_result(outcome)
+
+    async def _snapshot_if_due(self, touched: Iterable[str]) -> None:
+        if self.snapshot_every <= 0:
+            return
+        due: list[Snapshot] = []
+        since = self._since_snapshot
+        for sku in touched:
+            count = since.get(sku, 0) + 1
+            if count >= self.snapshot_every:
+                state = self.states[sku]
+                due.append(
+                    Snapshot(stream_id=sku, version=state.version, state=encode_state(state))
+                )
+                count = 0
+            since[sku] = count
+        if due:
+            await self.store.save_snapshots(due)
+
+    async def _catch_up(self, *, progress: bool = False) -> int:
+        """Fold the events committed after ``position`` (by anyone) into the states."""
+        self.fence_version = await self.store.fence_version(FENCE_KEY)
+        states = self.states
+        applied = 0
+        while events := await self.store.read_all(after_position=self.position, limit=5000):
+            for stored in events:
+                sku = stored.stream_id
+                state = states.get(sku) or StockState(sku=sku)
+                if stored.sequence <= state.version:
+                    continue  # already in a snapshot, or already applied
+                if stored.sequence != state.version + 1:
+                    raise ConcurrencyError(f"{sku}: event {stored.sequence} after {state.version}")
+                states[sku] = apply(state, decode_event(stored.type, stored.data))
+                applied += 1
+            self.position = events[-1].position
+            if progress and applied and applied % 100_000 < len(events):
+                _log.info(
+                    "inventory.writer_loading", events_applied=applied, position=self.position
+                )
+        return applied

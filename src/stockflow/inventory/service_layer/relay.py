@@ -1,0 +1,104 @@
+"""The event relay: the event log is the outbox.
+
+Reads the events after the named checkpoint ``"published"``, publishes each to
+``inventory.events`` as an envelope whose id is the event id, and moves the checkpoint only
+after the bus confirmed the batch. A crash in between republishes the same ids, which the bus
+drops as duplicates (its dedupe window), so consumers see each event once per window and must
+be idempotent beyond it anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Final
+
+import msgspec
+import structlog
+
+from stockflow.contracts.inventory import SCHEMA_VERSION
+from stockflow.contracts.inventory_commands import EVENTS_TOPIC
+from stockflow.inventory.service_layer.ports import EventStore, StoredEvent
+from stockflow_kit.messaging import Bus, Envelope, MessagingError
+
+__all__ = ["PUBLISHED_CHECKPOINT", "EventRelay", "envelope_of"]
+
+PUBLISHED_CHECKPOINT: Final = "published"
+_log = structlog.get_logger("stockflow.inventory")
+
+
+def envelope_of(event: StoredEvent) -> Envelope:
+    return Envelope(
+        id=str(event.event_id),
+        type=event.type,
+        schema_version=SCHEMA_VERSION,
+        source="inventory",
+        subject=event.stream_id,
+        sequence=event.sequence,
+        occurred_at=event.occurred_at,
+        correlation_id=event.correlation_id,
+        causation_id=event.causation_id,
+        data=msgspec.json.decode(event.data),
+    )
+
+
+class EventRelay:
+    """Publish committed events in batches of ``batch_size``; see the module docstring."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        bus: Bus,
+        *,
+        wake: asyncio.Event | None = None,
+        batch_size: int = 1000,
+        idle_wait: float = 0.2,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.wake = wake or asyncio.Event()
+        self.batch_size = batch_size
+        self.idle_wait = idle_wait
+        self.position = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="inventory-relay")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def run(self) -> None:
+        self.position = await self.store.checkpoint(PUBLISHED_CHECKPOINT)
+        failures = 0
+        while True:
+            self.wake.clear()
+            try:
+                published = await self.publish_once()
+            except MessagingError as error:
+                failures += 1
+                _log.warning("inventory.relay_publish_failed", error=str(error), failures=failures)
+                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                continue
+            failures = 0
+            if published < self.batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.idle_wait)
+
+    async def publish_once(self) -> int:
+        """Publish the next batch of events; return how many."""
+        events = await self.store.read_all(after_position=self.position, limit=self.batch_size)
+        if not events:
+            return 0
+        await self._publish(events)
+        self.position = events[-1].position
+        await self.store.save_checkpoint(PUBLISHED_CHECKPOINT, self.position)
+        return len(events)
+
+    async def _publish(self, events: Sequence[StoredEvent]) -> None:
+        await self.bus.publish(EVENTS_TOPIC, [envelope_of(event) for event in events])

@@ -1,0 +1,88 @@
+"""``stockflow up``: the whole system on one machine.
+
+Embedded (default): one process, every existing service on its own port (inventory on
+``port_base + 2``), each with its SQLite file under the data dir and one shared SqliteLogBus.
+Distributed (``--distributed``): one ``stockflow serve <service>`` process per service, on
+PostgreSQL and NATS JetStream, configured by environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import uvicorn
+
+from stockflow.inventory.bootstrap import build as build_inventory
+from stockflow.inventory.settings import InventorySettings
+from stockflow_kit.messaging import make_bus
+from stockflow_kit.observability import configure_logging
+
+__all__ = ["PORT_OFFSETS", "run_distributed", "run_embedded"]
+
+PORT_OFFSETS: Final = {"inventory": 2}
+"""Port of each existing service = port base + offset (API.md)."""
+
+
+async def run_embedded(
+    data_dir: Path, port_base: int, *, host: str = "127.0.0.1", announce: Callable[[str], None]
+) -> None:
+    """Serve every existing service in this process until SIGTERM/SIGINT.
+
+    ``data_dir`` must exist and be absolute (the CLI makes it so).
+    """
+    configure_logging(level=os.environ.get("STOCKFLOW_LOG_LEVEL", "INFO"))
+    bus = make_bus(f"sqlite:///{data_dir / 'bus.sqlite3'}", name="stockflow")
+    await bus.start()
+    try:
+        inventory = InventorySettings(
+            event_store_url=f"sqlite:///{data_dir / 'inventory.sqlite3'}",
+            bus_url=f"sqlite:///{data_dir / 'bus.sqlite3'}",
+            host=host,
+            port=port_base + PORT_OFFSETS["inventory"],
+        )
+        service = build_inventory(inventory, bus=bus)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                service.app,
+                host=host,
+                port=inventory.port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+            )
+        )
+        announce(f"inventory  http://{host}:{inventory.port}  (data: {data_dir})")
+        await server.serve()
+    finally:
+        await bus.close()
+
+
+def run_distributed(
+    *, database_url: str, nats_url: str, port_base: int, announce: Callable[[str], None]
+) -> int:
+    """Start one ``stockflow serve`` process per existing service; wait; return the worst exit."""
+    processes: list[subprocess.Popen[bytes]] = []
+    for service, offset in PORT_OFFSETS.items():
+        env = {
+            **os.environ,
+            "INVENTORY_EVENT_STORE_URL": database_url,
+            "BUS_URL": nats_url,
+            "INVENTORY_PORT": str(port_base + offset),
+        }
+        command = [str(Path(sys.executable).with_name("stockflow")), "serve", service]
+        processes.append(subprocess.Popen(command, env=env))
+        announce(f"{service}  http://127.0.0.1:{port_base + offset}  (pid {processes[-1].pid})")
+
+    def forward(signum: int, _frame: object) -> None:
+        for process in processes:
+            process.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return max(process.wait() for process in processes)

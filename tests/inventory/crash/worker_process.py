@@ -1,0 +1,185 @@
+"""Helpers for tests that run ``stockflow serve inventory`` as a real subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from stockflow.inventory.service_layer.ports import EventStore, StockRow
+from stockflow.inventory.service_layer.views import check_projection
+from stockflow_kit.messaging import Envelope
+
+STOCKFLOW = str(Path(sys.executable).with_name("stockflow"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Worker:
+    """One ``stockflow serve inventory`` process; ``env`` completes the inherited environment."""
+
+    env: dict[str, str]
+    log: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **self.env, "INVENTORY_PORT": str(self.port)}
+        env.setdefault("INVENTORY_LOG_JSON", "true")
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [STOCKFLOW, "serve", "inventory"], env=env, stdout=out, stderr=out
+            )
+
+    async def wait_ready(self, within: float = 20.0) -> None:
+        deadline = time.monotonic() + within
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                assert self.process is not None
+                assert self.process.poll() is None, self.log.read_text()[-3000:]
+                try:
+                    if (
+                        await client.get(f"http://127.0.0.1:{self.port}/readyz")
+                    ).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"worker not ready in {within}s:\n{self.log.read_text()[-3000:]}")
+
+    async def metric(self, name: str) -> float:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{self.port}/metrics")).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def terminate_gracefully(self) -> None:
+        """SIGTERM; uvicorn shuts down and then re-raises the signal, so -SIGTERM is normal."""
+        assert self.terminate() in {0, -signal.SIGTERM}
+        assert "inventory.stopped" in self.log.read_text().rsplit("Started server process", 1)[-1]
+
+    def terminate(self) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(20)
+
+
+@dataclass
+class Workload:
+    """Commands whose effects commute (receipts, positive adjustments, reservations that always
+    fit), so the expected end state is the same in any delivery order."""
+
+    skus: list[str]
+    seeds: list[Envelope]
+    commands: list[Envelope]
+    expected_events: dict[str, int]
+    expected_stock: dict[str, tuple[int, int]]
+
+
+def make_workload(n: int, *, skus: int = 20, seed: int = 1) -> Workload:
+    import random
+
+    rng = random.Random(seed)
+    run = uuid.uuid4().hex[:8]
+    names = [f"{run}-SKU-{i}" for i in range(skus)]
+    on_hand = dict.fromkeys(names, 1_000_000)
+    reserved = dict.fromkeys(names, 0)
+    seeds = [command("ReceiveStock", {"sku": s, "qty": 1_000_000}) for s in names]
+    expected = {e.id: 1 for e in seeds}
+    commands = []
+    for i in range(n):
+        roll = rng.random()
+        if roll < 0.4:
+            sku, qty = rng.choice(names), rng.randint(1, 50)
+            envelope = command("ReceiveStock", {"sku": sku, "qty": qty})
+            on_hand[sku] += qty
+            expected[envelope.id] = 1
+        elif roll < 0.5:
+            sku, delta = rng.choice(names), rng.randint(1, 5)
+            envelope = command("AdjustStock", {"sku": sku, "delta": delta, "reason": "count"})
+            on_hand[sku] += delta
+            expected[envelope.id] = 1
+        else:
+            lines = [
+                {"sku": s, "qty": rng.randint(1, 3)} for s in rng.sample(names, rng.randint(1, 3))
+            ]
+            envelope = command("ReserveStock", {"order_id": f"{run}-o-{i}", "lines": lines})
+            for line in lines:
+                reserved[line["sku"]] += line["qty"]  # type: ignore[index]
+            expected[envelope.id] = len(lines)
+        commands.append(envelope)
+    stock = {s: (on_hand[s], reserved[s]) for s in names}
+    return Workload(names, seeds, commands, expected, stock)
+
+
+def command(kind: str, data: dict[str, object]) -> Envelope:
+    return Envelope.new(kind, data, source="test", subject=str(data.get("sku", "order")))
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
+    """Poll ``check`` until it is true; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        if await check():
+            return
+        assert time.monotonic() < deadline, f"condition not reached within {within}s"
+        await asyncio.sleep(0.05)
+
+
+async def all_processed(store: EventStore, ids: Sequence[str]) -> bool:
+    done = 0
+    for start in range(0, len(ids), 500):
+        done += len(await store.processed(ids[start : start + 500]))
+    return done == len(ids)
+
+
+async def assert_exactly_once(store: EventStore, workload: Workload) -> None:
+    """Every command applied once: its events, no more; stock as the reference; projection ok."""
+    events = []
+    position = 0
+    while page := await store.read_all(after_position=position, limit=5000):
+        events.extend(page)
+        position = page[-1].position
+    mine = [e for e in events if e.causation_id in workload.expected_events]
+    assert len({e.event_id for e in events}) == len(events)
+    assert len({(e.stream_id, e.sequence) for e in events}) == len(events)
+    per_command = Counter(e.causation_id for e in mine)
+    wrong = {
+        m: (per_command.get(m, 0), n)
+        for m, n in workload.expected_events.items()
+        if per_command.get(m, 0) != n
+    }
+    assert wrong == {}, (
+        f"{len(wrong)} commands applied a wrong number of times: {list(wrong.items())[:5]}"
+    )
+    rows: dict[str, StockRow] = {row.sku: row for row in await store.all_stock()}
+    actual = {s: (rows[s].on_hand, rows[s].reserved) for s in workload.skus}
+    assert actual == workload.expected_stock
+    assert await check_projection(store) == []
