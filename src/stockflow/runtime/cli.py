@@ -82,6 +82,206 @@ def bench_bus(
         typer.echo(f"wrote {json_file}", err=True)
 
 
+# ---------------------------------------------------------------- up, serve, inventory
+# (inventory service runtime; kept in one block so other commands can be added around it)
+inventory_app = typer.Typer(help="Inventory maintenance: projection rebuild and checks.")
+app.add_typer(inventory_app, name="inventory")
+
+
+@app.command("serve")
+def serve_command(
+    service: Annotated[str, typer.Argument(help="The service to run: inventory.")],
+) -> None:
+    """Run ONE service in this process (what a container runs), configured by the environment.
+
+    inventory reads INVENTORY_EVENT_STORE_URL (sqlite:///… or postgresql://…), BUS_URL
+    (sqlite:///… or nats://host:port), INVENTORY_HOST, INVENTORY_PORT (8002),
+    INVENTORY_PARTITIONS, INVENTORY_BATCH_SIZE, INVENTORY_SERVICE_TOKEN, … It is ready when
+    GET /readyz answers 200, and stops gracefully on SIGTERM.
+    """
+    from stockflow.runtime.serve import SERVICES, serve
+
+    if service not in SERVICES:
+        _echo_err(f"unknown service {service!r}: choose one of {', '.join(SERVICES)}")
+        raise typer.Exit(2)
+    serve(service)
+
+
+@app.command("up")
+def up_command(
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            envvar="STOCKFLOW_DATA_DIR", help="Where the SQLite files live (created if missing)."
+        ),
+    ] = Path("data"),
+    port_base: Annotated[
+        int,
+        typer.Option(
+            envvar="STOCKFLOW_PORT_BASE", help="Service i listens on port_base + i (inventory: +2)."
+        ),
+    ] = 8000,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed", help="One `stockflow serve` process per service on PostgreSQL + NATS."
+        ),
+    ] = False,
+    database_url: Annotated[
+        str, typer.Option(envvar="STOCKFLOW_DATABASE_URL", help="PostgreSQL for --distributed.")
+    ] = "postgresql://postgres@127.0.0.1:5432/stockflow",
+    nats_url: Annotated[
+        str, typer.Option(envvar="STOCKFLOW_NATS_URL", help="NATS JetStream for --distributed.")
+    ] = DEFAULT_NATS_URL,
+) -> None:
+    """Run the whole system: embedded by default (one process, SQLite, embedded bus)."""
+    announce = lambda line: typer.echo(line, err=True)  # noqa: E731 - a one-line printer
+    if distributed:
+        from stockflow.runtime.embedded import run_distributed
+
+        code = run_distributed(
+            database_url=database_url, nats_url=nats_url, port_base=port_base, announce=announce
+        )
+        raise typer.Exit(code)
+    from stockflow.runtime.embedded import run_embedded
+
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(run_embedded(data_dir, port_base, announce=announce))
+
+
+@inventory_app.command("rebuild-projection")
+def rebuild_projection_command(
+    event_store_url: Annotated[
+        str, typer.Option(envvar="INVENTORY_EVENT_STORE_URL", help="The inventory's event store.")
+    ] = "sqlite:///data/inventory.sqlite3",
+    check: Annotated[
+        bool, typer.Option("--check", help="Compare the rebuilt rows with the live projection.")
+    ] = False,
+) -> None:
+    """Fold every event with the domain's apply; with --check, exit 1 if the projection differs."""
+    from stockflow.runtime.maintenance import rebuild_projection
+
+    problems = asyncio.run(rebuild_projection(event_store_url, check=check, echo=typer.echo))
+    if problems:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- end of up, serve, inventory
+
+
+# ---------------------------------------------------------------- audit, bench events
+# (auditor and events benchmark; kept in one block so other commands can be added around it)
+@app.command("audit")
+def audit_command(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="STOCKFLOW_DATA_DIR",
+            help="Embedded deployment: audit <DIR>/inventory.sqlite3. Default: data.",
+        ),
+    ] = None,
+    event_store_url: Annotated[
+        str | None,
+        typer.Option(help="Audit this store instead: sqlite:///<path> or postgresql://…"),
+    ] = None,
+    schema: Annotated[str, typer.Option(help="PostgreSQL schema of the inventory.")] = "inventory",
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report here as JSON.")
+    ] = None,
+) -> None:
+    """Check the inventory's invariants (API.md 1-4) by folding its event log independently.
+
+    Exit 0 when all hold, 1 when any is broken, 2 when the data cannot be read.
+    """
+    from rich.console import Console
+
+    from stockflow.audit import AuditSourceError, audit_data_dir, audit_url, render_report
+
+    try:
+        if event_store_url is not None:
+            report = audit_url(event_store_url, schema=schema)
+        else:
+            report = audit_data_dir(data_dir or Path("data"))
+    except AuditSourceError as err:
+        _echo_err(f"cannot audit: {err}")
+        raise typer.Exit(2) from None
+    render_report(report, Console())
+    if json_file is not None:
+        import json
+
+        json_file.write_text(json.dumps(report.to_json(), indent=2))
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@bench_app.command("events")
+def bench_events_command(
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="embedded (SQLite + SqliteLogBus) or distributed (PostgreSQL + JetStream)."
+        ),
+    ] = "embedded",
+    events: Annotated[
+        int, typer.Option(min=100, help="About how many events the worker commits.")
+    ] = 100_000,
+    skus: Annotated[
+        int, typer.Option(min=1, help="Distinct SKUs (20% of them get 80% of traffic).")
+    ] = 1_000,
+    seed: Annotated[int, typer.Option(help="Workload seed (same seed, same commands).")] = 42,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Worker batch size (INVENTORY_BATCH_SIZE).")
+    ] = 1000,
+    partitions: Annotated[int, typer.Option(min=1, help="Worker partitions.")] = 16,
+    compare_eventsourcing: Annotated[
+        bool,
+        typer.Option(
+            "--compare-eventsourcing/--no-compare-eventsourcing",
+            help="Also run the same workload through the eventsourcing library.",
+        ),
+    ] = True,
+    postgres_url: Annotated[
+        str,
+        typer.Option(
+            envvar="STOCKFLOW_POSTGRES_URL", help="Admin URL (a fresh database is created)."
+        ),
+    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    nats_url: Annotated[
+        str, typer.Option(envvar="STOCKFLOW_NATS_URL", help="JetStream for 'distributed'.")
+    ] = DEFAULT_NATS_URL,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results here.")
+    ] = None,
+) -> None:
+    """End-to-end events/s of the inventory worker on a generated workload, then the audit.
+
+    Publishes the commands to the bus, runs `stockflow serve inventory` as a subprocess until
+    every command is processed, and reports events/s, commands/s and command-to-projection lag.
+    A run whose audit fails is reported FAILED (0 events/s) and exits 1.
+    """
+    if backend not in {"embedded", "distributed"}:
+        _echo_err(f"unknown backend {backend!r}: use embedded or distributed")
+        raise typer.Exit(2)
+    from stockflow.bench.events import EventsBenchConfig, run_events_bench
+
+    config = EventsBenchConfig(
+        backend=backend,
+        events=events,
+        skus=skus,
+        seed=seed,
+        batch_size=batch_size,
+        partitions=partitions,
+        compare_eventsourcing=compare_eventsourcing,
+        postgres_url=postgres_url,
+        nats_url=nats_url,
+        json_file=json_file,
+    )
+    raise typer.Exit(run_events_bench(config))
+
+
+# ---------------------------------------------------------------- end of audit, bench events
+
+
 def main() -> None:
     """Entry point of the ``stockflow`` script."""
     try:

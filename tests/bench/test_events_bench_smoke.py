@@ -1,0 +1,69 @@
+"""``stockflow bench events`` end to end on the embedded backend, with a tiny workload."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from stockflow.bench.figures import compute_figures, percentile
+from stockflow.bench.workload import generate_workload
+from stockflow.runtime.cli import app
+
+
+def test_a_tiny_embedded_run_processes_everything_passes_the_audit_and_writes_json(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "events",
+            "--events",
+            "600",
+            "--skus",
+            "20",
+            "--partitions",
+            "2",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(out.read_text())
+    assert body["status"] == "OK"
+    assert body["audit_ok"] is True
+    assert body["events"] >= body["events_expected_by_model"] >= 600
+    assert body["events_per_s"] > 0
+    assert body["lag_ms"]["p99"] >= body["lag_ms"]["p50"] >= 0
+    assert body["eventsourcing"]["final_stock_matches_reference"] is True
+    assert body["ratio_vs_eventsourcing"] > 0
+
+
+def test_a_run_whose_audit_failed_counts_as_zero() -> None:
+    workload = generate_workload(events=200, skus=5, seed=1)
+    figures = compute_figures(
+        config={"backend": "embedded"},
+        workload=workload,
+        published={e.id: 100.0 for e in workload.envelopes},
+        first_publish=100.0,
+        done_at=101.0,
+        event_times=[(100.5, workload.envelopes[0].id), (100.9, None)],
+        metrics={},
+        audit_ok=False,
+    )
+    assert figures.status == "FAILED (audit)"
+    assert figures.events_per_s == figures.events_per_s_wall == figures.commands_per_s == 0.0
+    assert figures.lag_ms["p50"] == 500.0
+
+
+def test_percentiles_use_the_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert (percentile(values, 50), percentile(values, 99), percentile([], 50)) == (50.0, 99.0, 0.0)
+
+
+def test_an_unknown_backend_exits_two() -> None:
+    result = CliRunner().invoke(app, ["bench", "events", "--backend", "kafka"])
+    assert result.exit_code == 2
