@@ -1,0 +1,104 @@
+"""The README's Python snippets run, and do what the README says, against the real API."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from prometheus_client import CollectorRegistry
+
+from stockflow_kit.resilience import DEADLINE_HEADER
+
+README = Path(__file__).parents[2] / "README.md"
+_PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def snippets() -> list[str]:
+    return _PYTHON_BLOCK.findall(README.read_text(encoding="utf-8"))
+
+
+def run_snippet(index: int) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": f"readme_snippet_{index}"}
+    exec(compile(snippets()[index], f"{README}:snippet {index}", "exec"), namespace)
+    return namespace
+
+
+class FakeInventory:
+    """The downstream of the README's service: stock levels, a failure switch, what it got."""
+
+    def __init__(self) -> None:
+        self.available = {"SKU-1": 3, "SKU-0": 0}
+        self.failing = False
+        self.received: list[httpx.Headers] = []
+        self.app = FastAPI()
+        self.app.get("/inventory/{sku}")(self.read)
+
+    async def read(self, sku: str, request: Request) -> dict[str, int]:
+        self.received.append(httpx.Headers(dict(request.headers)))
+        if self.failing:
+            raise RuntimeError("inventory is down")
+        return {"available": self.available[sku]}
+
+
+def test_the_readme_has_the_snippets_this_test_runs() -> None:
+    assert len(snippets()) == 2
+
+
+async def test_the_main_snippet_serves_stock_and_maps_downstream_errors_to_problems() -> None:
+    create_app = run_snippet(0)["create_app"]
+    inventory = FakeInventory()
+    downstream = httpx.ASGITransport(app=inventory.app, raise_app_exceptions=False)
+    app: FastAPI = create_app(
+        "http://inventory", transport=downstream, registry=CollectorRegistry()
+    )
+
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sf") as caller,
+    ):
+        ok = await caller.get(
+            "/stock/SKU-1", headers={"X-Correlation-ID": "readme-12345678", DEADLINE_HEADER: "1500"}
+        )
+        out_of_stock = await caller.get("/stock/SKU-0")
+        inventory.failing = True
+        failed = await caller.get("/stock/SKU-1")  # three attempts
+        failed_again = await caller.get("/stock/SKU-1")  # two more: five failures open it
+        refused = await caller.get("/stock/SKU-1")  # the breaker answers
+        metrics = (await caller.get("/metrics")).text
+
+    assert ok.json() == {"available": 3}
+    assert ok.headers["X-Correlation-ID"] == "readme-12345678"
+    first = inventory.received[0]
+    assert first["X-Correlation-ID"] == "readme-12345678"
+    assert 0 < int(first[DEADLINE_HEADER]) <= 1500
+    assert (out_of_stock.status_code, out_of_stock.json()["title"]) == (409, "Out of stock")
+    assert out_of_stock.json()["detail"] == "SKU-0 is out of stock."
+    assert [failed.status_code, failed_again.status_code, refused.status_code] == [502, 503, 503]
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert len(inventory.received) == 2 + 5
+    assert 'circuit_breaker_state{name="inventory"} 2.0' in metrics
+    assert 'http_client_requests_total{downstream="inventory"' in metrics
+
+
+def test_the_main_snippet_has_a_composition_root() -> None:
+    assert callable(run_snippet(0)["main"])
+
+
+async def test_the_bus_snippet_publishes_and_consumes_one_message() -> None:
+    publish_and_consume = run_snippet(1)["publish_and_consume"]
+
+    assert await publish_and_consume() == ["StockChecked"]
+
+
+@pytest.mark.parametrize("value", ["soon", "-1"])
+def test_the_deadline_helper_falls_back_to_its_limit_on_a_malformed_header(value) -> None:
+    request_deadline = run_snippet(0)["request_deadline"]
+    scope = {"type": "http", "headers": [(DEADLINE_HEADER.lower().encode(), value.encode())]}
+
+    deadline = request_deadline(Request(scope), limit=2.0)
+
+    assert 1.9 < deadline.remaining() <= 2.0
