@@ -126,7 +126,7 @@ class InventoryConsumers:
 
     def _handler(self, source: _Source) -> BatchHandler:
         async def handle(batch: Sequence[Delivery]) -> None:
-            futures = []
+            submissions = []
             for delivery in batch:
                 envelope = delivery.envelope
                 try:
@@ -136,17 +136,16 @@ class InventoryConsumers:
                     continue
                 if command is None:
                     continue
-                submission = Submission(
-                    message_id=envelope.id,
-                    command=command,
-                    correlation_id=envelope.correlation_id,
+                submissions.append(
+                    Submission(
+                        message_id=envelope.id,
+                        command=command,
+                        correlation_id=envelope.correlation_id,
+                    )
                 )
-                futures.append(self.writer.enqueue(submission))
-            # Wait for every outcome (each future retrieved), then fail the batch if any failed.
-            results = await asyncio.gather(*futures, return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
+            if submissions:
+                # One future for the whole batch; it raises if the batch's commit failed.
+                await self.writer.enqueue_many(submissions)
 
         return handle
 

@@ -33,14 +33,30 @@ __all__ = [
 ]
 
 EVENT_ID_NAMESPACE: Final = uuid.UUID("6f1d3c0e-8a7b-5d42-9b1e-3c5a7e2f4d10")
-"""Event ids are uuid5(namespace, "<message id>/<index>"): a batch redecided after a crash or
-a fence conflict yields the same ids, so the unique event id is a second dedupe guard."""
+"""For message ids that are not UUIDs: event ids are uuid5(namespace, "<message id>/<index>")."""
+
+_RANDOM_BITS: Final = (1 << 62) - 1
 
 Status = Literal["applied", "duplicate", "rejected"]
 
 
 def event_id_for(message_id: str, index: int) -> uuid.UUID:
-    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{message_id}/{index}")
+    """The id of event number ``index`` decided for message ``message_id``: deterministic.
+
+    A batch redecided after a crash or a fence conflict yields the same ids, so the unique
+    event id is a second dedupe guard. When the message id is a UUID (bus envelopes are
+    time-ordered UUIDv7s), the index is XORed into its low 62 bits (random in v4/v7; version
+    and variant bits untouched): ~1 µs instead of ~7 µs for uuid5 on the hot path (profiled:
+    uuid5 was a third of the decide time), and events stay in the order of their messages,
+    so the event id index appends at its right edge. Two messages collide only if their ids
+    differ in nothing but those low bits by exactly the index difference (~2^-58 per pair);
+    even then the unique constraint fails the commit loudly, never silently.
+    """
+    try:
+        base = uuid.UUID(message_id).int
+    except ValueError:
+        return uuid.uuid5(EVENT_ID_NAMESPACE, f"{message_id}/{index}")
+    return uuid.UUID(int=base ^ (index & _RANDOM_BITS))
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -76,6 +77,21 @@ class WriterStoppedError(RuntimeError):
     """The writer stopped before it handled the command."""
 
 
+@dataclass(slots=True, eq=False)
+class _Group:
+    """Submissions queued together; ``future`` (if any) gets their outcomes, in order."""
+
+    submissions: Sequence[Submission]
+    future: asyncio.Future[list[Outcome]] | None
+
+    def fail(self, error: BaseException) -> None:
+        for submission in self.submissions:
+            if submission.future is not None and not submission.future.done():
+                submission.future.set_exception(error)
+        if self.future is not None and not self.future.done():
+            self.future.set_exception(error)
+
+
 class InventoryWriter:
     """The one writer of this process's partitions. See the module docstring."""
 
@@ -108,7 +124,7 @@ class InventoryWriter:
         self.loaded = False
         self.committed = asyncio.Event()
         """Set after every commit with events (the relay waits on it)."""
-        self._queue: asyncio.Queue[Submission] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Group] = asyncio.Queue()
         self._since_snapshot: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -141,9 +157,7 @@ class InventoryWriter:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         while not self._queue.empty():
-            pending = self._queue.get_nowait()
-            if pending.future is not None and not pending.future.done():
-                pending.future.set_exception(WriterStoppedError("the inventory writer stopped"))
+            self._queue.get_nowait().fail(WriterStoppedError("the inventory writer stopped"))
 
     @property
     def running(self) -> bool:
@@ -155,15 +169,30 @@ class InventoryWriter:
 
     def enqueue(self, submission: Submission) -> asyncio.Future[Outcome]:
         """Queue one submission; its future resolves after the batch holding it committed."""
+        self._check(submission)
+        if submission.future is None:
+            submission.future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Group((submission,), None))
+        return submission.future
+
+    def enqueue_many(self, submissions: Sequence[Submission]) -> asyncio.Future[list[Outcome]]:
+        """Queue a group (a consumed batch); ONE future resolves to the outcomes, in order.
+
+        One future per group instead of one per message: profiled, per-message futures and
+        their gather cost more than deciding the commands.
+        """
+        for submission in submissions:
+            self._check(submission)
+        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Group(submissions, future))
+        return future
+
+    def _check(self, submission: Submission) -> None:
         if not self.running:
             raise WriterStoppedError("the inventory writer is not running")
         for sku in submission.command.skus:
             if not self.owns(sku):
                 raise PartitionNotOwnedError(f"{sku} is not in a partition this process owns")
-        if submission.future is None:
-            submission.future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(submission)
-        return submission.future
 
     async def submit(
         self,
@@ -187,20 +216,30 @@ class InventoryWriter:
         """Take batches off the queue until cancelled."""
         queue = self._queue
         while True:
-            batch = [await queue.get()]
-            while len(batch) < self.batch_size and not queue.empty():
-                batch.append(queue.get_nowait())
+            groups = [await queue.get()]
+            size = len(groups[0].submissions)
+            while size < self.batch_size and not queue.empty():
+                group = queue.get_nowait()
+                groups.append(group)
+                size += len(group.submissions)
+            batch = [s for group in groups for s in group.submissions]
             try:
-                await self.process(batch)
+                outcomes = await self.process(batch)
             except Exception as error:  # the callers learn of it; the loop goes on
                 _log.error("inventory.batch_failed", size=len(batch), error=repr(error))
-                for submission in batch:
-                    future = submission.future
-                    if future is not None and not future.done():
-                        future.set_exception(error)
+                for group in groups:
+                    group.fail(error)
+                continue
+            start = 0
+            for group in groups:
+                end = start + len(group.submissions)
+                if group.future is not None and not group.future.done():
+                    group.future.set_result(outcomes[start:end])
+                start = end
 
-    async def process(self, batch: Sequence[Submission]) -> None:
-        """Decide and commit one batch, then resolve its futures (see the module docstring)."""
+    async def process(self, batch: Sequence[Submission]) -> list[Outcome]:
+        """Decide and commit one batch, resolve its submissions' futures, and return the
+        outcomes in batch order (see the module docstring)."""
         unique: dict[str, Submission] = {}
         for submission in batch:
             unique.setdefault(submission.message_id, submission)
@@ -252,16 +291,19 @@ class InventoryWriter:
         else:
             raise ConcurrencyError(f"gave up after {self.max_attempts} conflicting attempts")
         touched = [event.sku for outcome in outcomes.values() for event in outcome.events]
-        self._resolve(batch, outcomes)
+        resolved = self._resolve(batch, outcomes)
         if touched:
             await self._snapshot_if_due(touched)
+        return resolved
 
-    def _resolve(self, batch: Sequence[Submission], outcomes: dict[str, Outcome]) -> None:
+    def _resolve(self, batch: Sequence[Submission], outcomes: dict[str, Outcome]) -> list[Outcome]:
         counts = self.metrics.commands
+        resolved = []
         for submission in batch:
             outcome = outcomes.pop(submission.message_id, None) or Outcome(
                 submission.message_id, "duplicate"
             )
+            resolved.append(outcome)
             counts.labels(outcome.status).inc()
             if outcome.error is not None:
                 _log.info(
@@ -272,6 +314,7 @@ class InventoryWriter:
             future = submission.future
             if future is not None and not future.done():
                 future.set_result(outcome)
+        return resolved
 
     async def _snapshot_if_due(self, touched: Iterable[str]) -> None:
         if self.snapshot_every <= 0:
