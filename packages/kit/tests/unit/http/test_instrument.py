@@ -123,6 +123,16 @@ def test_an_application_cannot_be_instrumented_twice(registry) -> None:
 def test_the_public_api_of_http_is_pinned() -> None:
     assert sorted(stockflow_kit.http.__all__) == sorted(
         [
+            "IDEMPOTENCY_KEY_HEADER",
+            "DownstreamClientError",
+            "DownstreamError",
+            "DownstreamServerError",
+            "DownstreamStatusError",
+            "DownstreamTimeoutError",
+            "DownstreamTransportError",
+            "DownstreamUnavailableError",
+            "ResilientClient",
+            "is_downstream_failure",
             "ABOUT_BLANK",
             "DEFAULT_QUIET_PATHS",
             "INTERNAL_ERROR_DETAIL",
