@@ -173,3 +173,78 @@ async def test_stored_event_data_is_the_published_contract(service: InventorySer
 def test_the_partition_of_a_sku_is_stable() -> None:
     assert partition_of("SKU-1", 16) == zlib.crc32(b"SKU-1") % 16
     assert {partition_of(f"S{i}", 16) for i in range(200)} == set(range(16))
+
+
+async def test_a_batch_decided_on_a_stale_speculation_is_redone_not_committed(
+    bus: InMemoryBus,
+) -> None:
+    """Two batches in flight: the first conflicts at the fence, so the second, decided on the
+    first's speculative states, must be redone on the committed truth."""
+    store = InMemoryEventStore()
+    one = build(memory_settings(), bus=bus, event_store=store)
+    two = build(memory_settings(batch_size=1), bus=bus, event_store=store)
+    await one.start()
+    await two.start()
+    try:
+        await one.writer.submit(ReceiveStock(sku="A", qty=5))
+        # two believes A is empty. Speculatively: receive 1 -> on_hand 1, so reserving 6 is
+        # rejected. The truth after the receipt: on_hand 6, so the reservation holds.
+        first = two.writer.enqueue_many([Submission("r-1", ReceiveStock(sku="A", qty=1))])
+        second = two.writer.enqueue_many(
+            [Submission("o-2", ReserveStock(order_id="o-2", lines=(("A", 6),)))]
+        )
+        (received,), (reserved,) = await first, await second
+        assert received.status == "applied"
+        assert [type(e).__name__ for e in reserved.events] == ["StockReserved"]
+        assert two.writer.states["A"].reservations == {"o-2": 6}
+        assert metric(two, "inventory_commit_conflicts_total", error="StaleFenceError") == 1
+        assert await check_projection(store) == []
+    finally:
+        await two.stop()
+        await one.stop()
+
+
+async def test_a_message_in_flight_and_redelivered_in_the_next_batch_is_applied_once(
+    bus: InMemoryBus,
+) -> None:
+    service = build(memory_settings(batch_size=1), bus=bus)
+    await service.start()
+    try:
+        command = ReceiveStock(sku="A", qty=5)
+        first = service.writer.enqueue_many([Submission("m-1", command)])
+        again = service.writer.enqueue_many([Submission("m-1", command)])
+        (applied,), (duplicate,) = await first, await again
+        assert (applied.status, duplicate.status) == ("applied", "duplicate")
+        assert service.writer.states["A"].on_hand == 5
+        assert len(await service.store.read_stream("A")) == 1
+    finally:
+        await service.stop()
+
+
+async def test_pipelined_batches_agree_with_the_store_after_a_random_workload(
+    bus: InMemoryBus,
+) -> None:
+    service = build(memory_settings(batch_size=7), bus=bus)
+    await service.start()
+    rng = random.Random(5)
+    try:
+        groups = []
+        for i in range(60):
+            batch = []
+            for j in range(rng.randint(1, 9)):
+                sku = f"S{rng.randint(0, 4)}"
+                if rng.random() < 0.5:
+                    command: ReceiveStock | ReserveStock = ReceiveStock(
+                        sku=sku, qty=rng.randint(1, 3)
+                    )
+                else:
+                    command = ReserveStock(order_id=f"o-{i}-{j}", lines=((sku, rng.randint(1, 4)),))
+                batch.append(Submission(f"m-{rng.randint(0, 400)}", command))
+            groups.append(service.writer.enqueue_many(batch))
+        await asyncio.gather(*groups)
+        assert await check_projection(service.store) == []
+        for sku, state in service.writer.states.items():
+            assert state.available >= 0, sku
+            assert await service.store.get_stock(sku) is not None
+    finally:
+        await service.stop()

@@ -53,7 +53,10 @@ class ReserveStock(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
     @property
     def skus(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(sku for sku, _ in self.lines))
+        lines = self.lines
+        if len(lines) == 1:  # the common case, on the hot path: no dict, no generator
+            return (lines[0][0],)
+        return tuple(dict.fromkeys([sku for sku, _ in lines]))
 
 
 class ReleaseReservation(msgspec.Struct, frozen=True, kw_only=True, gc=False):

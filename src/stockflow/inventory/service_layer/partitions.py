@@ -21,7 +21,6 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -37,6 +36,7 @@ from stockflow.inventory.service_layer.batch import (
     invariant_violations,
 )
 from stockflow.inventory.service_layer.codec import decode_event, decode_state, encode_state
+from stockflow.inventory.service_layer.pipelining import Group, InFlight, RecentIds, StateView
 from stockflow.inventory.service_layer.ports import (
     CommitBatch,
     ConcurrencyError,
@@ -77,19 +77,12 @@ class WriterStoppedError(RuntimeError):
     """The writer stopped before it handled the command."""
 
 
-@dataclass(slots=True, eq=False)
-class _Group:
-    """Submissions queued together; ``future`` (if any) gets their outcomes, in order."""
-
-    submissions: Sequence[Submission]
-    future: asyncio.Future[list[Outcome]] | None
-
-    def fail(self, error: BaseException) -> None:
-        for submission in self.submissions:
-            if submission.future is not None and not submission.future.done():
-                submission.future.set_exception(error)
-        if self.future is not None and not self.future.done():
-            self.future.set_exception(error)
+async def _was_clean(task: asyncio.Task[bool]) -> bool:
+    """Whether an earlier batch committed its speculative decision verbatim."""
+    try:
+        return await asyncio.shield(task)
+    except Exception:  # it failed: its callers were told; ours must be redone
+        return False
 
 
 class InventoryWriter:
@@ -107,12 +100,15 @@ class InventoryWriter:
         low_stock_threshold: int = 10,
         snapshot_every: int = 500,
         max_attempts: int = 20,
+        pipeline_depth: int = 2,
+        recent_ids: int = 200_000,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.partitions = partitions
         self.owned = frozenset(p for p in range(partitions) if p % replicas == replica_index)
+        self._owns_all = len(self.owned) == partitions
         self.batch_size = batch_size
         self.low_stock_threshold = low_stock_threshold
         self.snapshot_every = snapshot_every
@@ -124,8 +120,13 @@ class InventoryWriter:
         self.loaded = False
         self.committed = asyncio.Event()
         """Set after every commit with events (the relay waits on it)."""
-        self._queue: asyncio.Queue[_Group] = asyncio.Queue()
+        self._queue: asyncio.Queue[Group] = asyncio.Queue()
         self._since_snapshot: dict[str, int] = {}
+        self.pipeline_depth = pipeline_depth
+        self._overlay: dict[str, StockState] = {}
+        self._next_fence = 0
+        self._speculation_broken = False
+        self._recent = RecentIds(recent_ids)
         self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -172,7 +173,7 @@ class InventoryWriter:
         self._check(submission)
         if submission.future is None:
             submission.future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Group((submission,), None))
+        self._queue.put_nowait(Group((submission,), None))
         return submission.future
 
     def enqueue_many(self, submissions: Sequence[Submission]) -> asyncio.Future[list[Outcome]]:
@@ -184,12 +185,14 @@ class InventoryWriter:
         for submission in submissions:
             self._check(submission)
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Group(submissions, future))
+        self._queue.put_nowait(Group(submissions, future))
         return future
 
     def _check(self, submission: Submission) -> None:
         if not self.running:
             raise WriterStoppedError("the inventory writer is not running")
+        if self._owns_all:
+            return
         for sku in submission.command.skus:
             if not self.owns(sku):
                 raise PartitionNotOwnedError(f"{sku} is not in a partition this process owns")
@@ -213,29 +216,138 @@ class InventoryWriter:
 
     # ------------------------------------------------------------------ the loop
     async def run(self) -> None:
-        """Take batches off the queue until cancelled."""
+        """Take batches off the queue until cancelled; decide one while the last commits."""
         queue = self._queue
-        while True:
-            groups = [await queue.get()]
-            size = len(groups[0].submissions)
-            while size < self.batch_size and not queue.empty():
-                group = queue.get_nowait()
-                groups.append(group)
-                size += len(group.submissions)
-            batch = [s for group in groups for s in group.submissions]
-            try:
-                outcomes = await self.process(batch)
-            except Exception as error:  # the callers learn of it; the loop goes on
-                _log.error("inventory.batch_failed", size=len(batch), error=repr(error))
-                for group in groups:
-                    group.fail(error)
+        in_flight: list[InFlight] = []
+        try:
+            while True:
+                groups = [await queue.get()]
+                size = len(groups[0].submissions)
+                while size < self.batch_size and not queue.empty():
+                    group = queue.get_nowait()
+                    groups.append(group)
+                    size += len(group.submissions)
+                in_flight = [f for f in in_flight if not f.task.done()]
+                if in_flight and (
+                    self._speculation_broken or len(in_flight) >= self.pipeline_depth
+                ):
+                    # Redone batches changed the committed states under the overlay (or
+                    # the pipeline is full): let the chain drain, then start afresh.
+                    await asyncio.wait([f.task for f in in_flight])
+                    in_flight.clear()
+                if not in_flight:
+                    self._reset_speculation()
+                in_flight.append(self._admit(groups, in_flight[-1] if in_flight else None))
+        finally:
+            for flight in in_flight:
+                flight.task.cancel()
+
+    def _reset_speculation(self) -> None:
+        self._overlay.clear()
+        self._next_fence = self.fence_version
+        self._speculation_broken = False
+
+    def _admit(self, groups: list[Group], previous: InFlight | None) -> InFlight:
+        """Decide ``groups`` on the speculative view and chain their commit after ``previous``."""
+        batch = [s for group in groups for s in group.submissions]
+        in_flight_ids = previous.ids if previous is not None else frozenset()
+        seen: set[str] = set()
+        fresh = []
+        recent = self._recent
+        for submission in batch:
+            message_id = submission.message_id
+            if message_id in seen or message_id in recent or message_id in in_flight_ids:
                 continue
-            start = 0
-            for group in groups:
-                end = start + len(group.submissions)
-                if group.future is not None and not group.future.done():
-                    group.future.set_result(outcomes[start:end])
-                start = end
+            seen.add(message_id)
+            fresh.append(submission)
+        now = self.clock()
+        decision = decide_batch(
+            StateView(self._overlay, self.states),
+            fresh,
+            now=now,
+            low_stock_threshold=self.low_stock_threshold,
+        )
+        commit = None
+        if fresh and not invariant_violations(decision.states):
+            commit = CommitBatch(
+                events=decision.events,
+                processed=[s.message_id for s in fresh],
+                stock=decision.stock,
+                processed_at=now,
+                fence=Fence(key=FENCE_KEY, expected_version=self._next_fence),
+            )
+            self._next_fence += 1
+            self._overlay.update(decision.states)
+        flight = InFlight(groups, batch, fresh, decision, commit, frozenset(seen) | in_flight_ids)
+        flight.task = asyncio.create_task(self._settle(flight, previous))
+        return flight
+
+    async def _settle(self, flight: InFlight, previous: InFlight | None) -> bool:
+        """Commit ``flight``'s speculative decision if everything before it was clean; else
+        redo it on the committed states. Then answer its callers."""
+        clean = previous is None or await _was_clean(previous.task)
+        if clean and (flight.commit is not None or not flight.fresh):
+            try:
+                if flight.commit is not None:
+                    await self._commit_speculative(flight, flight.commit)
+            except (ConcurrencyError, DuplicateEventError) as error:
+                # Another writer moved the fence, or a message was processed before we knew:
+                # see what was committed, then redo below on the truth.
+                self.metrics.conflicts.labels(type(error).__name__).inc()
+                _log.info("inventory.speculative_commit_redone", error_type=type(error).__name__)
+                await self._catch_up_quietly()
+            except Exception as error:  # e.g. a lost connection: the redo retries or reports it
+                _log.warning("inventory.speculative_commit_failed", error=repr(error))
+            else:
+                outcomes = self._resolve(flight.submissions, dict(flight.decision.outcomes))
+                self._answer(flight.groups, outcomes)
+                return True
+        # Not clean: an earlier batch was redone, our commit conflicted, or the decision
+        # broke an invariant. Redo on committed states through the store-checked path.
+        self._speculation_broken = True
+        try:
+            outcomes = await self.process(flight.submissions)
+        except Exception as error:  # the callers learn of it; the loop goes on
+            _log.error("inventory.batch_failed", size=len(flight.submissions), error=repr(error))
+            for group in flight.groups:
+                group.fail(error)
+        else:
+            self._answer(flight.groups, outcomes)
+        return False
+
+    async def _commit_speculative(self, flight: InFlight, commit: CommitBatch) -> None:
+        started = time.perf_counter()
+        checkpoint = await self.store.commit(commit)
+        self.metrics.commit_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_size.observe(len(flight.fresh))
+        self.metrics.events.inc(len(commit.events))
+        states = flight.decision.states
+        self.states.update(states)
+        overlay = self._overlay
+        for sku, state in states.items():
+            if overlay.get(sku) is state:  # not overwritten by a later batch in flight
+                del overlay[sku]
+        if commit.fence is not None:
+            self.fence_version = commit.fence.expected_version + 1
+        self._recent.add_all(commit.processed)
+        if commit.events:
+            self.position = checkpoint
+            self.committed.set()
+            await self._snapshot_if_due(event.stream_id for event in commit.events)
+
+    async def _catch_up_quietly(self) -> None:
+        try:
+            await self._catch_up()
+        except Exception as error:  # the redo's own attempts will meet it again and report it
+            _log.warning("inventory.catch_up_failed", error=repr(error))
+
+    @staticmethod
+    def _answer(groups: Sequence[Group], outcomes: Sequence[Outcome]) -> None:
+        start = 0
+        for group in groups:
+            end = start + len(group.submissions)
+            group.resolve(outcomes[start:end])
+            start = end
 
     async def process(self, batch: Sequence[Submission]) -> list[Outcome]:
         """Decide and commit one batch, resolve its submissions' futures, and return the
@@ -283,6 +395,7 @@ class InventoryWriter:
             self.metrics.events.inc(len(decision.events))
             self.states.update(decision.states)
             self.fence_version += 1
+            self._recent.add_all(commit.processed)
             if decision.events:
                 self.position = checkpoint
                 self.committed.set()
@@ -297,14 +410,14 @@ class InventoryWriter:
         return resolved
 
     def _resolve(self, batch: Sequence[Submission], outcomes: dict[str, Outcome]) -> list[Outcome]:
-        counts = self.metrics.commands
+        tally: dict[str, int] = {}
         resolved = []
         for submission in batch:
             outcome = outcomes.pop(submission.message_id, None) or Outcome(
                 submission.message_id, "duplicate"
             )
             resolved.append(outcome)
-            counts.labels(outcome.status).inc()
+            tally[outcome.status] = tally.get(outcome.status, 0) + 1
             if outcome.error is not None:
                 _log.info(
                     "inventory.command_rejected",
@@ -314,6 +427,8 @@ class InventoryWriter:
             future = submission.future
             if future is not None and not future.done():
                 future.set_result(outcome)
+        for status, count in tally.items():  # one labelled increment per status, not per command
+            self.metrics.commands.labels(status).inc(count)
         return resolved
 
     async def _snapshot_if_due(self, touched: Iterable[str]) -> None:

@@ -11,7 +11,9 @@ Errors, as a tree::
     ├── ConcurrencyError         another writer got there first; reload, redecide, retry
     │   ├── StaleFenceError      the partition fence moved: this process no longer owns it
     │   └── DuplicateMessageError  a message id of the batch is already processed
-    └── DuplicateEventError      an event id of the batch is already stored
+    ├── DuplicateEventError      an event id of the batch is already stored
+    └── EventStoreUnavailableError  the database cannot be reached (after the store's own
+                                 retries); a ``commit`` may or may not have happened
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "DuplicateMessageError",
     "EventStore",
     "EventStoreError",
+    "EventStoreUnavailableError",
     "Fence",
     "IdempotentResponse",
     "NewEvent",
@@ -42,7 +45,17 @@ __all__ = [
 
 class EventStoreError(Exception):
     """Base of the errors an event store raises; when raised by ``commit``, nothing was
-    committed."""
+    committed (except for :class:`EventStoreUnavailableError`)."""
+
+
+class EventStoreUnavailableError(EventStoreError):
+    """The database could not be reached, or the connection broke, for longer than the
+    store's own retries wait. Transient: try again later.
+
+    From ``commit``, the outcome is unknown (the connection may have broken during COMMIT).
+    Redoing the batch is safe all the same: it then meets the moved fence, or its processed
+    message ids, and the writer catches up instead of applying anything twice.
+    """
 
 
 class ConcurrencyError(EventStoreError):

@@ -4,7 +4,8 @@ Reads the events after the named checkpoint ``"published"``, publishes each to
 ``inventory.events`` as an envelope whose id is the event id, and moves the checkpoint only
 after the bus confirmed the batch. A crash in between republishes the same ids, which the bus
 drops as duplicates (its dedupe window), so consumers see each event once per window and must
-be idempotent beyond it anyway.
+be idempotent beyond it anyway. An unreachable bus or event store is waited out (capped
+exponential backoff) without ending the relay.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ import structlog
 
 from stockflow.contracts.inventory import SCHEMA_VERSION
 from stockflow.contracts.inventory_commands import EVENTS_TOPIC
-from stockflow.inventory.service_layer.ports import EventStore, StoredEvent
+from stockflow.inventory.service_layer.ports import (
+    EventStore,
+    EventStoreUnavailableError,
+    StoredEvent,
+)
 from stockflow_kit.messaging import Bus, Envelope, MessagingError
 
 __all__ = ["PUBLISHED_CHECKPOINT", "EventRelay", "envelope_of"]
@@ -80,9 +85,16 @@ class EventRelay:
             self.wake.clear()
             try:
                 published = await self.publish_once()
-            except MessagingError as error:
+            except (MessagingError, EventStoreUnavailableError) as error:
+                # The bus or the database is away: wait and go on from the checkpoint, which
+                # moved only after a confirmed publish (republishing is deduped by the bus).
                 failures += 1
-                _log.warning("inventory.relay_publish_failed", error=str(error), failures=failures)
+                _log.warning(
+                    "inventory.relay_publish_failed",
+                    error_type=type(error).__name__,
+                    error=str(error),
+                    failures=failures,
+                )
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
                 continue
             failures = 0

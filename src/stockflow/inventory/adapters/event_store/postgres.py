@@ -11,13 +11,23 @@ of defence; their violations become ``ConcurrencyError`` / ``DuplicateEventError
 ``DuplicateMessageError`` (``raise … from None``: the driver's error says nothing more).
 
 Several stores (tests, services) can share one database, each in its own ``schema``.
+
+A lost connection (the server restarting, crashing or failing over) is retried: every
+operation after :meth:`~PostgresEventStore.start` runs again on a fresh pool connection, with
+full-jitter backoff (``stockflow_kit.resilience.retrying``, ``on=EventStoreUnavailableError``,
+logged as ``stamina.retry_scheduled``) for up to ``reconnect_timeout`` seconds, and then raises
+:class:`EventStoreUnavailableError`. Every operation may run twice: reads and upserts are
+idempotent, and a ``commit`` whose first attempt went through after all meets its own moved
+fence (``StaleFenceError``) or its processed ids (``DuplicateMessageError``) the second time.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from datetime import datetime
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 import asyncpg
 
@@ -38,6 +48,7 @@ from stockflow.inventory.service_layer.ports import (
     DuplicateEventError,
     DuplicateMessageError,
     EventStoreError,
+    EventStoreUnavailableError,
     Fence,
     IdempotentResponse,
     Snapshot,
@@ -45,15 +56,71 @@ from stockflow.inventory.service_layer.ports import (
     StockRow,
     StoredEvent,
 )
+from stockflow_kit.resilience import retrying
 
 __all__ = ["PostgresEventStore"]
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_CONNECTION_LOST: Final = (
+    OSError,  # refused or reset: the server is down or restarting
+    TimeoutError,  # connecting took longer than asyncpg's timeout
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, and a connection closed mid-query
+    asyncpg.CannotConnectNowError,  # 57P03: the server is starting up or recovering
+    asyncpg.AdminShutdownError,  # 57P01: pg_ctl stop -m fast | immediate, or terminated
+    asyncpg.CrashShutdownError,  # 57P02: another backend crashed, every session is reset
+    asyncpg.TooManyConnectionsError,  # 53300: e.g. while the old sessions still linger
+)
+_RECONNECT_ATTEMPTS: Final = 40
+"""Bounds the attempts also in stamina's test mode, where the backoff is zero."""
+
+
+def _reconnecting(
+    method: Callable[Concatenate[PostgresEventStore, P], Awaitable[T]],
+) -> Callable[Concatenate[PostgresEventStore, P], Coroutine[Any, Any, T]]:
+    """Run ``method`` again while the connection is lost; see the module docstring."""
+    name = f"PostgresEventStore.{method.__name__}"  # arguments stay out of the retry logs
+
+    @functools.wraps(method)
+    async def call(self: PostgresEventStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        async for attempt in retrying(
+            on=EventStoreUnavailableError,
+            attempts=_RECONNECT_ATTEMPTS,
+            timeout=self.reconnect_timeout,
+            wait_initial=0.05,
+            wait_max=1.0,
+            name=name,
+        ):
+            with attempt:
+                try:
+                    return await method(self, *args, **kwargs)
+                except _CONNECTION_LOST as error:
+                    msg = f"PostgreSQL is unreachable ({name}): {error!r}"
+                    raise EventStoreUnavailableError(msg) from error
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    return call
+
 
 class PostgresEventStore:
-    """Event store in schema ``schema`` of the PostgreSQL database at ``dsn``."""
+    """Event store in schema ``schema`` of the PostgreSQL database at ``dsn``.
 
-    def __init__(self, dsn: str, *, schema: str = "inventory", pool_size: int = 4) -> None:
+    ``reconnect_timeout``: seconds after which an operation stops retrying a lost connection
+    and raises :class:`EventStoreUnavailableError` (10 by default: a restart or a failover
+    usually takes less).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "inventory",
+        pool_size: int = 4,
+        reconnect_timeout: float = 10.0,
+    ) -> None:
         self._dsn = dsn
+        self.reconnect_timeout = reconnect_timeout
         self._sql = PostgresSql(schema)
         self._pool_size = pool_size
         self._pool_or_none: asyncpg.Pool | None = None
@@ -82,6 +149,7 @@ class PostgresEventStore:
             raise EventStoreError("the event store is not started")
         return self._pool_or_none
 
+    @_reconnecting
     async def commit(self, batch: CommitBatch) -> int:
         ranges = stream_ranges(batch.events)
         sql = self._sql
@@ -156,26 +224,32 @@ class PostgresEventStore:
         if found != len(anchors):
             raise ConcurrencyError("a stream of the batch does not continue from its last event")
 
+    @_reconnecting
     async def read_stream(
         self, stream_id: str, *, after: int = 0, limit: int | None = None
     ) -> list[StoredEvent]:
         return _stored(await self._pool.fetch(self._sql.read_stream, stream_id, after, limit))
 
+    @_reconnecting
     async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
         return _stored(await self._pool.fetch(self._sql.read_all, after_position, limit))
 
+    @_reconnecting
     async def stream_version(self, stream_id: str) -> int:
         version: int = await self._pool.fetchval(self._sql.stream_version, stream_id)
         return version
 
+    @_reconnecting
     async def processed(self, message_ids: Collection[str]) -> set[str]:
         rows = await self._pool.fetch(self._sql.processed, list(message_ids))
         return {row[0] for row in rows}
 
+    @_reconnecting
     async def prune_processed(self, older_than: datetime) -> int:
         status = await self._pool.execute(self._sql.prune_processed, older_than)
         return int(status.rsplit(" ", 1)[1])
 
+    @_reconnecting
     async def save_snapshots(self, snapshots: Sequence[Snapshot]) -> None:
         latest = list({s.stream_id: s for s in snapshots}.values())
         await self._pool.execute(
@@ -185,40 +259,52 @@ class PostgresEventStore:
             [s.state for s in latest],
         )
 
+    @_reconnecting
     async def load_snapshots(self) -> list[Snapshot]:
         rows = await self._pool.fetch(self._sql.load_snapshots)
         return [Snapshot(stream_id=r[0], version=r[1], state=r[2]) for r in rows]
 
+    @_reconnecting
     async def get_stock(self, sku: str) -> StockRow | None:
         row = await self._pool.fetchrow(self._sql.get_stock, sku)
         return None if row is None else _stock_row(row)
 
+    @_reconnecting
     async def all_stock(self) -> list[StockRow]:
         return [_stock_row(row) for row in await self._pool.fetch(self._sql.all_stock)]
 
+    @_reconnecting
     async def projection_checkpoint(self) -> int:
         position: int = await self._pool.fetchval(self._sql.get_checkpoint)
         return position
 
+    @_reconnecting
     async def fence_version(self, key: str) -> int:
         version: int = await self._pool.fetchval(self._sql.fence_version, key)
         return version
 
+    @_reconnecting
     async def checkpoint(self, name: str) -> int:
         position: int = await self._pool.fetchval(self._sql.named_checkpoint, name)
         return position
 
+    @_reconnecting
     async def save_checkpoint(self, name: str, position: int) -> None:
         if name == "projection":
             raise ValueError("the projection checkpoint moves only with a commit")
         await self._pool.execute(self._sql.save_checkpoint, name, position)
 
+    @_reconnecting
     async def idempotent_response(self, key: str) -> IdempotentResponse | None:
+        return await self._read_response(key)
+
+    async def _read_response(self, key: str) -> IdempotentResponse | None:
         row = await self._pool.fetchrow(self._sql.get_response, key)
         if row is None:
             return None
         return IdempotentResponse(key=row[0], request_hash=row[1], status=row[2], body=row[3])
 
+    @_reconnecting
     async def save_idempotent_response(self, response: IdempotentResponse) -> IdempotentResponse:
         await self._pool.execute(
             self._sql.insert_response,
@@ -227,7 +313,7 @@ class PostgresEventStore:
             response.status,
             response.body,
         )
-        return await self.idempotent_response(response.key) or response
+        return await self._read_response(response.key) or response
 
 
 def _stored(rows: list[asyncpg.Record]) -> list[StoredEvent]:

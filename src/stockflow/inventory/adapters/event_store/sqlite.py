@@ -43,6 +43,7 @@ from stockflow.inventory.service_layer.ports import (
     EventStoreError,
     Fence,
     IdempotentResponse,
+    NewEvent,
     Snapshot,
     StaleFenceError,
     StockRow,
@@ -131,22 +132,7 @@ class SqliteEventStore:
                 _move_fence(db, batch.fence)
             if batch.events:
                 _check_anchors(db, self._known.anchors(ranges))
-                db.executemany(
-                    sql.INSERT_EVENT,
-                    [
-                        (
-                            e.stream_id,
-                            e.sequence,
-                            e.event_id.bytes,
-                            e.type,
-                            e.data,
-                            _micros(e.occurred_at),
-                            e.correlation_id,
-                            e.causation_id,
-                        )
-                        for e in batch.events
-                    ],
-                )
+                db.executemany(sql.INSERT_EVENT, _event_rows(batch.events))
                 (position,) = db.execute("SELECT last_insert_rowid()").fetchone()
                 db.execute(sql.SET_CHECKPOINT, (position,))
             if batch.processed:
@@ -316,3 +302,27 @@ def _conflict(message: str) -> EventStoreError:
     if "processed.message_id" in message:
         return DuplicateMessageError("a message id of the batch is already processed")
     return ConcurrencyError(f"a stream of the batch was written concurrently ({message})")
+
+
+def _event_rows(events: Sequence[NewEvent]) -> list[tuple[object, ...]]:
+    # A batch's events share one occurred_at: convert each distinct time once (this runs in
+    # the store's thread and holds the GIL the decide loop also needs).
+    micros: dict[datetime, int] = {}
+    rows: list[tuple[object, ...]] = []
+    for e in events:
+        at = micros.get(e.occurred_at)
+        if at is None:
+            at = micros[e.occurred_at] = _micros(e.occurred_at)
+        rows.append(
+            (
+                e.stream_id,
+                e.sequence,
+                e.event_id.bytes,
+                e.type,
+                e.data,
+                at,
+                e.correlation_id,
+                e.causation_id,
+            )
+        )
+    return rows
