@@ -159,6 +159,7 @@ def build(
         writer,
         batch_size=settings.batch_size,
         max_wait=settings.batch_wait,
+        in_flight_batches=settings.in_flight_batches,
         config=ConsumerConfig(ack_wait=settings.ack_wait, max_deliver=settings.max_deliver),
         registry=registry,
     )

@@ -36,6 +36,8 @@ class InventorySettings(BaseSettings):
     """This process owns the partitions ``p`` with ``p % replicas == replica_index``."""
     batch_size: int = Field(1000, ge=1, le=10_000)
     """Most commands decided and committed in one transaction."""
+    in_flight_batches: int = Field(1, ge=1, le=8)
+    """Consumed batches in the writer at once; >1 lets it decide one while another commits."""
     batch_wait: float = Field(0.05, gt=0)
     """Seconds the consumer waits for the first message of a batch."""
     ack_wait: float = Field(30.0, gt=0)

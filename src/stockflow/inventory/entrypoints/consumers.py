@@ -81,6 +81,7 @@ class InventoryConsumers:
         max_wait: float = 0.05,
         config: ConsumerConfig | None = None,
         registry: CollectorRegistry | None = None,
+        in_flight_batches: int = 2,
     ) -> None:
         self.bus = bus
         self.writer = writer
@@ -88,6 +89,7 @@ class InventoryConsumers:
         self.max_wait = max_wait
         self.config = config
         self.registry = registry
+        self.in_flight_batches = in_flight_batches
         self.malformed = counter(
             "inventory_malformed_messages",
             "Messages whose type or payload the inventory cannot read (dead-lettered at once).",
@@ -106,6 +108,8 @@ class InventoryConsumers:
                 batch_size=self.batch_size,
                 max_wait=self.max_wait,
                 registry=self.registry,
+                # Fetch batch N+1 while N commits: the writer decides it meanwhile.
+                max_in_flight=self.in_flight_batches,
             )
             self._consumers.append(consumer)
             self._tasks.append(asyncio.create_task(consumer.run(), name=source.durable))

@@ -75,6 +75,11 @@ class Consumer:
             outage does not burn through ``max_deliver`` at once.
         registry: Prometheus registry for the metrics (the default registry when ``None``).
         tracer_provider: Where the per-batch CONSUMER spans go (the global provider if ``None``).
+        max_in_flight: Batches being handled at once. With 1 (the default) the next fetch
+            waits until the batch in hand is acked. With more, the runner fetches the next
+            batch while earlier ones are still in the handler, so a pipelined handler (e.g. a
+            writer that decides batch N+1 while N commits) never starves. Handlers are started
+            in fetch order; each batch is acked or nakked on its own.
 
     The bus records each fetched batch's size (``messaging_batch_size``) and the ack, nak and
     redelivery counts; the runner adds ``messaging_handler_duration_seconds``, the lag gauges
@@ -92,7 +97,10 @@ class Consumer:
         retry_delay: float = 1.0,
         registry: CollectorRegistry | None = None,
         tracer_provider: trace.TracerProvider | None = None,
+        max_in_flight: int = 1,
     ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         self.subscription = subscription
         self.handler = handler
         self.batch_size = batch_size
@@ -104,6 +112,8 @@ class Consumer:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._running = False
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         """Consume until :meth:`stop` is called (or the bus is closed under it).
@@ -121,23 +131,38 @@ class Consumer:
                 if time.monotonic() >= next_lag:
                     await self._record_lag()
                     next_lag = time.monotonic() + self.lag_interval
+                await self._slots.acquire()
                 try:
                     batch = await self.subscription.fetch(self.batch_size, self.max_wait)
                 except BusClosedError:
+                    self._slots.release()
                     if self.stopping:
                         return
                     raise
                 except MessagingError as error:
+                    self._slots.release()
                     failures += 1
                     _log.warning("messaging.fetch_failed", subscription=name, error=str(error))
                     await asyncio.sleep(min(0.1 * 2**failures, 5.0))
                     continue
                 failures = 0
-                if batch:
-                    await self.handle(batch)
+                if not batch:
+                    self._slots.release()
+                    continue
+                task = asyncio.create_task(self._handle_in_slot(batch))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
         finally:
+            if self._in_flight:  # let batches in hand finish: ack or nak, never abandon
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
             self._running = False
             self._stopped.set()
+
+    async def _handle_in_slot(self, batch: Sequence[Delivery]) -> None:
+        try:
+            await self.handle(batch)
+        finally:
+            self._slots.release()
 
     async def handle(self, batch: Sequence[Delivery]) -> None:
         """Handle one fetched *batch*: ack it on success, nak it on failure."""

@@ -181,3 +181,50 @@ async def test_a_closed_bus_ends_the_run_with_an_error(bus: InMemoryBus) -> None
     await bus.close()
     with pytest.raises(BusClosedError):
         await task
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 2])
+async def test_max_in_flight_bounds_the_batches_in_the_handler_at_once(
+    bus: InMemoryBus, registry: CollectorRegistry, max_in_flight: int
+) -> None:
+    await bus.publish(TOPIC, make_envelopes(6, subject="s"))
+    subscription = await bus.subscribe(TOPIC, "pipelined", ConsumerConfig(ack_wait=30))
+    inside: list[int] = []
+    peak = 0
+    release = asyncio.Event()
+    seen: list[str] = []
+    all_seen = asyncio.Event()
+
+    async def handler(batch: Sequence[Delivery]) -> None:
+        nonlocal peak
+        seen.extend(d.envelope.id for d in batch)
+        if len(seen) >= 6:
+            all_seen.set()
+        inside.append(1)
+        peak = max(peak, len(inside))
+        await release.wait()
+        inside.pop()
+
+    consumer = Consumer(
+        subscription,
+        handler,
+        batch_size=2,
+        max_wait=0.01,
+        registry=registry,
+        max_in_flight=max_in_flight,
+    )
+    task = asyncio.create_task(consumer.run())
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+    assert peak == max_in_flight
+    release.set()
+    await asyncio.wait_for(all_seen.wait(), 5)
+    await consumer.stop()
+    await task
+    assert len(set(seen)) == 6
+    assert (await subscription.lag()).pending == 0  # every batch was acked
+
+
+def test_max_in_flight_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_in_flight"):
+        Consumer(object(), per_message(lambda d: asyncio.sleep(0)), max_in_flight=0)  # type: ignore[arg-type]
