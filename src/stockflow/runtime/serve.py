@@ -16,7 +16,7 @@ import uvicorn
 from stockflow.inventory.bootstrap import build as build_inventory
 from stockflow.inventory.settings import InventorySettings
 from stockflow_kit.messaging import make_bus
-from stockflow_kit.observability import configure_logging
+from stockflow_kit.observability import configure_logging, configure_tracing
 
 __all__ = ["SERVICES", "run_inventory", "serve"]
 
@@ -49,4 +49,7 @@ def serve(service: str) -> None:
         raise ValueError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
     settings = InventorySettings()
     configure_logging(json=settings.log_json, level=settings.log_level, service="inventory")
+    # Spans are recorded (trace ids on log lines and in outgoing headers) and exported over
+    # OTLP/HTTP when INVENTORY_OTLP_ENDPOINT is set.
+    configure_tracing("inventory", otlp_endpoint=settings.otlp_endpoint)
     asyncio.run(run_inventory(settings))

@@ -1,0 +1,107 @@
+"""A ``serve`` process exports its spans over OTLP/HTTP when told where to.
+
+No collector runs here (toolchain.md), so the test serves a stand-in: a tiny ASGI app that
+parses ``ExportTraceServiceRequest`` protobufs, the wire format of a real collector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from tests.inventory.crash.worker_process import Worker, free_port
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, str, str]] = []  # (service, span name, trace id)
+        self.received = asyncio.Event()
+
+    async def traces(self, request: Request) -> Response:
+        export = ExportTraceServiceRequest()
+        export.ParseFromString(await request.body())
+        for resource_spans in export.resource_spans:
+            service = next(
+                (
+                    a.value.string_value
+                    for a in resource_spans.resource.attributes
+                    if a.key == "service.name"
+                ),
+                "",
+            )
+            for scope in resource_spans.scope_spans:
+                for span in scope.spans:
+                    self.spans.append((service, span.name, span.trace_id.hex()))
+        self.received.set()
+        body = ExportTraceServiceResponse().SerializeToString()
+        return Response(body, media_type="application/x-protobuf")
+
+
+@contextlib.asynccontextmanager
+async def serving(collector: Collector) -> AsyncIterator[int]:
+    port = free_port()
+    app = Starlette(routes=[Route("/v1/traces", collector.traces, methods=["POST"])])
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
+    task = asyncio.create_task(server.serve())
+    for _ in range(1000):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.mark.slow
+async def test_a_request_s_spans_reach_the_otlp_collector_with_the_caller_s_trace_id(
+    tmp_path: Path,
+) -> None:
+    collector = Collector()
+    async with serving(collector) as collector_port:
+        worker = Worker(
+            {
+                "INVENTORY_EVENT_STORE_URL": f"sqlite:///{tmp_path}/inventory.sqlite3",
+                "BUS_URL": f"sqlite:///{tmp_path}/bus.sqlite3",
+                "INVENTORY_OTLP_ENDPOINT": f"http://127.0.0.1:{collector_port}",
+                "OTEL_BSP_SCHEDULE_DELAY": "100",
+            },
+            tmp_path / "worker.log",
+        )
+        worker.start()
+        try:
+            await worker.wait_ready()
+            async with httpx.AsyncClient() as client:
+                response = await client.post(
+                    f"http://127.0.0.1:{worker.port}/inventory/SKU-T/receipts",
+                    json={"qty": 3},
+                    headers={"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"},
+                )
+            assert response.status_code == 201
+            await asyncio.wait_for(collector.received.wait(), 20)
+            for _ in range(100):  # the batch processor may send the request's span a bit later
+                if any(trace == TRACE_ID for _, _, trace in collector.spans):
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            worker.terminate()
+    mine = [(service, name) for service, name, trace in collector.spans if trace == TRACE_ID]
+    assert ("inventory", "POST /inventory/{sku}/receipts") in mine, collector.spans[:10]
