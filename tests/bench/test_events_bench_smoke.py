@@ -40,6 +40,30 @@ def test_a_tiny_embedded_run_processes_everything_passes_the_audit_and_writes_js
     assert body["lag_ms"]["p99"] >= body["lag_ms"]["p50"] >= 0
     assert body["eventsourcing"]["final_stock_matches_reference"] is True
     assert body["ratio_vs_eventsourcing"] > 0
+    one = body["eventsourcing_one_per_save"]
+    assert (one["save_batch"], one["final_stock_matches_reference"]) == (1, True)
+    assert one["events_per_s"] > 0
+    assert (body["relay"], body["publish_rate_target"]) == (False, None)
+    assert "relaying events to the bus is excluded" in body["scope"]
+    assert body["events_per_s_relayed"] is None
+    assert "relay events to the bus" in result.output
+    assert "no (excluded from the figures)" in result.output
+
+
+def test_a_relayed_paced_run_times_the_relay_and_keeps_the_rate(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["bench", "events", "--events", "600", "--skus", "20", "--partitions", "2"]
+    args += ["--relay", "--rate", "2000", "--no-compare-eventsourcing", "--json", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    body = json.loads(out.read_text())
+    assert (body["status"], body["relay"], body["publish_rate_target"]) == ("OK", True, 2000.0)
+    assert body["config"]["relay"] is True
+    assert "INVENTORY_PUBLISH_EVENTS=true" in body["scope"]
+    assert body["relay_done_s"] >= body["wall_s"] > 0
+    assert body["events_per_s_relayed"] > 0
+    assert body["publish_rate_achieved"] <= 2000 * 1.1  # the bucket allows one batch ahead
+    assert body["eventsourcing"] is None
 
 
 def test_a_run_whose_audit_failed_counts_as_zero() -> None:

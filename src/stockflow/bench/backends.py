@@ -5,7 +5,7 @@
   under a unique prefix (deleted afterwards).
 
 The store is read with plain SQL on the inventory's published storage layout (tables
-``events`` and ``processed``); no inventory code is imported.
+``events``, ``processed`` and ``checkpoints``); no inventory code is imported.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["BenchBackend", "distributed_backend", "embedded_backend"]
+__all__ = ["BenchBackend", "delete_streams", "distributed_backend", "embedded_backend"]
 
 
 @dataclass
@@ -64,6 +64,27 @@ class BenchBackend:
         assert row is not None
         return int(row[0]), int(row[1])
 
+    async def relay_progress(self) -> tuple[int, int]:
+        """``(position the relay has published up to, newest event position)`` right now."""
+        if self.name == "embedded":
+            with contextlib.closing(_sqlite(self.event_store_url)) as conn:
+                row = conn.execute(
+                    "SELECT coalesce((SELECT position FROM checkpoints WHERE name = 'published'),"
+                    " 0), (SELECT coalesce(max(position), 0) FROM events)"
+                ).fetchone()
+            return int(row[0]), int(row[1])
+        pg = await _pg(self.event_store_url)
+        try:
+            record = await pg.fetchrow(
+                "SELECT coalesce((SELECT position FROM inventory.checkpoints"
+                " WHERE name = 'published'), 0), (SELECT coalesce(max(position), 0)"
+                " FROM inventory.events)"
+            )
+        finally:
+            await pg.close()
+        assert record is not None
+        return int(record[0]), int(record[1])
+
     async def event_times(self) -> list[tuple[float, str | None]]:
         """``(occurred_at as Unix seconds, causation_id)`` of every event, in log order."""
         if self.name == "embedded":
@@ -94,7 +115,7 @@ class BenchBackend:
             return
         for name in [self.database, *self.extra_databases]:
             await _admin(self.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await _delete_streams(self.bus_url.split("?", 1)[0], self.nats_prefix)
+        await delete_streams(self.bus_url.split("?", 1)[0], self.nats_prefix)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -157,14 +178,24 @@ def _seconds(moment: datetime) -> float:
     return moment.timestamp()
 
 
-async def _delete_streams(nats_url: str, prefix: str) -> None:
+async def delete_streams(nats_url: str, prefix: str) -> list[str]:
+    """Delete the JetStream streams of a bus URL's ``prefix`` (``<prefix>_*``); return them.
+
+    An empty *prefix* deletes nothing: unprefixed streams belong to someone else.
+    """
     import nats
+
+    if not prefix:
+        return []
 
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
+        deleted = []
         for info in await js.streams_info():
             if info.config.name and info.config.name.startswith(f"{prefix}_"):
                 await js.delete_stream(info.config.name)
+                deleted.append(info.config.name)
+        return deleted
     finally:
         await nc.close()

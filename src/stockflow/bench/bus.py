@@ -9,6 +9,10 @@ Envelopes are built before the clock starts; encoding, storage, metrics and span
 measured. Batch size 1 costs one transaction per message, so its runs are capped at
 :data:`SMALL_BATCH_MESSAGES` messages, and each phase stops after :data:`PHASE_BUDGET_SECONDS`
 (the result then reports how many messages were measured) to keep the bench within a minute.
+
+On JetStream (``nats://``/``tls://`` URLs) every run uses its own subject and stream prefix
+(``benchbus-<random>``) and deletes its streams at the end, also when the run fails, so the
+shared server keeps nothing of it.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import msgspec
 
+from stockflow.bench.backends import delete_streams
 from stockflow_kit.messaging import ConsumerConfig, Envelope, make_bus
 
 __all__ = [
@@ -60,6 +66,7 @@ async def run_bus_bench(
     batch_sizes: Sequence[int] = (1, 100, 1000),
     messages: int = 20_000,
     progress: Callable[[str], None] | None = None,
+    stream_prefix: str | None = None,
 ) -> list[BusBenchResult]:
     """Measure every backend in *urls* (name → bus URL) at every batch size.
 
@@ -68,23 +75,42 @@ async def run_bus_bench(
         batch_sizes: Envelopes per publish call and per fetch.
         messages: Messages per run (capped at :data:`SMALL_BATCH_MESSAGES` below batch 100).
         progress: Called with a short line before and after each run.
+        stream_prefix: The JetStream prefix of this run (replacing any in the URL);
+            ``benchbus-<random>`` when ``None``. Its streams are deleted at the end.
 
     Returns:
         One result per backend and batch size, in that order.
     """
     report = progress or (lambda _line: None)
+    prefix = stream_prefix or f"benchbus-{uuid.uuid4().hex[:10]}"
+    servers: set[str] = set()
     results = []
-    for backend, url in urls.items():
-        for batch_size in batch_sizes:
-            count = messages if batch_size >= 100 else min(messages, SMALL_BATCH_MESSAGES)
-            report(f"{backend}: batch {batch_size}, {count} messages ...")
-            result = await _measure(backend, url, batch_size, count)
-            report(
-                f"{backend}: batch {batch_size}: publish {result.publish_per_s:,.0f}/s,"
-                f" consume+ack {result.consume_per_s:,.0f}/s"
-            )
-            results.append(result)
+    try:
+        for backend, given in urls.items():
+            url = given
+            if urlsplit(given).scheme in {"nats", "tls"}:
+                url = _with_prefix(given, prefix)
+                servers.add(given.split("?", 1)[0])
+            for batch_size in batch_sizes:
+                count = messages if batch_size >= 100 else min(messages, SMALL_BATCH_MESSAGES)
+                report(f"{backend}: batch {batch_size}, {count} messages ...")
+                result = await _measure(backend, url, batch_size, count)
+                report(
+                    f"{backend}: batch {batch_size}: publish {result.publish_per_s:,.0f}/s,"
+                    f" consume+ack {result.consume_per_s:,.0f}/s"
+                )
+                results.append(result)
+    finally:
+        for server in sorted(servers):
+            deleted = await delete_streams(server, prefix)
+            report(f"deleted {len(deleted)} bench stream(s) with prefix {prefix!r} on {server}")
     return results
+
+
+def _with_prefix(url: str, prefix: str) -> str:
+    parts = urlsplit(url)
+    options = dict(parse_qsl(parts.query)) | {"prefix": prefix}
+    return parts._replace(query=urlencode(options)).geturl()
 
 
 async def _measure(backend: str, url: str, batch_size: int, count: int) -> BusBenchResult:

@@ -1,18 +1,26 @@
 """``stockflow bench events``: end-to-end events/s of the inventory worker, then the audit.
 
 1. generate the workload (:mod:`stockflow.bench.workload`) and a fresh backend;
-2. start ``stockflow serve inventory`` as a subprocess and wait for ``/readyz``;
-3. publish every envelope to ``inventory.commands`` in batches, stamping ``occurred_at`` with
-   the publish time (the first publish of an id is its command's publish time);
+2. start ``stockflow serve inventory`` as a subprocess (``INVENTORY_PUBLISH_EVENTS`` from
+   ``relay``) and wait for ``/readyz``;
+3. publish every envelope to ``inventory.commands`` in batches, as fast as possible or at
+   ``rate`` commands/s (:mod:`stockflow.bench.pacing`), stamping ``occurred_at`` with the
+   publish time (the first publish of an id is its command's publish time);
 4. poll the store's ``processed`` count (own SQL) until every unique command is processed;
+   with ``relay``, then poll the relay's checkpoint until every event is on the bus;
 5. SIGTERM the worker, compute the figures, run ``stockflow audit`` (a subprocess: the bench
    and the auditor never import each other): a failed audit makes the run FAILED, events/s 0;
-6. optionally run the same envelopes through the eventsourcing library.
+6. optionally run the same envelopes through the eventsourcing library (100 aggregates per
+   save, and 1 per save).
 
 Figures: ``events_per_s`` = committed events / (last event's ``occurred_at`` - first event's),
 the commit span; ``events_per_s_wall`` = committed events / (first publish -> last command
-seen processed). Lag = event ``occurred_at`` - its command's publish time (joined on
-``causation_id``); the projection commits in the same transaction as the events.
+seen processed). Their scope is "commands on the bus -> events durable + projection + ack";
+relaying the events to the bus is excluded unless ``relay`` (then the relay runs during the
+measurement and ``events_per_s_relayed`` = events / (first publish -> all relayed)). Lag =
+event ``occurred_at`` - its command's publish time (joined on ``causation_id``); the
+projection commits in the same transaction as the events. At an unlimited rate the lag
+mostly measures the backlog; give a sustainable ``rate`` for the pipeline's latency.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +37,9 @@ from typing import Any, Final
 import msgspec
 
 from stockflow.bench.backends import BenchBackend, distributed_backend, embedded_backend
+from stockflow.bench.comparison import compare_eventsourcing
 from stockflow.bench.figures import EventsFigures, compute_figures, print_figures
+from stockflow.bench.pacing import TokenBucket, batch_for_rate
 from stockflow.bench.worker import WorkerProcess
 from stockflow.bench.workload import Workload, generate_workload
 from stockflow.contracts.inventory_commands import COMMANDS_TOPIC
@@ -38,8 +48,8 @@ from stockflow_kit.messaging import Envelope, make_bus
 __all__ = ["EventsBenchConfig", "run_events_bench"]
 
 PUBLISH_BATCH: Final = 1000
+REPORT_SECONDS: Final = 2.0
 STALL_SECONDS: Final = 60.0
-ES_TIME_CAP: Final = 60.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,20 @@ class EventsBenchConfig:
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     nats_url: str = "nats://127.0.0.1:4222"
     json_file: Path | None = None
+    relay: bool = False
+    """Run the worker with ``INVENTORY_PUBLISH_EVENTS=true`` (relay events to the bus)."""
+    rate: float | None = None
+    """Commands published per second; ``None``: as fast as possible."""
+    before_audit: Callable[[BenchBackend], Awaitable[None]] | None = None
+    """Called between the run and the audit (a seam for tests that break the store)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings that shape the figures (not where the JSON goes, not the test seam)."""
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if name not in {"json_file", "before_audit"}
+        }
 
 
 def _say(line: str) -> None:
@@ -81,7 +105,7 @@ async def _run(config: EventsBenchConfig, say: Callable[[str], None]) -> EventsF
     try:
         figures = await _measure(config, backend, workload, say)
         if config.compare_eventsourcing:
-            figures = await _compare(config, backend, workload, figures, say)
+            figures = await compare_eventsourcing(backend, workload, figures, say)
         return figures
     finally:
         await backend.cleanup()
@@ -90,21 +114,31 @@ async def _run(config: EventsBenchConfig, say: Callable[[str], None]) -> EventsF
 async def _measure(
     config: EventsBenchConfig, backend: BenchBackend, workload: Workload, say: Callable[[str], None]
 ) -> EventsFigures:
-    worker = WorkerProcess(backend, batch_size=config.batch_size, partitions=config.partitions)
+    worker = WorkerProcess(
+        backend, batch_size=config.batch_size, partitions=config.partitions, relay=config.relay
+    )
     await worker.start()
+    relayed_at: float | None = None
     try:
-        say(f"worker ready on port {worker.port}; publishing ...")
-        published, first_publish = await _publish(backend.bus_url, workload, say)
+        relaying = "relaying events" if config.relay else "not relaying events"
+        say(f"worker ready on port {worker.port} ({relaying}); publishing ...")
+        published, first_publish, publish_done_at = await _publish(
+            backend.bus_url, workload, say, rate=config.rate
+        )
         done_at = await _wait_processed(backend, workload.unique, first_publish, say)
+        if config.relay:
+            relayed_at = await _wait_relayed(backend, say)
         metrics = await worker.metrics()
     finally:
         await worker.stop()
     say("computing figures ...")
     times = await backend.event_times()
+    if config.before_audit is not None:
+        await config.before_audit(backend)
     say("auditing ...")
     audit_ok = await _audit(backend, say)
     return compute_figures(
-        config=vars(config) | {"json_file": None},
+        config=config.to_json(),
         workload=workload,
         published=published,
         first_publish=first_publish,
@@ -112,6 +146,10 @@ async def _measure(
         event_times=times,
         metrics=metrics,
         audit_ok=audit_ok,
+        relay=config.relay,
+        relayed_at=relayed_at,
+        rate_target=config.rate,
+        publish_done_at=publish_done_at,
     )
 
 
@@ -133,29 +171,37 @@ async def _audit(backend: BenchBackend, say: Callable[[str], None]) -> bool:
 
 
 async def _publish(
-    bus_url: str, workload: Workload, say: Callable[[str], None]
-) -> tuple[dict[str, float], float]:
+    bus_url: str, workload: Workload, say: Callable[[str], None], *, rate: float | None = None
+) -> tuple[dict[str, float], float, float]:
+    """Publish the workload; return first publish times by id, and when publishing began/ended."""
+    batch_size = PUBLISH_BATCH if rate is None else batch_for_rate(rate, most=PUBLISH_BATCH)
+    bucket = None if rate is None else TokenBucket(rate, batch_size)
     bus = make_bus(bus_url, name="bench")
     await bus.start()
     published: dict[str, float] = {}
     envelopes = workload.envelopes
-    started = time.time()
+    started = last_report = time.time()
     try:
-        for start in range(0, len(envelopes), PUBLISH_BATCH):
+        for start in range(0, len(envelopes), batch_size):
+            chunk = envelopes[start : start + batch_size]
+            if bucket is not None:
+                await bucket.take(len(chunk))
             now = datetime.now(UTC)
             stamp = now.timestamp()
             batch: list[Envelope] = []
-            for envelope in envelopes[start : start + PUBLISH_BATCH]:
+            for envelope in chunk:
                 published.setdefault(envelope.id, stamp)
                 batch.append(msgspec.structs.replace(envelope, occurred_at=now))
             await bus.publish(COMMANDS_TOPIC, batch)
-            if (start // PUBLISH_BATCH) % 20 == 19:
-                rate = (start + len(batch)) / (time.time() - started)
-                say(f"published {start + len(batch)}/{len(envelopes)} ({rate:,.0f}/s)")
+            if stamp - last_report >= REPORT_SECONDS:
+                last_report = stamp
+                rate_now = (start + len(batch)) / (time.time() - started)
+                say(f"published {start + len(batch)}/{len(envelopes)} ({rate_now:,.0f}/s)")
     finally:
         await bus.close()
-    say(f"published {len(envelopes)} envelopes in {time.time() - started:.1f} s")
-    return published, started
+    finished = time.time()
+    say(f"published {len(envelopes)} envelopes in {finished - started:.1f} s")
+    return published, started, finished
 
 
 async def _wait_processed(
@@ -182,56 +228,20 @@ async def _wait_processed(
         await asyncio.sleep(0.2)
 
 
-async def _compare(
-    config: EventsBenchConfig,
-    backend: BenchBackend,
-    workload: Workload,
-    figures: EventsFigures,
-    say: Callable[[str], None],
-) -> EventsFigures:
-    from stockflow.bench.eventsourcing_app import run_eventsourcing
-
-    env: dict[str, Any]
-    if backend.name == "embedded":
-        env = {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": str(backend.workdir / "eventsourcing.sqlite3"),
-        }
-    else:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(backend.admin_url)
-        env = {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": await backend.new_database("stockflow_bench_es"),
-            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-            "POSTGRES_PORT": str(parts.port or 5432),
-            "POSTGRES_USER": parts.username or "postgres",
-            "POSTGRES_PASSWORD": parts.password or "",
-        }
-    say(f"eventsourcing ({env['PERSISTENCE_MODULE']}), 100 aggregates per save ...")
-    result = await asyncio.to_thread(
-        run_eventsourcing,
-        workload.envelopes,
-        env,
-        save_batch=100,
-        time_cap=ES_TIME_CAP,
-        progress=say,
-    )
-    matches = not result.capped and result.stock == workload.model.stock()
-    return msgspec.structs.replace(
-        figures,
-        eventsourcing={
-            "persistence": env["PERSISTENCE_MODULE"],
-            "save_batch": result.save_batch,
-            "events": result.events,
-            "commands": result.commands,
-            "seconds": round(result.seconds, 3),
-            "events_per_s": round(result.events_per_s, 1),
-            "capped_at_seconds": ES_TIME_CAP if result.capped else None,
-            "final_stock_matches_reference": matches,
-        },
-        ratio_vs_eventsourcing=(
-            round(figures.events_per_s / result.events_per_s, 2) if result.events_per_s else None
-        ),
-    )
+async def _wait_relayed(backend: BenchBackend, say: Callable[[str], None]) -> float:
+    """Poll the relay's checkpoint until every committed event is on the bus; return when."""
+    last_progress, last_position = time.time(), -1
+    while True:
+        position, newest = await backend.relay_progress()
+        now = time.time()
+        if position >= newest:
+            say(f"relayed every event (position {position})")
+            return now
+        if position != last_position:
+            last_progress, last_position = now, position
+        elif now - last_progress > STALL_SECONDS:
+            raise RuntimeError(
+                f"the relay published nothing for {STALL_SECONDS:.0f} s"
+                f" (position {position} of {newest}); see the worker's log above"
+            )
+        await asyncio.sleep(0.1)

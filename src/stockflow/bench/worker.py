@@ -29,9 +29,15 @@ def _free_port() -> int:
 
 
 class WorkerProcess:
-    """Start, wait for readiness, scrape metrics, stop with SIGTERM."""
+    """Start, wait for readiness, scrape metrics, stop with SIGTERM.
 
-    def __init__(self, backend: BenchBackend, *, batch_size: int, partitions: int) -> None:
+    *relay* sets ``INVENTORY_PUBLISH_EVENTS``: whether the worker also relays its committed
+    events to the bus (off by default: the bench then measures the command side only).
+    """
+
+    def __init__(
+        self, backend: BenchBackend, *, batch_size: int, partitions: int, relay: bool = False
+    ) -> None:
         self.port = _free_port()
         self.env = os.environ | {
             "INVENTORY_EVENT_STORE_URL": backend.event_store_url,
@@ -39,7 +45,7 @@ class WorkerProcess:
             "INVENTORY_PORT": str(self.port),
             "INVENTORY_PARTITIONS": str(partitions),
             "INVENTORY_BATCH_SIZE": str(batch_size),
-            "INVENTORY_PUBLISH_EVENTS": "false",
+            "INVENTORY_PUBLISH_EVENTS": "true" if relay else "false",
             "INVENTORY_LOG_LEVEL": os.environ.get("INVENTORY_LOG_LEVEL", "WARNING"),
         }
         self.process: asyncio.subprocess.Process | None = None

@@ -1,13 +1,15 @@
 """``stockflow up``: the whole system on one machine.
 
 Embedded (default): one process, every existing service on its own port (inventory on
-``port_base + 2``), each with its SQLite file under the data dir and one shared SqliteLogBus.
+``port_base + 2``), each with its SQLite file under the data dir and one shared SqliteLogBus,
+trimmed hourly (6-day window, checked against the processed-id window: ADR 0001 "Retention").
 Distributed (``--distributed``): one ``stockflow serve <service>`` process per service, on
 PostgreSQL and NATS JetStream, configured by environment variables.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -20,7 +22,14 @@ import uvicorn
 
 from stockflow.inventory.bootstrap import build as build_inventory
 from stockflow.inventory.settings import InventorySettings
-from stockflow_kit.messaging import make_bus
+from stockflow_kit.messaging import SqliteLogBus
+from stockflow_kit.messaging.retention import (
+    DEFAULT_INTERVAL,
+    DEFAULT_LOG_RETENTION,
+    Retention,
+    check_retention_windows,
+    log_trim,
+)
 from stockflow_kit.observability import configure_logging
 
 __all__ = ["PORT_OFFSETS", "run_distributed", "run_embedded"]
@@ -37,15 +46,22 @@ async def run_embedded(
     ``data_dir`` must exist and be absolute (the CLI makes it so).
     """
     configure_logging(level=os.environ.get("STOCKFLOW_LOG_LEVEL", "INFO"))
-    bus = make_bus(f"sqlite:///{data_dir / 'bus.sqlite3'}", name="stockflow")
+    inventory = InventorySettings(
+        event_store_url=f"sqlite:///{data_dir / 'inventory.sqlite3'}",
+        bus_url=f"sqlite:///{data_dir / 'bus.sqlite3'}",
+        host=host,
+        port=port_base + PORT_OFFSETS["inventory"],
+    )
+    # ADR 0001 "Retention": a replayed message must never outlive its processed id.
+    check_retention_windows(
+        log_retention=DEFAULT_LOG_RETENTION,
+        processed_retention=inventory.processed_retention_seconds,
+        interval=DEFAULT_INTERVAL,
+    )
+    bus = SqliteLogBus(inventory.bus_url)
     await bus.start()
+    retention = asyncio.create_task(Retention([log_trim(bus)]).run(), name="bus-retention")
     try:
-        inventory = InventorySettings(
-            event_store_url=f"sqlite:///{data_dir / 'inventory.sqlite3'}",
-            bus_url=f"sqlite:///{data_dir / 'bus.sqlite3'}",
-            host=host,
-            port=port_base + PORT_OFFSETS["inventory"],
-        )
         service = build_inventory(inventory, bus=bus)
         server = uvicorn.Server(
             uvicorn.Config(
@@ -60,6 +76,8 @@ async def run_embedded(
         announce(f"inventory  http://{host}:{inventory.port}  (data: {data_dir})")
         await server.serve()
     finally:
+        retention.cancel()
+        await asyncio.gather(retention, return_exceptions=True)
         await bus.close()
 
 

@@ -54,6 +54,7 @@ async def test_no_generated_request_makes_the_inventory_api_answer_a_5xx(tmp_pat
             text=True,
             timeout=300,
             check=False,
+            cwd=tmp_path,
             env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
         )
         (tmp_path / "schemathesis.out").write_text(result.stdout)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
-from stockflow_kit.messaging._contract_base import ContractBase, drain, make_envelopes
+from stockflow_kit.messaging._contract_base import ContractBase, counted, drain, make_envelopes
 from stockflow_kit.messaging.bus import (
     Bus,
     ConsumerConfig,
+    Delivery,
 )
+from stockflow_kit.messaging.consumer import Consumer
 
 __all__ = ["DeliveryCases"]
 
@@ -99,6 +102,33 @@ class DeliveryCases(ContractBase):
         await sub.nak(await sub.fetch(10, max_wait=1.0), delay=0.5)
         assert list(await sub.fetch(10, max_wait=0.1)) == []
         assert len(await sub.fetch(10, max_wait=2.0)) == 1
+
+    async def test_one_nak_counts_the_delivery_as_nakked_exactly_once(
+        self, bus: Bus, topic: str
+    ) -> None:
+        """The backend's ``nak`` counts; nothing else adds to ``outcome="nakked"``."""
+        await bus.publish(topic, make_envelopes(1))
+        sub = await bus.subscribe(topic, "reader", ConsumerConfig(ack_wait=30.0))
+        before = counted(topic, "reader", "nakked")
+        await sub.nak(await sub.fetch(10, max_wait=1.0), reason="counted once")
+        assert counted(topic, "reader", "nakked") - before == 1
+        await sub.ack(await sub.fetch(10, max_wait=1.0))
+        assert counted(topic, "reader", "acked") == 1
+
+    async def test_a_batch_failed_in_the_consumer_runner_is_counted_nakked_once(
+        self, bus: Bus, topic: str
+    ) -> None:
+        """The runner naks through the bus and adds no count of its own."""
+        await bus.publish(topic, make_envelopes(1))
+        sub = await bus.subscribe(topic, "runner", ConsumerConfig(ack_wait=30.0))
+
+        async def fail(batch: Sequence[Delivery]) -> None:
+            raise RuntimeError("handler down")
+
+        consumer = Consumer(sub, fail, retry_delay=30.0)
+        before = counted(topic, "runner", "nakked")
+        await consumer.handle(await sub.fetch(10, max_wait=1.0))
+        assert counted(topic, "runner", "nakked") - before == 1
 
     async def test_an_envelope_id_is_delivered_once(self, bus: Bus, topic: str) -> None:
         first, second = make_envelopes(2)

@@ -5,7 +5,10 @@ Backends call these so that all of them report the same names:
 * ``messaging_messages_total{topic,subscription,outcome}``: outcomes ``published``,
   ``acked``, ``nakked``, ``redelivered``, ``dead_lettered``, ``duplicate_skipped``
   (``subscription`` is ``""`` for publish-side counts: dropped duplicate publishes; an inbox
-  counts the duplicates it skips under its own name);
+  counts the duplicates it skips under its own name). ``acked`` and ``nakked`` are counted
+  by the backend's ``ack``/``nak``, once per delivery and only when the backend recorded it;
+  the consumer runner naks through the bus and adds no count of its own (the contract suite
+  checks the delta of one nak);
 * ``messaging_batch_size{subscription}`` (histogram of fetched batch sizes);
 * ``messaging_handler_duration_seconds{subscription}`` (histogram, consumer runner);
 * ``messaging_consumer_pending{subscription}`` and

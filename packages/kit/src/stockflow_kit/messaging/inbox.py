@@ -11,8 +11,10 @@ the new ids. Concurrent consumers of the same id are safe: the second insert wai
 first transaction and then returns nothing.
 
 Ids are kept until :meth:`SqliteInbox.purge` / :meth:`PostgresInbox.purge` removes those
-older than a window; keep that window longer than any redelivery can arrive (the bus's
-``ack_wait`` × ``max_deliver`` plus the outbox's worst backlog, in practice days).
+older than a window (scheduled by :mod:`~stockflow_kit.messaging.retention`); keep that window
+longer than any copy can arrive: the bus's retention (a reset consumer replays what the log
+still holds) plus the bus's ``ack_wait`` × ``max_deliver``, in practice days
+(:func:`~stockflow_kit.messaging.retention.check_retention_windows`).
 """
 
 from __future__ import annotations
@@ -112,11 +114,15 @@ class SqliteInbox(_InboxBase):
         ).fetchall()
         return self._keep(messages, {row[0] for row in rows})
 
-    def purge(self, conn: sqlite3.Connection, older_than: float) -> int:
-        """Forget ids processed more than *older_than* seconds ago; return how many."""
-        cursor = conn.execute(
-            f"DELETE FROM {self.table} WHERE processed_at < ?", (time.time() - older_than,)
-        )
+    def purge(
+        self, conn: sqlite3.Connection, older_than: float, *, now: float | None = None
+    ) -> int:
+        """Forget ids processed more than *older_than* seconds before *now*; return how many.
+
+        *now* is in Unix seconds (:func:`time.time` when ``None``). Nothing is committed here.
+        """
+        cutoff = (time.time() if now is None else now) - older_than
+        cursor = conn.execute(f"DELETE FROM {self.table} WHERE processed_at < ?", (cutoff,))
         return cursor.rowcount
 
 
@@ -160,10 +166,17 @@ class PostgresInbox(_InboxBase):
         )
         return self._keep(messages, {row["msg_id"] for row in rows})
 
-    async def purge(self, conn: PgConnection, older_than: float) -> int:
-        """Forget ids processed more than *older_than* seconds ago; return how many."""
+    async def purge(
+        self, conn: PgConnection, older_than: float, *, now: float | None = None
+    ) -> int:
+        """Forget ids processed more than *older_than* seconds before *now*; return how many.
+
+        *now* is in Unix seconds; the server's ``now()`` when ``None``.
+        """
         status = await conn.execute(
-            f"DELETE FROM {self.table} WHERE processed_at < now() - make_interval(secs => $1)",
+            f"DELETE FROM {self.table} WHERE processed_at"
+            " < coalesce(to_timestamp($2::float8), now()) - make_interval(secs => $1)",
             older_than,
+            now,
         )
         return int(status.split()[-1])

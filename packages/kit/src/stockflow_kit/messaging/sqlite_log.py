@@ -8,7 +8,7 @@ The tables and the claim algorithm are described in :mod:`._sqlite_store`:
 * **publish** is one ``executemany`` in one transaction per call; a partial unique index on
   ``(stream, envelope id)`` drops duplicates. The dedupe window is the retention of the log:
   forever, unless :meth:`SqliteLogBus.trim` deletes old messages (then ids older than the trim
-  cutoff may be published again).
+  cutoff may be published again); :mod:`~stockflow_kit.messaging.retention` schedules it.
 * **fetch** claims in one ``BEGIN IMMEDIATE`` transaction: due redeliveries first (moving those
   past ``max_deliver`` to ``deadletter.<stream>``), then new rows after the consumer's cursor,
   recording one in-flight row each. **ack** deletes in-flight rows, **nak** makes them due.
@@ -217,14 +217,24 @@ class SqliteLogBus:
             raise SubscribeError(msg)
         return SqliteLogSubscription(self, durable, consumer, topic, config or ConsumerConfig())
 
-    async def trim(self, older_than: float) -> int:
+    async def trim(self, older_than: float, *, now: float | None = None) -> int:
         """Delete messages older than *older_than* seconds that no durable still needs.
 
         A message is kept while any durable subscription of its stream has not passed it or
-        holds it in flight. Trimming ends the dedupe window for the deleted ids.
+        holds it in flight. Trimming ends the dedupe window for the deleted ids. Schedule it
+        with :class:`~stockflow_kit.messaging.retention.Retention`.
+
+        Args:
+            older_than: The retention window in seconds.
+            now: The current time in Unix seconds; :func:`time.time` when ``None``.
 
         Returns:
             How many messages were deleted.
         """
         store = self.store()
-        return await self.execute(store.trim, time.time() - older_than)
+        cutoff = (time.time() if now is None else now) - older_than
+        try:
+            return await self.execute(store.trim, cutoff)
+        except sqlite3.Error as error:
+            msg = f"trimming the bus log {self.path!r} failed: {error}"
+            raise MessagingError(msg) from error

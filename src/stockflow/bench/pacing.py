@@ -1,0 +1,68 @@
+"""Publishing at a fixed rate (``stockflow bench events --rate``): a token bucket, in batches.
+
+At an unlimited rate the bench publishes the whole workload as fast as the bus takes it, so
+the command-to-projection lag mostly measures how long a command waited in the backlog. At a
+rate the worker can sustain, the lag is the pipeline's own latency (fetch wait, batch, commit).
+
+The publisher takes :func:`batch_for_rate` envelopes at a time from a :class:`TokenBucket`
+whose capacity is one batch: after a stall it catches up by at most one batch, so the rate is
+never exceeded for longer than that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+__all__ = ["PUBLISHES_PER_SECOND", "TokenBucket", "batch_for_rate"]
+
+PUBLISHES_PER_SECOND: Final = 100
+"""About how many publish calls per second a paced run makes."""
+
+
+def batch_for_rate(rate: float, *, most: int) -> int:
+    """Envelopes per publish at *rate* envelopes/s: ~1/100 s worth, between 1 and *most*."""
+    return max(1, min(most, round(rate / PUBLISHES_PER_SECOND)))
+
+
+class TokenBucket:
+    """Hands out *rate* tokens per second and saves up at most *capacity* of them.
+
+    Args:
+        rate: Tokens per second (> 0).
+        capacity: The most tokens saved up (>= 1); the bucket starts full.
+        clock: Monotonic seconds.
+        sleep: Waits; inject a manual clock's in tests.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        capacity: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if not rate > 0 or capacity < 1:
+            msg = f"need rate > 0 and capacity >= 1, not {rate!r} and {capacity!r}"
+            raise ValueError(msg)
+        self.rate, self.capacity = rate, capacity
+        self._clock, self._sleep = clock, sleep
+        self._tokens = float(capacity)
+        self._last = clock()
+
+    async def take(self, count: int) -> None:
+        """Wait until *count* tokens (at most ``capacity``) are saved up, then spend them."""
+        if not 0 <= count <= self.capacity:
+            msg = f"can take 0 to {self.capacity} tokens at a time, not {count}"
+            raise ValueError(msg)
+        while True:
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            if self._tokens >= count - 1e-9:  # float slack: no extra nanosecond sleeps
+                self._tokens = max(0.0, self._tokens - count)
+                return
+            await self._sleep((count - self._tokens) / self.rate)
