@@ -30,7 +30,7 @@ from stockflow_kit.messaging.retention import (
     check_retention_windows,
     log_trim,
 )
-from stockflow_kit.observability import configure_logging
+from stockflow_kit.observability import configure_logging, configure_tracing
 
 __all__ = ["PORT_OFFSETS", "run_distributed", "run_embedded"]
 
@@ -46,6 +46,7 @@ async def run_embedded(
     ``data_dir`` must exist and be absolute (the CLI makes it so).
     """
     configure_logging(level=os.environ.get("STOCKFLOW_LOG_LEVEL", "INFO"))
+    configure_tracing("stockflow", otlp_endpoint=os.environ.get("STOCKFLOW_OTLP_ENDPOINT"))
     inventory = InventorySettings(
         event_store_url=f"sqlite:///{data_dir / 'inventory.sqlite3'}",
         bus_url=f"sqlite:///{data_dir / 'bus.sqlite3'}",
