@@ -8,6 +8,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 export UV_PYTHON_PREFERENCE ?= system
+# Trust the system's certificate store (corporate or sandbox CAs live there), not only uv's
+# bundled roots.
+export UV_NATIVE_TLS ?= 1
 export PACT_DO_NOT_TRACK ?= true
 
 .PHONY: help sync fmt lint test test-unit test-integration run bench audit chaos clean
