@@ -17,11 +17,13 @@ import structlog
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from stockflow.inventory.adapters.peers import HttpPeers
 from stockflow.inventory.entrypoints.consumers import InventoryConsumers
 from stockflow.inventory.entrypoints.http import create_app
 from stockflow.inventory.service_layer.partitions import InventoryWriter
-from stockflow.inventory.service_layer.ports import EventStore
-from stockflow.inventory.service_layer.relay import EventRelay
+from stockflow.inventory.service_layer.ports import EventStore, Peers
+from stockflow.inventory.service_layer.relay import PUBLISHED_CHECKPOINT, EventRelay
+from stockflow.inventory.service_layer.reservations import ReservationCoordinator
 from stockflow.inventory.settings import InventorySettings
 from stockflow_kit.messaging import Bus, ConsumerConfig
 
@@ -68,6 +70,7 @@ class InventoryService:
     consumers: InventoryConsumers
     registry: CollectorRegistry
     clock: Callable[[], datetime]
+    peers: Peers | None = None
     app: FastAPI = field(init=False)
     started: bool = False
     _pruner: asyncio.Task[None] | None = None
@@ -82,7 +85,12 @@ class InventoryService:
         await self.consumers.start()
         self._pruner = asyncio.create_task(self._prune_processed(), name="inventory-pruner")
         self.started = True
-        _log.info("inventory.started", port=self.settings.port, skus=len(self.writer.states))
+        _log.info(
+            "inventory.started",
+            port=self.settings.port,
+            skus=len(self.writer.states),
+            replica=f"{self.settings.replica_index}/{self.settings.replicas}",
+        )
 
     async def stop(self) -> None:
         """Stop consuming (the batch in hand settles first), then the writer, relay, store."""
@@ -95,6 +103,8 @@ class InventoryService:
         if self._pruner is not None:
             self._pruner.cancel()
             await asyncio.gather(self._pruner, return_exceptions=True)
+        if self.peers is not None:
+            await self.peers.aclose()
         await self.store.close()
         _log.info("inventory.stopped")
 
@@ -136,8 +146,13 @@ def build(
     clock: Callable[[], datetime] = _utcnow,
     event_store: EventStore | None = None,
     registry: CollectorRegistry | None = None,
+    peers: Peers | None = None,
 ) -> InventoryService:
-    """Wire one inventory service. ``bus`` is started and closed by the caller."""
+    """Wire one inventory service. ``bus`` is started and closed by the caller.
+
+    With ``replicas > 1`` the other replicas are reached through ``peers`` (tests), else
+    over HTTP at ``settings.peer_urls`` (required then).
+    """
     store = event_store or event_store_for(
         settings.event_store_url, schema=settings.event_store_schema
     )
@@ -153,7 +168,31 @@ def build(
         snapshot_every=settings.snapshot_every,
         registry=registry,
     )
-    relay = EventRelay(store, bus, wake=writer.committed, batch_size=settings.batch_size)
+    ownership = writer.ownership
+    coordinator = None
+    if not ownership.owns_all:
+        if peers is None:
+            if not settings.peer_urls:
+                raise ValueError("INVENTORY_PEER_URLS must name every replica when replicas > 1")
+            peers = HttpPeers(
+                settings.peer_urls,
+                replica_index=settings.replica_index,
+                service_token=settings.service_token,
+                registry=registry,
+            )
+        coordinator = ReservationCoordinator(writer, peers, registry=registry)
+    relay = EventRelay(
+        store,
+        bus,
+        wake=writer.committed,
+        batch_size=settings.batch_size,
+        owns=None if ownership.owns_all else ownership.owns,
+        checkpoint=(
+            PUBLISHED_CHECKPOINT
+            if ownership.owns_all
+            else f"{PUBLISHED_CHECKPOINT}/{ownership.replicas}/{ownership.replica_index}"
+        ),
+    )
     consumers = InventoryConsumers(
         bus,
         writer,
@@ -162,6 +201,7 @@ def build(
         in_flight_batches=settings.in_flight_batches,
         config=ConsumerConfig(ack_wait=settings.ack_wait, max_deliver=settings.max_deliver),
         registry=registry,
+        coordinator=coordinator,
     )
     service = InventoryService(
         settings=settings,
@@ -172,6 +212,7 @@ def build(
         consumers=consumers,
         registry=registry,
         clock=clock,
+        peers=peers,
     )
     service.app = create_app(
         store=store,
@@ -181,5 +222,6 @@ def build(
         registry=registry,
         lifespan=service.lifespan,
         max_body_bytes=settings.max_body_bytes,
+        peer_urls=settings.peer_urls,
     )
     return service

@@ -6,8 +6,10 @@ flags) and passed down; nothing else reads the environment.
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated, Self
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class InventorySettings(BaseSettings):
@@ -33,7 +35,10 @@ class InventorySettings(BaseSettings):
     """SKUs are hashed into this many partitions; each has exactly one writer."""
     replicas: int = Field(1, ge=1)
     replica_index: int = Field(0, ge=0)
-    """This process owns the partitions ``p`` with ``p % replicas == replica_index``."""
+    """This process owns the partitions ``p`` with ``p % replicas == replica_index`` (ADR 0005)."""
+    peer_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Base URL of every replica, indexed by replica index (``INVENTORY_PEER_URLS``, comma
+    separated). Needed when ``replicas > 1``: reservations spanning replicas call the others."""
     batch_size: int = Field(1000, ge=1, le=10_000)
     """Most commands decided and committed in one transaction."""
     in_flight_batches: int = Field(1, ge=1, le=8)
@@ -55,3 +60,20 @@ class InventorySettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = None
     otlp_endpoint: str | None = None
+
+    @field_validator("peer_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_replicas(self) -> Self:
+        if self.replica_index >= self.replicas:
+            raise ValueError(f"replica_index must be below replicas ({self.replicas})")
+        if self.replicas > self.partitions:
+            raise ValueError("replicas may not exceed partitions")
+        if self.peer_urls and len(self.peer_urls) != self.replicas:
+            raise ValueError(f"peer_urls must name all {self.replicas} replicas, in index order")
+        return self

@@ -10,12 +10,19 @@ A malformed message (unknown type, payload that does not fit its schema) is neve
 cannot get better. It is published at once to the dead-letter topic with the usual headers and
 the reason, counted (``inventory_malformed_messages_total``) and logged, then acked with its
 batch, so it can never become a crash loop.
+
+Several replicas (ADR 0005): every replica consumes both topics through its own durables
+(``<durable>-r<index>``) and keeps its part of each message (``Ownership.route``). A
+reservation spanning replicas is driven by the :class:`ReservationCoordinator` of the replica
+owning its first line, concurrently with the rest of the batch; the batch is acked only when
+every part of it settled, and nakked (redelivered, re-driven) when any did not. With one
+replica none of this runs: the durables keep their names and the hot path its shape.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -31,7 +38,9 @@ from stockflow.inventory.entrypoints.messages import (
     command_of_order_event,
 )
 from stockflow.inventory.service_layer.batch import Submission
+from stockflow.inventory.service_layer.ownership import Ownership, Spanning
 from stockflow.inventory.service_layer.partitions import InventoryWriter
+from stockflow.inventory.service_layer.reservations import ReservationCoordinator
 from stockflow_kit.messaging import (
     DEAD_LETTER_DELIVERY_COUNT_HEADER,
     DEAD_LETTER_REASON_HEADER,
@@ -47,7 +56,7 @@ from stockflow_kit.messaging import (
 )
 from stockflow_kit.observability import counter
 
-__all__ = ["COMMANDS_DURABLE", "ORDERS_DURABLE", "InventoryConsumers"]
+__all__ = ["COMMANDS_DURABLE", "ORDERS_DURABLE", "InventoryConsumers", "durable_name"]
 
 COMMANDS_DURABLE: Final = "inventory-commands"
 ORDERS_DURABLE: Final = "inventory-orders"
@@ -61,6 +70,12 @@ class _Source:
     topic: str
     durable: str
     translate: Translate
+
+
+def durable_name(durable: str, ownership: Ownership) -> str:
+    """The durable of one replica: the plain name with one replica (compatible), else
+    ``<durable>-r<index>``: every replica must see every message."""
+    return durable if ownership.owns_all else f"{durable}-r{ownership.replica_index}"
 
 
 SOURCES: Final = (
@@ -82,9 +97,14 @@ class InventoryConsumers:
         config: ConsumerConfig | None = None,
         registry: CollectorRegistry | None = None,
         in_flight_batches: int = 2,
+        coordinator: ReservationCoordinator | None = None,
     ) -> None:
         self.bus = bus
         self.writer = writer
+        self.ownership = writer.ownership
+        self.coordinator = coordinator
+        if not self.ownership.owns_all and coordinator is None:
+            raise ValueError("several replicas need a ReservationCoordinator (peer URLs)")
         self.batch_size = batch_size
         self.max_wait = max_wait
         self.config = config
@@ -101,7 +121,8 @@ class InventoryConsumers:
 
     async def start(self) -> None:
         for source in SOURCES:
-            subscription = await self.bus.subscribe(source.topic, source.durable, self.config)
+            durable = durable_name(source.durable, self.ownership)
+            subscription = await self.bus.subscribe(source.topic, durable, self.config)
             consumer = Consumer(
                 subscription,
                 self._handler(source),
@@ -112,7 +133,7 @@ class InventoryConsumers:
                 max_in_flight=self.in_flight_batches,
             )
             self._consumers.append(consumer)
-            self._tasks.append(asyncio.create_task(consumer.run(), name=source.durable))
+            self._tasks.append(asyncio.create_task(consumer.run(), name=durable))
 
     async def stop(self) -> None:
         await asyncio.gather(*(c.stop() for c in self._consumers), return_exceptions=True)
@@ -129,6 +150,9 @@ class InventoryConsumers:
         return bool(self._tasks) and all(not task.done() for task in self._tasks)
 
     def _handler(self, source: _Source) -> BatchHandler:
+        if not self.ownership.owns_all:
+            return self._routing_handler(source)
+
         async def handle(batch: Sequence[Delivery]) -> None:
             submissions = []
             for delivery in batch:
@@ -150,6 +174,44 @@ class InventoryConsumers:
             if submissions:
                 # One future for the whole batch; it raises if the batch's commit failed.
                 await self.writer.enqueue_many(submissions)
+
+        return handle
+
+    def _routing_handler(self, source: _Source) -> BatchHandler:
+        ownership = self.ownership
+        coordinator = self.coordinator
+        assert coordinator is not None
+
+        async def handle(batch: Sequence[Delivery]) -> None:
+            submissions: list[Submission] = []
+            spanning: list[Spanning] = []
+            for delivery in batch:
+                envelope = delivery.envelope
+                try:
+                    command = source.translate(envelope)
+                except MalformedMessageError as error:
+                    await self._dead_letter(source, delivery, str(error))
+                    continue
+                if command is None:
+                    continue
+                part = ownership.route(envelope.id, command, envelope.correlation_id)
+                if isinstance(part, Submission):
+                    submissions.append(part)
+                elif part is not None:
+                    spanning.append(part)
+            if not spanning:
+                if submissions:
+                    await self.writer.enqueue_many(submissions)
+                return
+            pending: list[Awaitable[object]] = [coordinator.reserve(s) for s in spanning]
+            if submissions:
+                pending.insert(0, self.writer.enqueue_many(submissions))
+            # Let every part settle before failing the batch: nothing is left running behind
+            # a nak, and the redelivery re-drives only what is not yet done.
+            results = await asyncio.gather(*pending, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
 
         return handle
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, Final, TypeVar
 
@@ -38,7 +38,9 @@ from stockflow.inventory.domain.errors import (
 from stockflow.inventory.entrypoints.idempotency import (
     IdempotencyConflictError,
     InvalidIdempotencyKeyError,
+    idempotency_key,
     idempotent,
+    message_id_for,
 )
 from stockflow.inventory.service_layer.partitions import (
     InventoryWriter,
@@ -46,7 +48,8 @@ from stockflow.inventory.service_layer.partitions import (
     WriterStoppedError,
 )
 from stockflow.inventory.service_layer.ports import EventStore, StockRow
-from stockflow_kit.http import ErrorTable, instrument
+from stockflow.inventory.service_layer.reservations import holds
+from stockflow_kit.http import ErrorTable, instrument, problem_response
 from stockflow_kit.observability import get_correlation_id
 
 __all__ = ["ERRORS", "MAX_QUANTITY", "create_app"]
@@ -86,7 +89,7 @@ ERRORS: Final = ErrorTable(
         UnknownSkuError: (404, "Unknown SKU"),
         UnauthorizedError: (401, "Missing or invalid service credential"),
         NotReadyError: (503, "Not ready"),
-        PartitionNotOwnedError: (503, "SKU owned by another inventory process"),
+        PartitionNotOwnedError: (421, "SKU owned by another inventory replica"),
         WriterStoppedError: (503, "Inventory writer stopped"),
     }
 )
@@ -150,12 +153,33 @@ def create_app(
     registry: CollectorRegistry | None = None,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     max_body_bytes: int = 65_536,
+    peer_urls: Sequence[str] = (),
 ) -> FastAPI:
-    """The inventory ASGI app. ``readiness()`` returns ``None`` when ready, else why not."""
+    """The inventory ASGI app. ``readiness()`` returns ``None`` when ready, else why not.
+
+    A write naming a SKU another replica owns answers 421 Misdirected Request, naming the
+    owner (``owner_replica``, and ``owner_url`` when ``peer_urls`` are known): the caller
+    retries there. Forwarding was rejected: it hides a misrouting client behind a second hop.
+    """
     app = FastAPI(title="stockflow inventory", version="1", lifespan=lifespan)
     instrument(
         app, service="inventory", errors=ERRORS, registry=registry, max_body_bytes=max_body_bytes
     )
+
+    @app.exception_handler(PartitionNotOwnedError)
+    async def misdirected(request: Request, error: Exception) -> Response:
+        assert isinstance(error, PartitionNotOwnedError)
+        owner: dict[str, object] = {"owner_replica": error.owner}
+        if error.owner < len(peer_urls):
+            owner["owner_url"] = peer_urls[error.owner]
+        return problem_response(
+            421,
+            title="SKU owned by another inventory replica",
+            type=ERRORS.type_uri("partition-not-owned"),
+            detail=str(error),
+            instance=request.url.path,
+            extra=owner,
+        )
 
     def require_service(request: Request) -> None:
         header = request.headers.get("authorization", "")
@@ -241,25 +265,44 @@ def create_app(
         command = AdjustStock(sku=sku, delta=adjustment.delta, reason=adjustment.reason)
         return await idempotent(request, body, store, lambda mid: run(command, mid))
 
-    async def order_command(command: Command) -> dict[str, Any]:
-        outcome = await writer.submit(command, correlation_id=get_correlation_id())
+    async def order_command(request: Request, command: Command) -> dict[str, Any]:
+        # With an Idempotency-Key the command is recorded under a message id derived from
+        # it: a retry, or a late duplicate after a compensation, is a duplicate (no effect),
+        # and the answer is read from the present state instead of a stored response.
+        key = idempotency_key(request)
+        outcome = await writer.submit(
+            command,
+            message_id=message_id_for(key) if key is not None else None,
+            correlation_id=get_correlation_id(),
+        )
         if outcome.error is not None:
             raise outcome.error
         return {
-            "events": [{"type": type(e).__name__, **msgspec.to_builtins(e)} for e in outcome.events]
+            "duplicate": outcome.status == "duplicate",
+            "events": [
+                {"type": type(e).__name__, **msgspec.to_builtins(e)} for e in outcome.events
+            ],
         }
 
     @app.post("/internal/reservations", tags=["internal"])
     async def reserve(request: Request) -> Response:
+        """Reserve an order's lines all-or-nothing. ``holds``: whether the order holds
+        exactly these lines now (what a coordinating replica needs, ADR 0003)."""
         require_service(request)
         order = _decode(await request.body(), ReserveStockCommand)
         for line in order.lines:
             _check_quantity("qty", line.qty)
         lines = tuple((line.sku, line.qty) for line in order.lines)
-        result = await order_command(ReserveStock(order_id=order.order_id, lines=lines))
+        result = await order_command(request, ReserveStock(order_id=order.order_id, lines=lines))
+        held = holds(writer.states, order.order_id, lines)
         types = {e["type"] for e in result["events"]}
-        status = "rejected" if "ReservationRejected" in types else "reserved"
-        return _json({"order_id": order.order_id, "status": status, **result})
+        if "ReservationRejected" in types:
+            status = "rejected"
+        elif result["events"] or held:
+            status = "reserved"
+        else:
+            status = "not_held"  # a duplicate of a rejected or since released reservation
+        return _json({"order_id": order.order_id, "status": status, "holds": held, **result})
 
     async def settle(
         request: Request, order_id: str, kind: type[ReleaseReservation | ShipStock]
@@ -268,7 +311,7 @@ def create_app(
         skus = tuple(_decode(await request.body(), _SkuList).skus)
         if not skus:
             raise InvalidBodyError("skus must name at least one SKU")
-        result = await order_command(kind(order_id=order_id, skus=skus))
+        result = await order_command(request, kind(order_id=order_id, skus=skus))
         return _json({"order_id": order_id, **result})
 
     @app.post("/internal/reservations/{order_id}/release", tags=["internal"])

@@ -21,7 +21,9 @@ __all__ = [
     "IDEMPOTENCY_HEADER",
     "IdempotencyConflictError",
     "InvalidIdempotencyKeyError",
+    "idempotency_key",
     "idempotent",
+    "message_id_for",
 ]
 
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
@@ -40,6 +42,19 @@ class InvalidIdempotencyKeyError(Exception):
     """The Idempotency-Key header is empty or too long."""
 
 
+def message_id_for(key: str) -> str:
+    """The message id a command sent with Idempotency-Key ``key`` is recorded under."""
+    return str(uuid.uuid5(_NAMESPACE, key))
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key, if any; raises when it is empty or too long."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and (not key.strip() or len(key) > _MAX_KEY):
+        raise InvalidIdempotencyKeyError(f"{IDEMPOTENCY_HEADER} must be 1 to {_MAX_KEY} characters")
+    return key
+
+
 def _response(status: int, body: bytes) -> Response:
     media = PROBLEM_MEDIA_TYPE if status >= 400 else "application/json"
     return Response(body, status_code=status, media_type=media)
@@ -49,11 +64,9 @@ async def idempotent(
     request: Request, body: bytes, store: EventStore, handler: Handler
 ) -> Response:
     """Run ``handler`` once per Idempotency-Key (if the request carries one)."""
-    key = request.headers.get(IDEMPOTENCY_HEADER)
+    key = idempotency_key(request)
     if key is None:
         return _response(*await handler(None))
-    if not key.strip() or len(key) > _MAX_KEY:
-        raise InvalidIdempotencyKeyError(f"{IDEMPOTENCY_HEADER} must be 1 to {_MAX_KEY} characters")
     digest = hashlib.sha256()
     for part in (request.method.encode(), request.url.path.encode(), body):
         digest.update(len(part).to_bytes(8, "big"))
@@ -61,7 +74,7 @@ async def idempotent(
     request_hash = digest.hexdigest()
     stored = await store.idempotent_response(key)
     if stored is None:
-        status, content = await handler(str(uuid.uuid5(_NAMESPACE, key)))
+        status, content = await handler(message_id_for(key))
         stored = await store.save_idempotent_response(
             IdempotentResponse(key=key, request_hash=request_hash, status=status, body=content)
         )

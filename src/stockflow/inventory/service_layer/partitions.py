@@ -1,13 +1,17 @@
 """The single writer of the inventory: batching, in-memory states, one commit per batch.
 
 The throughput design (ARCHITECTURE.md, ADR 0003 and 0005): SKUs hash (crc32) into
-``partitions``; this process owns the partitions ``p % replicas == replica_index`` (today all
-of them: ``replicas = 1``). Every owned SKU's state lives in memory, rebuilt at start from
+``partitions``; this process owns the partitions ``p % replicas == replica_index``
+(:mod:`.ownership`; with ``replicas = 1`` all of them). Every owned SKU's state lives in memory, rebuilt at start from
 snapshots plus the events after them. Commands from the bus and from HTTP queue up here; the
 writer takes everything waiting (up to ``batch_size``), drops message ids already processed and
 duplicates within the batch, decides the rest in order against working copies, and commits the
 events, the stock rows, the processed ids and the fence in ONE transaction. Only after the
 commit succeeded are the new states swapped in and the callers resolved.
+
+The fence is per replica assignment (``ownership.fence_key``): two processes started with the
+same index fence each other, different indexes own disjoint SKUs and never meet. Catching up
+folds only owned SKUs' events (other replicas' SKUs are never decided here).
 
 A fence conflict (another writer committed since we last looked) or any other concurrency
 error means: catch up on the events we have not seen, refresh the fence, redecide the batch.
@@ -19,10 +23,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Final
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -36,6 +38,7 @@ from stockflow.inventory.service_layer.batch import (
     invariant_violations,
 )
 from stockflow.inventory.service_layer.codec import decode_event, decode_state, encode_state
+from stockflow.inventory.service_layer.ownership import FENCE_KEY, Ownership, partition_of
 from stockflow.inventory.service_layer.pipelining import Group, InFlight, RecentIds, StateView
 from stockflow.inventory.service_layer.ports import (
     CommitBatch,
@@ -56,13 +59,7 @@ __all__ = [
     "partition_of",
 ]
 
-FENCE_KEY: Final = "inventory-writer"
 _log = structlog.get_logger("stockflow.inventory")
-
-
-def partition_of(sku: str, partitions: int) -> int:
-    """The partition of ``sku``: a stable hash (crc32), the same in every process and run."""
-    return zlib.crc32(sku.encode()) % partitions
 
 
 class InvariantViolationError(RuntimeError):
@@ -70,7 +67,12 @@ class InvariantViolationError(RuntimeError):
 
 
 class PartitionNotOwnedError(RuntimeError):
-    """A command names a SKU of a partition this process does not own."""
+    """A command names a SKU of a partition this process does not own; ``owner`` does."""
+
+    def __init__(self, sku: str, owner: int) -> None:
+        super().__init__(f"{sku} is owned by inventory replica {owner}, not by this process")
+        self.sku = sku
+        self.owner = owner
 
 
 class WriterStoppedError(RuntimeError):
@@ -107,8 +109,10 @@ class InventoryWriter:
         self.store = store
         self.clock = clock
         self.partitions = partitions
+        self.ownership = Ownership(partitions, replicas, replica_index)
         self.owned = frozenset(p for p in range(partitions) if p % replicas == replica_index)
         self._owns_all = len(self.owned) == partitions
+        self.fence_key = self.ownership.fence_key
         self.batch_size = batch_size
         self.low_stock_threshold = low_stock_threshold
         self.snapshot_every = snapshot_every
@@ -134,7 +138,9 @@ class InventoryWriter:
         """Rebuild every state from the snapshots and the events after them."""
         started = time.perf_counter()
         self.states = {
-            s.stream_id: decode_state(s.state) for s in await self.store.load_snapshots()
+            s.stream_id: decode_state(s.state)
+            for s in await self.store.load_snapshots()
+            if self._owns_all or self.owns(s.stream_id)
         }
         self.position = 0
         applied = await self._catch_up(progress=True)
@@ -195,7 +201,7 @@ class InventoryWriter:
             return
         for sku in submission.command.skus:
             if not self.owns(sku):
-                raise PartitionNotOwnedError(f"{sku} is not in a partition this process owns")
+                raise PartitionNotOwnedError(sku, self.ownership.owner_of(sku))
 
     async def submit(
         self,
@@ -274,7 +280,7 @@ class InventoryWriter:
                 processed=[s.message_id for s in fresh],
                 stock=decision.stock,
                 processed_at=now,
-                fence=Fence(key=FENCE_KEY, expected_version=self._next_fence),
+                fence=Fence(key=self.fence_key, expected_version=self._next_fence),
             )
             self._next_fence += 1
             self._overlay.update(decision.states)
@@ -375,7 +381,7 @@ class InventoryWriter:
                 processed=[s.message_id for s in fresh],
                 stock=decision.stock,
                 processed_at=now,
-                fence=Fence(key=FENCE_KEY, expected_version=self.fence_version),
+                fence=Fence(key=self.fence_key, expected_version=self.fence_version),
             )
             started = time.perf_counter()
             try:
@@ -450,12 +456,15 @@ class InventoryWriter:
 
     async def _catch_up(self, *, progress: bool = False) -> int:
         """Fold the events committed after ``position`` (by anyone) into the states."""
-        self.fence_version = await self.store.fence_version(FENCE_KEY)
+        self.fence_version = await self.store.fence_version(self.fence_key)
         states = self.states
+        owns_all = self._owns_all
         applied = 0
         while events := await self.store.read_all(after_position=self.position, limit=5000):
             for stored in events:
                 sku = stored.stream_id
+                if not owns_all and not self.owns(sku):
+                    continue  # another replica's SKU: never decided here
                 state = states.get(sku) or StockState(sku=sku)
                 if stored.sequence <= state.version:
                     continue  # already in a snapshot, or already applied

@@ -36,6 +36,8 @@ __all__ = [
     "Fence",
     "IdempotentResponse",
     "NewEvent",
+    "PeerUnavailableError",
+    "Peers",
     "Snapshot",
     "StaleFenceError",
     "StockRow",
@@ -261,3 +263,52 @@ class EventStore(Protocol):
         """Store ``response`` unless its key already has one; return the one stored (first
         wins)."""
         ...
+
+
+class PeerUnavailableError(Exception):
+    """Another inventory replica did not give a definite answer (unreachable, timed out,
+    breaker open, 5xx, misconfigured): the outcome of the call is unknown. Transient: the
+    caller fails its batch, so the bus redelivers it and the protocol is re-driven."""
+
+
+class Peers(Protocol):
+    """The other inventory replicas, as a coordinator of spanning reservations sees them.
+
+    Every call is idempotent per ``key``: the replica records it under that message id, so a
+    retry, a redelivery or a late duplicate never applies twice (ADR 0003).
+    """
+
+    async def reserve(
+        self,
+        replica: int,
+        order_id: str,
+        lines: Sequence[tuple[str, int]],
+        *,
+        key: str,
+        correlation_id: str | None = None,
+    ) -> bool:
+        """Reserve ``lines`` (all owned by ``replica``) all-or-nothing.
+
+        Returns:
+            Whether the order holds exactly these lines there afterwards (``False``: rejected,
+            or an earlier call with this key was already compensated).
+
+        Raises:
+            PeerUnavailableError: no definite answer.
+        """
+        ...
+
+    async def release(
+        self,
+        replica: int,
+        order_id: str,
+        skus: Sequence[str],
+        *,
+        key: str,
+        correlation_id: str | None = None,
+    ) -> None:
+        """Release what the order holds on ``skus`` at ``replica`` (a no-op where it holds
+        nothing). Raises :class:`PeerUnavailableError` without a definite answer."""
+        ...
+
+    async def aclose(self) -> None: ...

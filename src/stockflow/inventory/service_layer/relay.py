@@ -6,13 +6,17 @@ after the bus confirmed the batch. A crash in between republishes the same ids, 
 drops as duplicates (its dedupe window), so consumers see each event once per window and must
 be idempotent beyond it anyway. An unreachable bus or event store is waited out (capped
 exponential backoff) without ending the relay.
+
+With several replicas (ADR 0005) each relays only the events of its own SKUs (``owns``) under
+its own checkpoint (``checkpoint``, e.g. ``published/2/1``), so no event is published twice
+by design; the position order is still global (commits lock the events table).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import msgspec
@@ -59,12 +63,16 @@ class EventRelay:
         wake: asyncio.Event | None = None,
         batch_size: int = 1000,
         idle_wait: float = 0.2,
+        owns: Callable[[str], bool] | None = None,
+        checkpoint: str = PUBLISHED_CHECKPOINT,
     ) -> None:
         self.store = store
         self.bus = bus
         self.wake = wake or asyncio.Event()
         self.batch_size = batch_size
         self.idle_wait = idle_wait
+        self.owns = owns
+        self.checkpoint = checkpoint
         self.position = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -79,7 +87,7 @@ class EventRelay:
             await asyncio.gather(task, return_exceptions=True)
 
     async def run(self) -> None:
-        self.position = await self.store.checkpoint(PUBLISHED_CHECKPOINT)
+        self.position = await self.store.checkpoint(self.checkpoint)
         failures = 0
         while True:
             self.wake.clear()
@@ -97,6 +105,16 @@ class EventRelay:
                 )
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
                 continue
+            except Exception as error:  # unexpected: logged loudly, but a dead relay is worse
+                failures += 1
+                _log.error(
+                    "inventory.relay_failed",
+                    error_type=type(error).__name__,
+                    failures=failures,
+                    exc_info=error,
+                )
+                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                continue
             failures = 0
             if published < self.batch_size:
                 with contextlib.suppress(TimeoutError):
@@ -107,9 +125,12 @@ class EventRelay:
         events = await self.store.read_all(after_position=self.position, limit=self.batch_size)
         if not events:
             return 0
-        await self._publish(events)
+        owns = self.owns
+        mine = events if owns is None else [e for e in events if owns(e.stream_id)]
+        if mine:
+            await self._publish(mine)
         self.position = events[-1].position
-        await self.store.save_checkpoint(PUBLISHED_CHECKPOINT, self.position)
+        await self.store.save_checkpoint(self.checkpoint, self.position)
         return len(events)
 
     async def _publish(self, events: Sequence[StoredEvent]) -> None:

@@ -1,0 +1,132 @@
+"""``HttpPeers``: the other inventory replicas over their internal HTTP API.
+
+One :class:`~stockflow_kit.http.ResilientClient` per peer (breaker, bulkhead, per-attempt
+timeout, deadline, retry budget). Every call carries an ``Idempotency-Key``, so the client may
+retry it: the peer records the part under that key as its message id and a repeat changes
+nothing (``stockflow.inventory.service_layer.reservations``).
+
+Answers: 2xx is definite (``holds`` says whether the order holds the lines); a 409 or 422
+(a domain rule refused the part) is a definite "not held"; anything else (unreachable,
+timeout, breaker open, 5xx, 401/421 misconfiguration) raises
+:class:`~stockflow.inventory.service_layer.ports.PeerUnavailableError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Final
+
+import httpx
+from prometheus_client import CollectorRegistry
+
+from stockflow.inventory.service_layer.ports import PeerUnavailableError
+from stockflow_kit.http import DownstreamError, DownstreamStatusError, ResilientClient
+
+__all__ = ["DEFINITE_REFUSALS", "HttpPeers"]
+
+DEFINITE_REFUSALS: Final = frozenset({409, 422})
+"""Statuses by which a peer definitely refused a reservation part (it holds nothing)."""
+
+TransportFactory = Callable[[int], httpx.AsyncBaseTransport | None]
+
+
+class HttpPeers:
+    """The replicas at ``urls`` (indexed by replica index; this one's entry is never called)."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        replica_index: int,
+        service_token: str,
+        timeout: float = 5.0,
+        total_timeout: float = 20.0,
+        registry: CollectorRegistry | None = None,
+        transport: TransportFactory | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {service_token}"}
+        self.urls = list(urls)
+        self._clients = {
+            index: ResilientClient(
+                f"inventory-r{index}",
+                url,
+                transport=transport(index) if transport is not None else None,
+                headers=headers,
+                timeout=timeout,
+                total_timeout=total_timeout,
+                attempts=4,
+                reset_timeout=5.0,
+                registry=registry,
+            )
+            for index, url in enumerate(urls)
+            if index != replica_index
+        }
+
+    def _client(self, replica: int) -> ResilientClient:
+        client = self._clients.get(replica)
+        if client is None:
+            raise PeerUnavailableError(f"no peer URL for inventory replica {replica}")
+        return client
+
+    async def reserve(
+        self,
+        replica: int,
+        order_id: str,
+        lines: Sequence[tuple[str, int]],
+        *,
+        key: str,
+        correlation_id: str | None = None,
+    ) -> bool:
+        body = {"order_id": order_id, "lines": [{"sku": s, "qty": q} for s, q in lines]}
+        response = await self._post(
+            replica, "/internal/reservations", body, key, correlation_id, refusals=True
+        )
+        if response is None:
+            return False
+        return bool(response.json().get("holds"))
+
+    async def release(
+        self,
+        replica: int,
+        order_id: str,
+        skus: Sequence[str],
+        *,
+        key: str,
+        correlation_id: str | None = None,
+    ) -> None:
+        await self._post(
+            replica,
+            f"/internal/reservations/{order_id}/release",
+            {"skus": list(skus)},
+            key,
+            correlation_id,
+            refusals=False,
+            route="/internal/reservations/{order_id}/release",
+        )
+
+    async def _post(
+        self,
+        replica: int,
+        path: str,
+        body: object,
+        key: str,
+        correlation_id: str | None,
+        *,
+        refusals: bool,
+        route: str | None = None,
+    ) -> httpx.Response | None:
+        headers = {"X-Correlation-ID": correlation_id} if correlation_id else {}
+        try:
+            return await self._client(replica).post(
+                path, json=body, idempotency_key=key, headers=headers, route=route or path
+            )
+        except DownstreamStatusError as error:
+            if refusals and error.status in DEFINITE_REFUSALS:
+                return None
+            raise PeerUnavailableError(f"inventory replica {replica}: {error}") from error
+        except DownstreamError as error:
+            raise PeerUnavailableError(f"inventory replica {replica}: {error}") from error
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
