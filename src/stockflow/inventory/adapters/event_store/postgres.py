@@ -71,6 +71,11 @@ _CONNECTION_LOST: Final = (
     asyncpg.AdminShutdownError,  # 57P01: pg_ctl stop -m fast | immediate, or terminated
     asyncpg.CrashShutdownError,  # 57P02: another backend crashed, every session is reset
     asyncpg.TooManyConnectionsError,  # 53300: e.g. while the old sessions still linger
+    asyncpg.InterfaceError,  # "connection is closed", e.g. under a transaction's rollback
+    # A pooled connection whose session the server ended while it sat idle can be handed out
+    # still "consuming an error" (MagicStack/asyncpg#784, #1069); the pool drops it when its
+    # reset fails, so the next attempt gets another one. Raised before anything is sent.
+    asyncpg.InternalClientError,
 )
 _RECONNECT_ATTEMPTS: Final = 40
 """Bounds the attempts also in stamina's test mode, where the backoff is zero."""
@@ -132,7 +137,12 @@ class PostgresEventStore:
             async with pool.acquire() as conn, conn.transaction():
                 # Concurrent CREATE … IF NOT EXISTS can still collide in the catalog.
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self._sql.schema)
-                await conn.execute(self._sql.ddl)
+                # Only when something is missing: on a schema in use, the DDL's locks (CREATE
+                # INDEX IF NOT EXISTS takes a SHARE lock on its table) deadlock with a running
+                # writer's commit.
+                relations = self._sql.relations
+                if await conn.fetchval(self._sql.count_relations, list(relations)) < len(relations):
+                    await conn.execute(self._sql.ddl)
         except BaseException:
             await pool.close()
             raise

@@ -84,6 +84,15 @@ CREATE TABLE IF NOT EXISTS {s}.idempotency (
     body bytea NOT NULL
 );
 """
+        self.relations: tuple[str, ...] = tuple(
+            re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (?:\w+\.)?(\w+)", self.ddl)
+        )
+        """Every table and index ``ddl`` creates: when all exist, it need not run."""
+        self.count_relations = (
+            "SELECT count(*) FROM pg_catalog.pg_class AS c"
+            " JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace"
+            f" WHERE n.nspname = '{s}' AND c.relname = ANY($1::text[])"
+        )
         # Taken before the first insert of a batch and held to its commit: transactions that
         # append commit in position order, so a reader paging read_all never skips a late one.
         # Reads (ACCESS SHARE) are not blocked.
