@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import zlib
+from collections.abc import Sequence
 
 import msgspec
 import pytest
@@ -24,6 +25,7 @@ from stockflow.inventory.domain.errors import BelowReservedError
 from stockflow.inventory.domain.model import StockState
 from stockflow.inventory.service_layer.batch import Submission
 from stockflow.inventory.service_layer.partitions import InvariantViolationError, partition_of
+from stockflow.inventory.service_layer.ports import EventStoreUnavailableError, Snapshot
 from stockflow.inventory.service_layer.views import check_projection, rebuild_stock
 from stockflow_kit.messaging import InMemoryBus
 
@@ -246,5 +248,33 @@ async def test_pipelined_batches_agree_with_the_store_after_a_random_workload(
         for sku, state in service.writer.states.items():
             assert state.available >= 0, sku
             assert await service.store.get_stock(sku) is not None
+    finally:
+        await service.stop()
+
+
+class FakeStoreWithFailingSnapshots(InMemoryEventStore):
+    """Commits work; saving snapshots fails (a database that went away in between)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.snapshot_attempts = 0
+
+    async def save_snapshots(self, snapshots: Sequence[Snapshot]) -> None:
+        self.snapshot_attempts += 1
+        raise EventStoreUnavailableError("the database went away")
+
+
+async def test_a_failed_snapshot_never_turns_a_committed_batch_into_a_redo(
+    bus: InMemoryBus,
+) -> None:
+    store = FakeStoreWithFailingSnapshots()
+    service = build(memory_settings(snapshot_every=1), bus=bus, event_store=store)
+    await service.start()
+    try:
+        first = await service.writer.submit(ReceiveStock(sku="A", qty=5), message_id="m-1")
+        second = await service.writer.submit(ReceiveStock(sku="A", qty=1), message_id="m-2")
+        assert (first.status, second.status) == ("applied", "applied")
+        assert len(await store.read_stream("A")) == 2
+        assert store.snapshot_attempts == 2  # retried on the SKU's next event
     finally:
         await service.stop()

@@ -202,8 +202,14 @@ class WriterCore:
                 )
                 count = 0
             since[sku] = count
-        if due:
+        if not due:
+            return
+        try:
             await self.store.save_snapshots(due)
+        except Exception as error:  # the batch is committed: a snapshot is only an optimisation
+            _log.warning("inventory.snapshot_failed", skus=len(due), error=repr(error))
+            for snapshot in due:  # try again on the SKU's next event
+                since[snapshot.stream_id] = self.snapshot_every - 1
 
     async def _catch_up(self, *, progress: bool = False) -> int:
         """Fold the events committed after ``position`` (by anyone) into the states."""
