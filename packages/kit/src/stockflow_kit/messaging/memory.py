@@ -8,7 +8,6 @@ broker's lifetime: an envelope id is stored once per stream, forever.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ from stockflow_kit.messaging._telemetry import (
     log_dead_lettered,
     publish_span,
 )
+from stockflow_kit.messaging._wakeup import Wakeup
 from stockflow_kit.messaging.bus import (
     ACK_WAIT_EXPIRED_REASON,
     BusClosedError,
@@ -73,7 +73,7 @@ class InMemoryBroker:
         self._logs: dict[str, list[_Record]] = {}
         self._ids: dict[str, set[str]] = {}
         self._durables: dict[tuple[str, str], _Durable] = {}
-        self._waiters: set[asyncio.Future[None]] = set()
+        self._wakeup = Wakeup()
 
     def append(
         self, topic: str, envelopes: Sequence[Envelope], headers: Mapping[str, str], *, dedupe: bool
@@ -104,18 +104,10 @@ class InMemoryBroker:
         return self._logs.setdefault(stream_of(topic), [])
 
     def wake(self) -> None:
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._waiters.clear()
+        self._wakeup.wake()
 
     async def wait(self, seconds: float) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.add(waiter)
-        try:
-            await asyncio.wait_for(waiter, seconds)
-        except TimeoutError:
-            self._waiters.discard(waiter)
+        await self._wakeup.wait(seconds)
 
 
 class InMemoryBus:

@@ -43,6 +43,7 @@ from prometheus_client import CollectorRegistry
 from stockflow_kit.messaging._sqlite_store import SqliteStore, connect
 from stockflow_kit.messaging._sqlite_subscription import SqliteLogSubscription
 from stockflow_kit.messaging._telemetry import bus_metrics, publish_span
+from stockflow_kit.messaging._wakeup import Wakeup
 from stockflow_kit.messaging.bus import (
     BusClosedError,
     ConsumerConfig,
@@ -99,7 +100,7 @@ class SqliteLogBus:
         self._store: SqliteStore | None = None
         self._watch: SqliteStore | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._waiters: set[asyncio.Future[None]] = set()
+        self._wakeup = Wakeup()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -158,21 +159,11 @@ class SqliteLogBus:
     # ------------------------------------------------------------------ waiting
     def wake(self) -> None:
         """Wake every fetch of this bus that waits for messages."""
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._waiters.clear()
+        self._wakeup.wake()
 
     async def wait(self, seconds: float) -> bool:
         """Wait up to *seconds* for :meth:`wake`; tell whether it came."""
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.add(waiter)
-        try:
-            await asyncio.wait_for(waiter, seconds)
-        except TimeoutError:
-            self._waiters.discard(waiter)
-            return False
-        return True
+        return await self._wakeup.wait(seconds)
 
     def watch(self, consumer: int, stream: str) -> tuple[int, float | None]:
         """Return the newest seq of *stream* and *consumer*'s next redelivery time."""
