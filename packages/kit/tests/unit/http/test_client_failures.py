@@ -23,6 +23,7 @@ from stockflow_kit.http.client import (
     is_downstream_failure,
     parse_retry_after,
 )
+from stockflow_kit.http.testing import FakeDownstream
 from stockflow_kit.resilience import (
     Bulkhead,
     BulkheadFullError,
@@ -32,23 +33,6 @@ from stockflow_kit.resilience import (
     Deadline,
 )
 from stockflow_kit.resilience.testing import ManualClock
-
-Reply = int | httpx.Response | Exception
-
-
-class FakeDownstream:
-    """A MockTransport handler: answers from a script (the last reply repeats), records requests."""
-
-    def __init__(self, *replies: Reply) -> None:
-        self.replies = list(replies) or [200]
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        reply = self.replies[min(len(self.requests), len(self.replies)) - 1]
-        if isinstance(reply, Exception):
-            raise reply
-        return httpx.Response(reply) if isinstance(reply, int) else reply
 
 
 @pytest.fixture

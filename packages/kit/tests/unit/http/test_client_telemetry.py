@@ -19,30 +19,12 @@ from stockflow_kit.http.client import (
     DownstreamUnavailableError,
     ResilientClient,
 )
+from stockflow_kit.http.testing import FakeDownstream
 from stockflow_kit.observability import bind_correlation, extract_trace_context
 from stockflow_kit.resilience import DEADLINE_HEADER, Deadline
 from stockflow_kit.resilience.testing import ManualClock
 
-Reply = int | httpx.Response | Exception
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-class FakeDownstream:
-    """A MockTransport handler: answers from a script (the last reply repeats), records requests."""
-
-    def __init__(self, *replies: Reply) -> None:
-        self.replies = list(replies) or [200]
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        reply = self.replies[min(len(self.requests), len(self.replies)) - 1]
-        if isinstance(reply, Exception):
-            raise reply
-        return httpx.Response(reply) if isinstance(reply, int) else reply
-
-    def headers(self, name: str) -> list[str | None]:
-        return [r.headers.get(name) for r in self.requests]
 
 
 @pytest.fixture
