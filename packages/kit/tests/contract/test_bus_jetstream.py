@@ -37,6 +37,10 @@ async def delete_prefixed_streams(nats_url: str, prefix: str) -> list[str]:
 class TestJetStreamBus(BusContract):
     supports_subprocess = True
     supports_server_restart = False  # the shared server must never be restarted
+    no_server_restart_reason = (
+        "the shared NATS server is never restarted; this case runs against a private"
+        " nats-server in tests/integration/messaging/test_jetstream_server_restart.py"
+    )
 
     @pytest.fixture
     async def bus_url(self, nats_url: str) -> AsyncIterator[str]:

@@ -53,6 +53,9 @@ class ContractBase:
 
     supports_subprocess: ClassVar[bool] = True
     supports_server_restart: ClassVar[bool] = False
+    no_server_restart_reason: ClassVar[str] = (
+        "this backend keeps nothing across a restart of its storage"
+    )
     ack_wait: ClassVar[float] = 0.4
     backpressure_messages: ClassVar[int] = 20_000
 

@@ -71,7 +71,7 @@ class RecoveryCases(ContractBase):
         self, bus_url: str, topic: str
     ) -> None:
         if not self.supports_server_restart:
-            pytest.skip("this backend keeps nothing across a restart of its storage")
+            pytest.skip(self.no_server_restart_reason)
         async with self.started_bus(bus_url) as bus:
             await bus.publish(topic, make_envelopes(3))
             sub = await bus.subscribe(topic, "durable", self.config())
