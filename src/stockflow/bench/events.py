@@ -66,6 +66,8 @@ class EventsBenchConfig:
     json_file: Path | None = None
     relay: bool = False
     """Run the worker with ``INVENTORY_PUBLISH_EVENTS=true`` (relay events to the bus)."""
+    feeder: str = "process"
+    """``INVENTORY_FEEDER`` of the worker: bus consumption in a child process, or inline."""
     rate: float | None = None
     """Commands published per second; ``None``: as fast as possible."""
     before_audit: Callable[[BenchBackend], Awaitable[None]] | None = None
@@ -115,13 +117,19 @@ async def _measure(
     config: EventsBenchConfig, backend: BenchBackend, workload: Workload, say: Callable[[str], None]
 ) -> EventsFigures:
     worker = WorkerProcess(
-        backend, batch_size=config.batch_size, partitions=config.partitions, relay=config.relay
+        backend,
+        batch_size=config.batch_size,
+        partitions=config.partitions,
+        relay=config.relay,
+        feeder=config.feeder,
     )
     await worker.start()
     relayed_at: float | None = None
     try:
         relaying = "relaying events" if config.relay else "not relaying events"
-        say(f"worker ready on port {worker.port} ({relaying}); publishing ...")
+        say(
+            f"worker ready on port {worker.port} ({relaying}, feeder {config.feeder}); publishing ..."
+        )
         published, first_publish, publish_done_at = await _publish(
             backend.bus_url, workload, say, rate=config.rate
         )

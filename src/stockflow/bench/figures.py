@@ -155,6 +155,7 @@ def print_figures(figures: EventsFigures, console: Console | None = None) -> Non
     target = figures.publish_rate_target
     rows: list[tuple[str, str]] = [
         ("backend", str(figures.config.get("backend"))),
+        ("worker feeder (INVENTORY_FEEDER)", str(figures.config.get("feeder", "inline"))),
         (
             "relay events to the bus",
             "yes (included)" if figures.relay else "no (excluded from the figures)",

@@ -32,11 +32,18 @@ class WorkerProcess:
     """Start, wait for readiness, scrape metrics, stop with SIGTERM.
 
     *relay* sets ``INVENTORY_PUBLISH_EVENTS``: whether the worker also relays its committed
-    events to the bus (off by default: the bench then measures the command side only).
+    events to the bus (off by default: the bench then measures the command side only);
+    *feeder* sets ``INVENTORY_FEEDER`` (``process``: bus consumption in a child process).
     """
 
     def __init__(
-        self, backend: BenchBackend, *, batch_size: int, partitions: int, relay: bool = False
+        self,
+        backend: BenchBackend,
+        *,
+        batch_size: int,
+        partitions: int,
+        relay: bool = False,
+        feeder: str = "process",
     ) -> None:
         self.port = _free_port()
         self.env = os.environ | {
@@ -46,6 +53,7 @@ class WorkerProcess:
             "INVENTORY_PARTITIONS": str(partitions),
             "INVENTORY_BATCH_SIZE": str(batch_size),
             "INVENTORY_PUBLISH_EVENTS": "true" if relay else "false",
+            "INVENTORY_FEEDER": feeder,
             "INVENTORY_LOG_LEVEL": os.environ.get("INVENTORY_LOG_LEVEL", "WARNING"),
         }
         self.process: asyncio.subprocess.Process | None = None

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from stockflow.inventory.adapters.peers import HttpPeers
 from stockflow.inventory.entrypoints.consumers import InventoryConsumers
+from stockflow.inventory.entrypoints.feeder import FeederConfig, FeederProcess
 from stockflow.inventory.entrypoints.http import create_app
 from stockflow.inventory.service_layer.partitions import InventoryWriter
 from stockflow.inventory.service_layer.ports import EventStore, Peers
@@ -67,7 +68,7 @@ class InventoryService:
     bus: Bus
     writer: InventoryWriter
     relay: EventRelay
-    consumers: InventoryConsumers
+    consumers: InventoryConsumers | FeederProcess
     registry: CollectorRegistry
     clock: Callable[[], datetime]
     peers: Peers | None = None
@@ -193,7 +194,7 @@ def build(
             else f"{PUBLISHED_CHECKPOINT}/{ownership.replicas}/{ownership.replica_index}"
         ),
     )
-    consumers = InventoryConsumers(
+    consumers: InventoryConsumers | FeederProcess = InventoryConsumers(
         bus,
         writer,
         batch_size=settings.batch_size,
@@ -203,6 +204,19 @@ def build(
         registry=registry,
         coordinator=coordinator,
     )
+    if settings.feeder == "process":
+        consumers = FeederProcess(
+            writer,
+            FeederConfig(
+                bus_url=settings.bus_url,
+                partitions=settings.partitions,
+                batch_size=settings.batch_size,
+                batch_wait=settings.batch_wait,
+                ack_wait=settings.ack_wait,
+                max_deliver=settings.max_deliver,
+                in_flight_batches=max(settings.in_flight_batches, 2),
+            ),
+        )
     service = InventoryService(
         settings=settings,
         store=store,

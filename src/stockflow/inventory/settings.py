@@ -6,7 +6,7 @@ flags) and passed down; nothing else reads the environment.
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -43,6 +43,9 @@ class InventorySettings(BaseSettings):
     """Most commands decided and committed in one transaction."""
     in_flight_batches: int = Field(1, ge=1, le=8)
     """Consumed batches in the writer at once; >1 lets it decide one while another commits."""
+    feeder: Literal["inline", "process"] = "inline"
+    """Where bus messages are fetched, decoded and translated: in this process, or in a feeder
+    child that streams command batches to the writer over a pipe (one replica only; ADR 0006)."""
     batch_wait: float = Field(0.05, gt=0)
     """Seconds the consumer waits for the first message of a batch."""
     ack_wait: float = Field(30.0, gt=0)
@@ -74,6 +77,10 @@ class InventorySettings(BaseSettings):
             raise ValueError(f"replica_index must be below replicas ({self.replicas})")
         if self.replicas > self.partitions:
             raise ValueError("replicas may not exceed partitions")
+        if self.feeder == "process" and self.replicas > 1:
+            raise ValueError(
+                "feeder=process needs replicas=1 (spanning orders are coordinated inline)"
+            )
         if self.peer_urls and len(self.peer_urls) != self.replicas:
             raise ValueError(f"peer_urls must name all {self.replicas} replicas, in index order")
         return self

@@ -261,6 +261,13 @@ def bench_events_command(
             " Default: excluded.",
         ),
     ] = False,
+    feeder: Annotated[
+        str,
+        typer.Option(
+            help="The worker's INVENTORY_FEEDER: 'process' consumes the bus in a child process"
+            " that feeds the writer over a pipe (both cores work); 'inline' in one process.",
+        ),
+    ] = "process",
     rate: Annotated[
         float | None,
         typer.Option(
@@ -283,6 +290,9 @@ def bench_events_command(
     if backend not in {"embedded", "distributed"}:
         _echo_err(f"unknown backend {backend!r}: use embedded or distributed")
         raise typer.Exit(2)
+    if feeder not in {"process", "inline"}:
+        _echo_err(f"unknown feeder {feeder!r}: use process or inline")
+        raise typer.Exit(2)
     from stockflow.bench.events import EventsBenchConfig, run_events_bench
 
     config = EventsBenchConfig(
@@ -297,6 +307,7 @@ def bench_events_command(
         nats_url=nats_url,
         json_file=json_file,
         relay=relay,
+        feeder=feeder,
         rate=rate,
     )
     raise typer.Exit(run_events_bench(config))

@@ -87,11 +87,12 @@ async def wait_all(store: EventStore, workload: Workload) -> None:
     await eventually(lambda: all_processed(store, ids), within=40)
 
 
+@pytest.mark.parametrize("feeder", ["inline", "process"])
 async def test_a_killed_worker_on_postgres_and_jetstream_applies_every_command_once(
-    env: dict[str, str], bus: Bus, store: EventStore, tmp_path: Path
+    env: dict[str, str], bus: Bus, store: EventStore, tmp_path: Path, feeder: str
 ) -> None:
     workload = make_workload(3000, seed=21)
-    worker = Worker(env, tmp_path / "worker.log")
+    worker = Worker({**env, "INVENTORY_FEEDER": feeder}, tmp_path / "worker.log")
     rng = random.Random(9)
     try:
         worker.start()

@@ -23,9 +23,12 @@ from stockflow_kit.messaging import SqliteLogBus
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.parametrize("feeder", ["inline", "process"])
 async def test_a_worker_killed_at_random_points_applies_every_command_exactly_once(
-    tmp_path: Path,
+    tmp_path: Path, feeder: str
 ) -> None:
+    """With ``feeder=process`` the SIGKILL hits the writer while its feeder child holds
+    fetched, unacked batches: they must come back, and nothing may be acked uncommitted."""
     store_path = tmp_path / "inventory.sqlite3"
     bus_url = f"sqlite:///{tmp_path / 'bus.sqlite3'}"
     env = {
@@ -35,6 +38,7 @@ async def test_a_worker_killed_at_random_points_applies_every_command_exactly_on
         "INVENTORY_MAX_DELIVER": "1000",
         "INVENTORY_BATCH_SIZE": "200",
         "INVENTORY_SNAPSHOT_EVERY": "50",
+        "INVENTORY_FEEDER": feeder,
     }
     workload = make_workload(4000, seed=11)
     bus = SqliteLogBus(bus_url)

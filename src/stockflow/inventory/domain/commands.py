@@ -23,7 +23,7 @@ OrderLine = tuple[str, int]
 """``(sku, qty)``."""
 
 
-class ReceiveStock(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class ReceiveStock(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag=True):
     sku: str
     qty: int
     reference: str = ""
@@ -33,7 +33,7 @@ class ReceiveStock(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return (self.sku,)
 
 
-class AdjustStock(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class AdjustStock(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag=True):
     """A signed correction of ``on_hand``; it may never leave less than ``reserved``."""
 
     sku: str
@@ -45,7 +45,7 @@ class AdjustStock(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return (self.sku,)
 
 
-class ReserveStock(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class ReserveStock(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag=True):
     """Hold every line of ``order_id``, or none of them."""
 
     order_id: str
@@ -59,14 +59,14 @@ class ReserveStock(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return tuple(dict.fromkeys([sku for sku, _ in lines]))
 
 
-class ReleaseReservation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class ReleaseReservation(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag=True):
     """Give back what ``order_id`` holds on ``skus`` (the order's SKUs, for routing)."""
 
     order_id: str
     skus: tuple[str, ...]
 
 
-class ShipStock(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class ShipStock(msgspec.Struct, frozen=True, kw_only=True, gc=False, tag=True):
     """Commit what ``order_id`` holds on ``skus``: the goods leave the building."""
 
     order_id: str

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -37,9 +37,8 @@ from stockflow.inventory.entrypoints.messages import (
     command_of,
     command_of_order_event,
 )
-from stockflow.inventory.service_layer.batch import Submission
+from stockflow.inventory.service_layer.batch import Outcome, Submission
 from stockflow.inventory.service_layer.ownership import Ownership, Spanning
-from stockflow.inventory.service_layer.partitions import InventoryWriter
 from stockflow.inventory.service_layer.reservations import ReservationCoordinator
 from stockflow_kit.messaging import (
     DEAD_LETTER_DELIVERY_COUNT_HEADER,
@@ -84,13 +83,22 @@ SOURCES: Final = (
 )
 
 
+class CommandSink(Protocol):
+    """Where consumed commands go: the writer itself, or the pipe to it (:mod:`.feeder`)."""
+
+    @property
+    def ownership(self) -> Ownership: ...
+
+    def enqueue_many(self, submissions: Sequence[Submission]) -> asyncio.Future[list[Outcome]]: ...
+
+
 class InventoryConsumers:
     """Consume both topics through durable subscriptions into ``writer``."""
 
     def __init__(
         self,
         bus: Bus,
-        writer: InventoryWriter,
+        writer: CommandSink,
         *,
         batch_size: int = 1000,
         max_wait: float = 0.05,

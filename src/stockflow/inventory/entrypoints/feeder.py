@@ -1,0 +1,278 @@
+"""Bus consumption in a process of its own, feeding the writer over a pipe (ADR 0006).
+
+With ``INVENTORY_FEEDER=process`` (one replica only), ``stockflow serve inventory`` starts a
+*feeder* child: ``python -m stockflow.inventory.entrypoints.feeder``. The feeder runs the same
+:class:`~.consumers.InventoryConsumers` as the in-process mode (fetch, decode, translate,
+dead-letter malformed messages, ack after the outcome), but its sink is the pipe: each batch of
+commands goes to the writer process as one msgpack frame, and the writer's reply says whether
+the batch was committed (then the feeder acks it) or not (then it naks it). Fetching, decoding
+and translating thus run on the second core, beside the writer's decide and commit.
+
+Failure semantics are the bus's: if the writer dies, the feeder reads EOF and exits without
+acking; if the feeder dies, the writer stops being ready and restarts it. Either way every
+unacked message is redelivered, and the writer's inbox keeps effects exactly-once.
+
+Frames are length-prefixed (4 bytes, big endian) msgpack: ``Frame`` from feeder to writer,
+``Reply`` back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import struct
+import sys
+from collections.abc import Sequence
+from typing import Final
+
+import msgspec
+import structlog
+
+from stockflow.inventory.domain.commands import Command
+from stockflow.inventory.entrypoints.consumers import InventoryConsumers
+from stockflow.inventory.service_layer.batch import Outcome, Submission
+from stockflow.inventory.service_layer.ownership import Ownership
+from stockflow.inventory.service_layer.partitions import InventoryWriter
+from stockflow_kit.messaging import ConsumerConfig, make_bus
+
+__all__ = ["FeederConfig", "FeederProcess", "Frame", "Item", "PipeSink", "Reply", "read_frame"]
+
+_log = structlog.get_logger("stockflow.inventory")
+_LENGTH: Final = struct.Struct(">I")
+READY_TOKEN: Final = 0
+"""The token of the feeder's first frame: it has bound its subscriptions and consumes."""
+
+
+class Item(msgspec.Struct, array_like=True, gc=False):
+    message_id: str
+    correlation_id: str | None
+    command: Command
+
+
+class Frame(msgspec.Struct, array_like=True, gc=False):
+    token: int
+    items: list[Item]
+
+
+class Reply(msgspec.Struct, array_like=True, gc=False):
+    token: int
+    error: str | None = None
+
+
+class FeederConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """What the feeder needs of the inventory's settings (passed as JSON in argv)."""
+
+    bus_url: str
+    partitions: int
+    batch_size: int
+    batch_wait: float
+    ack_wait: float
+    max_deliver: int
+    in_flight_batches: int
+
+
+async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
+    """One length-prefixed frame, or ``None`` at EOF."""
+    try:
+        header = await reader.readexactly(_LENGTH.size)
+        return await reader.readexactly(_LENGTH.unpack(header)[0])
+    except asyncio.IncompleteReadError:
+        return None
+
+
+def frame_bytes(payload: bytes) -> bytes:
+    return _LENGTH.pack(len(payload)) + payload
+
+
+class FeederFailedError(RuntimeError):
+    """The writer could not commit a batch (it will be redelivered)."""
+
+
+class PipeSink:
+    """The feeder's sink: sends each batch to the writer and waits for its reply."""
+
+    def __init__(self, ownership: Ownership, writer: asyncio.StreamWriter) -> None:
+        self._ownership = ownership
+        self._writer = writer
+        self._encoder = msgspec.msgpack.Encoder()
+        self._pending: dict[int, asyncio.Future[list[Outcome]]] = {}
+        self._next = READY_TOKEN
+
+    @property
+    def ownership(self) -> Ownership:
+        return self._ownership
+
+    def enqueue_many(self, submissions: Sequence[Submission]) -> asyncio.Future[list[Outcome]]:
+        self._next += 1
+        token = self._next
+        items = [Item(s.message_id, s.correlation_id, s.command) for s in submissions]
+        self._writer.write(frame_bytes(self._encoder.encode(Frame(token, items))))
+        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+        self._pending[token] = future
+        return future
+
+    def answer(self, reply: Reply) -> None:
+        future = self._pending.pop(reply.token, None)
+        if future is None or future.done():
+            return
+        if reply.error is None:
+            future.set_result([])  # the consumer only needs to know the batch committed
+        else:
+            future.set_exception(FeederFailedError(reply.error))
+
+    def fail_all(self, error: BaseException) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+
+
+async def _stdio() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**26)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, os.fdopen(sys.stdout.fileno(), "wb", 0)
+    )
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    return reader, writer
+
+
+async def run_feeder(config: FeederConfig) -> None:
+    """The feeder's main loop: consume into the pipe until the writer closes it."""
+    reader, writer = await _stdio()
+    sink = PipeSink(Ownership(config.partitions, 1, 0), writer)
+    bus = make_bus(config.bus_url, name="inventory-feeder")
+    await bus.start()
+    consumers = InventoryConsumers(
+        bus,
+        sink,
+        batch_size=config.batch_size,
+        max_wait=config.batch_wait,
+        config=ConsumerConfig(ack_wait=config.ack_wait, max_deliver=config.max_deliver),
+        in_flight_batches=config.in_flight_batches,
+    )
+    await consumers.start()
+    # Token 0, no items: "subscribed and consuming". The writer reports ready only after it.
+    writer.write(frame_bytes(msgspec.msgpack.encode(Frame(READY_TOKEN, []))))
+    decoder = msgspec.msgpack.Decoder(Reply)
+    try:
+        while (payload := await read_frame(reader)) is not None:
+            sink.answer(decoder.decode(payload))
+    finally:  # the writer went away: nothing more is acked; the bus redelivers
+        sink.fail_all(FeederFailedError("the inventory writer closed the pipe"))
+        await consumers.stop()
+        await bus.close()
+
+
+class FeederProcess:
+    """The writer's side: runs the feeder child, serves its frames, restarts it if it dies.
+
+    Same lifecycle as :class:`~.consumers.InventoryConsumers` (``start``, ``stop``,
+    ``running``), so the service does not care which mode it runs in.
+    """
+
+    def __init__(self, writer: InventoryWriter, config: FeederConfig) -> None:
+        self.writer = writer
+        self.config = config
+        self._process: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._ready = False
+
+    async def start(self) -> None:
+        self._stopping = False
+        await self._spawn()
+        self._task = asyncio.create_task(self._supervise(), name="inventory-feeder")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        process = self._process
+        if process is not None and process.stdin is not None:
+            process.stdin.close()  # EOF: the feeder stops consuming and exits
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    @property
+    def running(self) -> bool:
+        process = self._process
+        return self._ready and process is not None and process.returncode is None
+
+    async def _spawn(self) -> None:
+        self._ready = False
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "stockflow.inventory.entrypoints.feeder",
+            msgspec.json.encode(self.config).decode(),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=2**26,
+        )
+
+    async def _supervise(self) -> None:
+        while True:
+            process = self._process
+            assert process is not None
+            await self._serve(process)
+            code = await process.wait()
+            if self._stopping:
+                return
+            _log.error("inventory.feeder_died", returncode=code)
+            await asyncio.sleep(1.0)  # the bus redelivers what it had not acked
+            await self._spawn()
+
+    async def _serve(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        assert process.stdin is not None
+        reader, pipe = process.stdout, process.stdin
+        decoder = msgspec.msgpack.Decoder(Frame)
+        encoder = msgspec.msgpack.Encoder()
+
+        def reply(token: int, future: asyncio.Future[list[Outcome]]) -> None:
+            error = future.exception()
+            answer = Reply(token, None if error is None else f"{type(error).__name__}: {error}")
+            if not pipe.is_closing():
+                pipe.write(frame_bytes(encoder.encode(answer)))
+
+        while (payload := await read_frame(reader)) is not None:
+            frame = decoder.decode(payload)
+            if frame.token == READY_TOKEN:
+                self._ready = True
+                continue
+            submissions = [
+                Submission(
+                    message_id=i.message_id, command=i.command, correlation_id=i.correlation_id
+                )
+                for i in frame.items
+            ]
+            try:
+                future = self.writer.enqueue_many(submissions)
+            except Exception as error:  # the writer stopped: the feeder naks, the bus redelivers
+                failed: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+                failed.set_exception(error)
+                reply(frame.token, failed)
+                continue
+            future.add_done_callback(functools.partial(reply, frame.token))
+
+
+def main() -> None:
+    """``python -m stockflow.inventory.entrypoints.feeder '<FeederConfig JSON>'``."""
+    from stockflow_kit.observability import configure_logging
+
+    configure_logging(
+        json=True, level=os.environ.get("INVENTORY_LOG_LEVEL", "INFO"), stream=sys.stderr
+    )
+    config = msgspec.json.decode(sys.argv[1], type=FeederConfig)
+    asyncio.run(run_feeder(config))
+
+
+if __name__ == "__main__":
+    main()
