@@ -34,15 +34,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from stockflow_kit.messaging._contract_base import make_envelopes
 from stockflow_kit.messaging._contract_delivery import DeliveryCases
 from stockflow_kit.messaging._contract_recovery import RecoveryCases
-from stockflow_kit.messaging.bus import ConsumerConfig, Delivery
+from stockflow_kit.messaging.bus import Bus, ConsumerConfig, Delivery, Subscription
+from stockflow_kit.messaging.envelope import Envelope
 from stockflow_kit.messaging.factory import make_bus
 
-__all__ = ["BusContract", "make_envelopes"]
+__all__ = ["BusContract", "CrashAfterPublishBus", "SimulatedCrashError", "make_envelopes"]
 
 
 class BusContract(DeliveryCases, RecoveryCases):
@@ -66,3 +67,36 @@ async def _consume_one_and_hang(url: str, topic: str, durable: str, ack_wait: fl
 if __name__ == "__main__":
     url, topic, durable, ack_wait = sys.argv[1:5]
     asyncio.run(_consume_one_and_hang(url, topic, durable, float(ack_wait)))
+
+
+class SimulatedCrashError(Exception):
+    """The process "dies" here (raised by :class:`CrashAfterPublishBus`)."""
+
+
+class CrashAfterPublishBus:
+    """A Bus that stores what it is given, then fails before the caller hears of it.
+
+    For testing outbox relays and other publishers: the messages are on the bus, but the
+    publisher "crashed" before it could record that (mark sent, move a checkpoint), so it
+    will publish them again, and the consumer side must see each effect once.
+    """
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+
+    async def start(self) -> None:
+        await self.bus.start()
+
+    async def close(self) -> None:
+        await self.bus.close()
+
+    async def subscribe(
+        self, topic: str, durable: str, config: ConsumerConfig | None = None
+    ) -> Subscription:
+        return await self.bus.subscribe(topic, durable, config)
+
+    async def publish(
+        self, topic: str, envelopes: Sequence[Envelope], *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        await self.bus.publish(topic, envelopes, headers=headers)
+        raise SimulatedCrashError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -12,17 +12,18 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from stockflow_kit.messaging import (
-    Bus,
     ConsumerConfig,
     Delivery,
-    Envelope,
     InMemoryBus,
     OutboxRelay,
     PostgresInbox,
     PostgresOutbox,
-    Subscription,
 )
-from stockflow_kit.messaging.testing import make_envelopes
+from stockflow_kit.messaging.testing import (
+    CrashAfterPublishBus,
+    SimulatedCrashError,
+    make_envelopes,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -32,34 +33,6 @@ if TYPE_CHECKING:
     PgConnection = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 
 TOPIC = "orders.events"
-
-
-class SimulatedCrashError(Exception):
-    """The process "dies" here."""
-
-
-class CrashAfterPublishBus:
-    """A Bus that stores what it is given, then fails before the caller hears of it."""
-
-    def __init__(self, bus: Bus) -> None:
-        self.bus = bus
-
-    async def start(self) -> None:
-        await self.bus.start()
-
-    async def close(self) -> None:
-        await self.bus.close()
-
-    async def subscribe(
-        self, topic: str, durable: str, config: ConsumerConfig | None = None
-    ) -> Subscription:
-        return await self.bus.subscribe(topic, durable, config)
-
-    async def publish(
-        self, topic: str, envelopes: Sequence[Envelope], *, headers: Mapping[str, str] | None = None
-    ) -> None:
-        await self.bus.publish(topic, envelopes, headers=headers)
-        raise SimulatedCrashError
 
 
 @pytest.fixture

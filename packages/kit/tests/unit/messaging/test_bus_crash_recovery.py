@@ -11,25 +11,27 @@ import asyncio
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from stockflow_kit.messaging import (
-    Bus,
     Consumer,
     ConsumerConfig,
     Delivery,
-    Envelope,
     OutboxRelay,
     SqliteInbox,
     SqliteLogBus,
     SqliteOutbox,
     Subscription,
 )
-from stockflow_kit.messaging.testing import make_envelopes
+from stockflow_kit.messaging.testing import (
+    CrashAfterPublishBus,
+    SimulatedCrashError,
+    make_envelopes,
+)
 
 TOPIC = "orders.events"
 ACK_WAIT = 0.3
@@ -72,34 +74,6 @@ async def main(db, bus_url, topic):
 
 asyncio.run(main(*sys.argv[1:4]))
 """
-
-
-class SimulatedCrashError(Exception):
-    """The process "dies" here."""
-
-
-class CrashAfterPublishBus:
-    """A Bus that stores what it is given, then fails before the caller hears of it."""
-
-    def __init__(self, bus: Bus) -> None:
-        self.bus = bus
-
-    async def start(self) -> None:
-        await self.bus.start()
-
-    async def close(self) -> None:
-        await self.bus.close()
-
-    async def subscribe(
-        self, topic: str, durable: str, config: ConsumerConfig | None = None
-    ) -> Subscription:
-        return await self.bus.subscribe(topic, durable, config)
-
-    async def publish(
-        self, topic: str, envelopes: Sequence[Envelope], *, headers: Mapping[str, str] | None = None
-    ) -> None:
-        await self.bus.publish(topic, envelopes, headers=headers)
-        raise SimulatedCrashError
 
 
 @pytest.fixture
