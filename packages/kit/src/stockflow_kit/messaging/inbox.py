@@ -56,7 +56,13 @@ def _topic_of(message: Delivery | Envelope) -> str:
 
 
 class _InboxBase:
-    def __init__(self, *, table: str, name: str | None, registry: CollectorRegistry | None) -> None:
+    def __init__(
+        self,
+        *,
+        table: str = "inbox",
+        name: str | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         if not _IDENTIFIER.match(table):
             msg = f"not a plain SQL identifier: {table!r}"
             raise ValueError(msg)
@@ -83,15 +89,6 @@ class SqliteInbox(_InboxBase):
         name: The name used as ``subscription`` label of the duplicate count; *table* if omitted.
         registry: Prometheus registry (the default registry when ``None``).
     """
-
-    def __init__(
-        self,
-        *,
-        table: str = "inbox",
-        name: str | None = None,
-        registry: CollectorRegistry | None = None,
-    ) -> None:
-        super().__init__(table=table, name=name, registry=registry)
 
     def create_schema(self, conn: sqlite3.Connection) -> None:
         """Create the table if missing."""
@@ -134,15 +131,6 @@ class PostgresInbox(_InboxBase):
         name: The name used as ``subscription`` label of the duplicate count; *table* if omitted.
         registry: Prometheus registry (the default registry when ``None``).
     """
-
-    def __init__(
-        self,
-        *,
-        table: str = "inbox",
-        name: str | None = None,
-        registry: CollectorRegistry | None = None,
-    ) -> None:
-        super().__init__(table=table, name=name, registry=registry)
 
     async def create_schema(self, conn: PgConnection) -> None:
         """Create the table if missing."""
