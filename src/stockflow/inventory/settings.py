@@ -1,36 +1,34 @@
 """Settings of the inventory service. Defaults are the embedded deployment.
 
-Constructed only by the composition roots in ``stockflow.runtime`` (from the environment or
-flags) and passed down; nothing else reads the environment.
+Constructed only by the runtime (from the environment or flags) and passed down; nothing else
+reads the environment. The fields every service has (host, port, bus, logs, credential,
+consumer tunables) come from :class:`~stockflow.platform.settings.ServiceSettings`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from stockflow.platform.settings import ServiceSettings, service_config
+
+__all__ = ["InventorySettings"]
 
 
-class InventorySettings(BaseSettings):
-    """Configuration of one inventory process.
+class InventorySettings(ServiceSettings):
+    """Configuration of one inventory process: ``INVENTORY_<FIELD>`` (shared fields also read
+    ``STOCKFLOW_<FIELD>``, the bus URL also ``BUS_URL``)."""
 
-    Environment variables are ``INVENTORY_<FIELD>``; the bus URL also reads ``BUS_URL``.
-    """
+    model_config = service_config("INVENTORY_")
+    service_name: ClassVar[str] = "inventory"
 
-    model_config = SettingsConfigDict(env_prefix="INVENTORY_", frozen=True, extra="ignore")
-
+    port: int = Field(8002, ge=0, le=65_535)
     event_store_url: str = "sqlite:///data/inventory.sqlite3"
     """``memory://``, ``sqlite:///<path>`` or ``postgresql://…``."""
     event_store_schema: str = "inventory"
     """The PostgreSQL schema of the event store (ignored by the other stores)."""
-    bus_url: str = Field(
-        "sqlite:///data/bus.sqlite3",
-        validation_alias=AliasChoices("INVENTORY_BUS_URL", "BUS_URL", "bus_url"),
-    )
-    """``memory://``, ``sqlite:///<path>`` or ``nats://host:port``."""
-    host: str = "127.0.0.1"
-    port: int = 8002
     partitions: int = Field(16, ge=1, le=4096)
     """SKUs are hashed into this many partitions; each has exactly one writer."""
     replicas: int = Field(1, ge=1)
@@ -39,30 +37,18 @@ class InventorySettings(BaseSettings):
     peer_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Base URL of every replica, indexed by replica index (``INVENTORY_PEER_URLS``, comma
     separated). Needed when ``replicas > 1``: reservations spanning replicas call the others."""
-    batch_size: int = Field(1000, ge=1, le=10_000)
-    """Most commands decided and committed in one transaction."""
     in_flight_batches: int = Field(1, ge=1, le=8)
     """Consumed batches in the writer at once; >1 lets it decide one while another commits."""
     feeder: Literal["inline", "process"] = "inline"
     """Where bus messages are fetched, decoded and translated: in this process, or in a feeder
-    child that streams command batches to the writer over a pipe (one replica only; ADR 0006)."""
-    batch_wait: float = Field(0.05, gt=0)
-    """Seconds the consumer waits for the first message of a batch."""
-    ack_wait: float = Field(30.0, gt=0)
-    max_deliver: int = Field(5, ge=1)
+    child that streams command batches to the writer over a socket (one replica only; ADR 0006)."""
     low_stock_threshold: int = Field(10, ge=0)
     snapshot_every: int = Field(500, ge=0)
     """Snapshot a SKU after this many new events (0: never)."""
     publish_events: bool = True
     """Relay committed events to the bus (the event log is the outbox)."""
-    processed_retention_seconds: float = Field(7 * 24 * 3600.0, gt=0)
-    """How long processed message ids are kept for dedupe (ADR 0004)."""
-    service_token: str = "stockflow-dev-service-token"
-    """The bearer credential other services present on ``/internal/*`` (set it in production)."""
-    max_body_bytes: int = Field(65_536, ge=1024)
-    log_level: str = "INFO"
-    log_json: bool | None = None
-    otlp_endpoint: str | None = None
+    idempotency_retention_seconds: float = Field(24 * 3600.0, gt=0)
+    """How long an Idempotency-Key's stored answer is kept (pruned hourly)."""
 
     @field_validator("peer_urls", mode="before")
     @classmethod

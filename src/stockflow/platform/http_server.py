@@ -1,0 +1,75 @@
+"""Serving a service's ASGI app with uvicorn: a pre-bound socket and signals left to the runner.
+
+Several services share one process in the embedded deployment, so no single uvicorn server
+may own SIGINT/SIGTERM: the runner installs one handler and tells every server to exit. Ports
+are bound before anything starts, so a port in use is one clear error, not a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from starlette.types import ASGIApp
+
+__all__ = ["HttpServer", "PortInUseError", "bind_port"]
+
+
+class PortInUseError(OSError):
+    """The port a service should listen on is taken."""
+
+
+def bind_port(host: str, port: int, *, service: str) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0: any free port).
+
+    Raises:
+        PortInUseError: something else listens there; the message says what to do.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise PortInUseError(
+                error.errno,
+                f"port {port} on {host} ({service}) is already in use: stop what listens there,"
+                " or pick other ports with --port-base (or the service's *_PORT variable)",
+            ) from None
+        raise
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+class HttpServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the runner."""
+
+    def __init__(self, app: ASGIApp, sock: socket.socket, *, graceful_seconds: float = 10.0) -> None:
+        config = uvicorn.Config(
+            app,
+            log_config=None,  # the kit's logging stays in charge
+            access_log=False,  # the kit's MetricsMiddleware writes the access line
+            lifespan="off",  # the runner starts and stops the service itself
+            timeout_graceful_shutdown=graceful_seconds,
+            timeout_keep_alive=5,
+        )
+        super().__init__(config)
+        self.socket = sock
+
+    @property
+    def port(self) -> int:
+        port: int = self.socket.getsockname()[1]
+        return port
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def run_on_socket(self) -> None:
+        await self.serve(sockets=[self.socket])

@@ -1,0 +1,95 @@
+"""What a service declares to the platform: its :class:`ServiceSpec`, and the :class:`Service`
+its ``build`` returns.
+
+The runtime keeps one registry of specs (``stockflow.runtime.registry``); ``stockflow up``,
+``up --distributed`` and ``serve`` loop over it, so adding a service is one new entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, Protocol, TypeVar
+
+from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp
+
+from stockflow.platform.settings import ServiceSettings
+from stockflow_kit.messaging import Bus
+
+__all__ = ["Build", "Service", "ServiceSpec"]
+
+S = TypeVar("S", bound=ServiceSettings)
+S_contra = TypeVar("S_contra", bound=ServiceSettings, contravariant=True)
+
+
+class Service(Protocol):
+    """One built service: its ASGI app and its lifecycle (nothing runs until :meth:`start`)."""
+
+    @property
+    def app(self) -> ASGIApp: ...
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """Where its metrics live (what its ``/metrics`` serves)."""
+        ...
+
+    async def start(self) -> None:
+        """Open stores, load state, start background work; raise if a dependency is missing."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop background work (settling what is in hand), then close stores. Idempotent."""
+        ...
+
+    async def readiness(self) -> str | None:
+        """``None`` when ready to serve, else why not (the body of the 503 ``/readyz``)."""
+        ...
+
+
+class Build(Protocol[S_contra]):
+    """``build(settings, *, bus)``: wire one service; the bus is started and closed by the caller."""
+
+    def __call__(self, settings: S_contra, *, bus: Bus) -> Service: ...
+
+
+@dataclass(frozen=True)
+class ServiceSpec(Generic[S]):
+    """A service as the runners see it.
+
+    Attributes:
+        name: The service's name (``inventory``): the ``serve`` argument, the log ``service``.
+        settings: Its settings class (a :class:`ServiceSettings` subclass).
+        build: Its composition root.
+        port_offset: It listens on ``port_base + port_offset`` (API.md: edge 0 … notifications 4).
+        store_field: The settings field holding its own database URL (``event_store_url``),
+            if it has one: embedded, a SQLite file ``<data dir>/<name>.sqlite3``; distributed,
+            its own PostgreSQL database ``<base>_<name>``.
+        summary: One line for ``stockflow serve --help`` and the start-up banner.
+    """
+
+    name: str
+    settings: type[S]
+    build: Build[S]
+    port_offset: int
+    store_field: str | None = None
+    summary: str = ""
+
+    @property
+    def env_prefix(self) -> str:
+        prefix = self.settings.model_config.get("env_prefix", "")
+        return str(prefix)
+
+    def env_name(self, field: str) -> str:
+        """The environment variable of one of its settings fields (``INVENTORY_PORT``)."""
+        return f"{self.env_prefix}{field.upper()}"
+
+    def embedded_store_url(self, data_dir: Path) -> str:
+        return f"sqlite:///{data_dir / f'{self.name}.sqlite3'}"
+
+    def distributed_store_url(self, database_url: str) -> str:
+        """Its own database next to *database_url*: ``…/stockflow`` gives ``…/stockflow_<name>``."""
+        base, _, query = database_url.partition("?")
+        head, _, database = base.rstrip("/").rpartition("/")
+        url = f"{head}/{database or 'stockflow'}_{self.name}"
+        return f"{url}?{query}" if query else url
