@@ -25,6 +25,10 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 NATS_URL = os.environ.get("STOCKFLOW_TEST_NATS", "nats://127.0.0.1:4222")
 
+# `stockflow serve` refuses to start without a service credential; the services the tests
+# start as subprocesses inherit this one (tests that check the refusal unset it).
+os.environ.setdefault("STOCKFLOW_SERVICE_TOKEN", "test-service-credential")
+
 _HOW_TO_START = {
     "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
     "NATS JetStream": (

@@ -10,6 +10,9 @@ from stockflow.inventory.bootstrap import InventoryService, build
 from stockflow.inventory.settings import InventorySettings
 from stockflow_kit.messaging import InMemoryBus
 
+SERVICE_TOKEN = "test-service-credential"
+"""The service credential of the services these fixtures build."""
+
 
 def memory_settings(**overrides: object) -> InventorySettings:
     values: dict[str, object] = {
@@ -17,6 +20,7 @@ def memory_settings(**overrides: object) -> InventorySettings:
         "bus_url": "memory://",
         "batch_wait": 0.01,
         "snapshot_every": 3,
+        "service_token": SERVICE_TOKEN,
     }
     values.update(overrides)
     return InventorySettings(**values)  # type: ignore[arg-type]

@@ -17,15 +17,20 @@ import msgspec
 
 __all__ = [
     "EVENT_TYPES",
+    "MAX_QUANTITY",
+    "MAX_SKU_LENGTH",
     "REJECTION_INSUFFICIENT_STOCK",
     "SCHEMA_VERSION",
+    "SKU_PATTERN",
     "AdjustmentRequest",
     "InventoryEvent",
     "LowStockDetected",
+    "OrderId",
     "ReceiptRequest",
     "RejectedLine",
     "ReservationRejected",
     "ReservationReleased",
+    "Sku",
     "StockAdjusted",
     "StockReceived",
     "StockReserved",
@@ -39,7 +44,18 @@ SCHEMA_VERSION: Final = 1
 REJECTION_INSUFFICIENT_STOCK: Final = "insufficient_stock"
 """``ReservationRejected.reason`` when at least one line asks for more than is available."""
 
-Quantity = Annotated[int, msgspec.Meta(gt=0)]
+MAX_QUANTITY: Final = 1_000_000_000
+"""Largest quantity (or |delta|) of one command: keeps every sum far from 64-bit limits."""
+
+MAX_SKU_LENGTH: Final = 100
+SKU_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+"""The one SKU rule, everywhere (paths, bodies, commands, events): 1 to 100 characters of
+letters, digits and ``._:-``, starting with a letter or digit. Order ids follow it too."""
+
+Sku = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SKU_LENGTH, pattern=SKU_PATTERN)]
+OrderId = Sku
+Quantity = Annotated[int, msgspec.Meta(gt=0, le=MAX_QUANTITY)]
+Delta = Annotated[int, msgspec.Meta(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
 
 
 class StockReceived(msgspec.Struct, frozen=True, kw_only=True):
@@ -150,15 +166,15 @@ class StockView(msgspec.Struct, frozen=True, kw_only=True):
     version: int
 
 
-class ReceiptRequest(msgspec.Struct, frozen=True, kw_only=True):
+class ReceiptRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``POST /inventory/{sku}/receipts`` body."""
 
     qty: Quantity
-    reference: str = ""
+    reference: Annotated[str, msgspec.Meta(max_length=200)] = ""
 
 
-class AdjustmentRequest(msgspec.Struct, frozen=True, kw_only=True):
+class AdjustmentRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``POST /inventory/{sku}/adjustments`` body: a signed, non-zero correction."""
 
-    delta: int
-    reason: str = ""
+    delta: Delta
+    reason: Annotated[str, msgspec.Meta(max_length=200)] = ""

@@ -8,9 +8,11 @@ processed changes nothing.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
+
+from stockflow.contracts.inventory import Delta, OrderId, Quantity, Sku
 
 __all__ = [
     "COMMANDS_TOPIC",
@@ -32,41 +34,41 @@ EVENTS_TOPIC: Final = "inventory.events"
 
 
 class CommandLine(msgspec.Struct, frozen=True, kw_only=True):
-    sku: str
-    qty: int
+    sku: Sku
+    qty: Quantity
 
 
 class ReceiveStockCommand(msgspec.Struct, frozen=True, kw_only=True):
-    sku: str
-    qty: int
+    sku: Sku
+    qty: Quantity
     reference: str = ""
 
 
 class AdjustStockCommand(msgspec.Struct, frozen=True, kw_only=True):
-    sku: str
-    delta: int
+    sku: Sku
+    delta: Delta
     reason: str = ""
 
 
 class ReserveStockCommand(msgspec.Struct, frozen=True, kw_only=True):
     """Reserve every line of the order, or none."""
 
-    order_id: str
-    lines: list[CommandLine]
+    order_id: OrderId
+    lines: Annotated[list[CommandLine], msgspec.Meta(min_length=1, max_length=100)]
 
 
 class ReleaseReservationCommand(msgspec.Struct, frozen=True, kw_only=True):
     """Give back what the order holds on ``skus``."""
 
-    order_id: str
-    skus: list[str]
+    order_id: OrderId
+    skus: Annotated[list[Sku], msgspec.Meta(min_length=1, max_length=100)]
 
 
 class ShipStockCommand(msgspec.Struct, frozen=True, kw_only=True):
     """Commit what the order holds on ``skus`` (the goods leave)."""
 
-    order_id: str
-    skus: list[str]
+    order_id: OrderId
+    skus: Annotated[list[Sku], msgspec.Meta(min_length=1, max_length=100)]
 
 
 COMMAND_TYPES: Final[dict[str, type[msgspec.Struct]]] = {

@@ -10,28 +10,30 @@ from typing import Final
 
 import msgspec
 
+from stockflow.contracts.inventory import OrderId, Quantity, Sku
+
 __all__ = ["ORDERS_EVENTS_TOPIC", "OrderCancelled", "OrderLine", "OrderPlaced", "OrderShipped"]
 
 ORDERS_EVENTS_TOPIC: Final = "orders.events"
 
 
 class OrderLine(msgspec.Struct, frozen=True, kw_only=True):
-    sku: str
-    qty: int
+    sku: Sku
+    qty: Quantity
 
 
 class OrderPlaced(msgspec.Struct, frozen=True, kw_only=True):
-    order_id: str
+    order_id: OrderId
     customer_id: str
     lines: list[OrderLine]
 
 
 class OrderCancelled(msgspec.Struct, frozen=True, kw_only=True):
-    order_id: str
+    order_id: OrderId
     lines: list[OrderLine]
     reason: str = ""
 
 
 class OrderShipped(msgspec.Struct, frozen=True, kw_only=True):
-    order_id: str
+    order_id: OrderId
     lines: list[OrderLine]

@@ -1,16 +1,16 @@
 """The inventory's composition root: ``build(settings, *, bus)`` wires store, writer, relay,
-consumers and the HTTP app. Nothing starts here; :meth:`InventoryService.start` does (the app's
-lifespan calls it).
+consumers and the HTTP app; :data:`SPEC` declares the service to the platform. Nothing starts
+here; :meth:`InventoryService.start` does (the platform runner calls it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 import structlog
@@ -19,16 +19,19 @@ from prometheus_client import CollectorRegistry
 
 from stockflow.inventory.adapters.peers import HttpPeers
 from stockflow.inventory.entrypoints.consumers import InventoryConsumers
-from stockflow.inventory.entrypoints.feeder import FeederConfig, FeederProcess
+from stockflow.inventory.entrypoints.feeder import FeederProcess
 from stockflow.inventory.entrypoints.http import create_app
-from stockflow.inventory.service_layer.partitions import InventoryWriter
+from stockflow.inventory.service_layer.ownership import Ownership
 from stockflow.inventory.service_layer.ports import EventStore, Peers
+from stockflow.inventory.service_layer.reads import CommittedReads
 from stockflow.inventory.service_layer.relay import PUBLISHED_CHECKPOINT, EventRelay
 from stockflow.inventory.service_layer.reservations import ReservationCoordinator
+from stockflow.inventory.service_layer.writer import InventoryWriter
 from stockflow.inventory.settings import InventorySettings
+from stockflow.platform.spec import ServiceSpec
 from stockflow_kit.messaging import Bus, ConsumerConfig
 
-__all__ = ["InventoryService", "build", "event_store_for"]
+__all__ = ["SPEC", "InventoryService", "build", "event_store_for"]
 
 _log = structlog.get_logger("stockflow.inventory")
 
@@ -61,7 +64,7 @@ def event_store_for(url: str, *, schema: str = "inventory") -> EventStore:
 
 @dataclass(eq=False)
 class InventoryService:
-    """One inventory process: its parts and their lifecycle."""
+    """One inventory process: its parts and their lifecycle (started by the platform runner)."""
 
     settings: InventorySettings
     store: EventStore
@@ -77,14 +80,21 @@ class InventoryService:
     _pruner: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Open the store, rebuild the states, then start writer, relay and consumers."""
+        """Open the store, rebuild the states, then start writer, relay and consumers.
+
+        If a step fails, what was started is stopped again before the error propagates.
+        """
         await self.store.start()
-        await self.writer.load()
-        self.writer.start()
-        if self.settings.publish_events:
-            self.relay.start()
-        await self.consumers.start()
-        self._pruner = asyncio.create_task(self._prune_processed(), name="inventory-pruner")
+        try:
+            await self.writer.load()
+            self.writer.start()
+            if self.settings.publish_events:
+                self.relay.start()
+            await self.consumers.start()
+        except BaseException:
+            await self._stop_parts()
+            raise
+        self._pruner = asyncio.create_task(self._prune(), name="inventory-pruner")
         self.started = True
         _log.info(
             "inventory.started",
@@ -98,16 +108,19 @@ class InventoryService:
         if not self.started:
             return
         self.started = False
-        await self.consumers.stop()
-        await self.writer.stop()
-        await self.relay.stop()
         if self._pruner is not None:
             self._pruner.cancel()
             await asyncio.gather(self._pruner, return_exceptions=True)
+        await self._stop_parts()
+        _log.info("inventory.stopped")
+
+    async def _stop_parts(self) -> None:
+        await self.consumers.stop()
+        await self.writer.stop()
+        await self.relay.stop()
         if self.peers is not None:
             await self.peers.aclose()
         await self.store.close()
-        _log.info("inventory.stopped")
 
     async def readiness(self) -> str | None:
         """``None`` when ready; else what is missing."""
@@ -121,23 +134,16 @@ class InventoryService:
             return f"the event store is not reachable ({type(error).__name__})"
         return None
 
-    async def _prune_processed(self) -> None:
-        retention = timedelta(seconds=self.settings.processed_retention_seconds)
+    async def _prune(self) -> None:
+        """Forget processed ids and idempotency records past their windows, hourly."""
+        processed = timedelta(seconds=self.settings.processed_retention_seconds)
         while True:
-            await asyncio.sleep(min(3600.0, retention.total_seconds()))
+            await asyncio.sleep(min(3600.0, processed.total_seconds()))
             try:
-                pruned = await self.store.prune_processed(self.clock() - retention)
+                pruned = await self.store.prune_processed(self.clock() - processed)
                 _log.info("inventory.processed_pruned", count=pruned)
             except Exception as error:  # retried next round; logged, not swallowed silently
                 _log.warning("inventory.prune_failed", error=repr(error))
-
-    @contextlib.asynccontextmanager
-    async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
-        await self.start()
-        try:
-            yield
-        finally:
-            await self.stop()
 
 
 def build(
@@ -158,18 +164,16 @@ def build(
         settings.event_store_url, schema=settings.event_store_schema
     )
     registry = registry or CollectorRegistry()
+    ownership = Ownership(settings.partitions, settings.replicas, settings.replica_index)
     writer = InventoryWriter(
         store,
         clock=clock,
-        partitions=settings.partitions,
-        replicas=settings.replicas,
-        replica_index=settings.replica_index,
+        ownership=ownership,
         batch_size=settings.batch_size,
         low_stock_threshold=settings.low_stock_threshold,
         snapshot_every=settings.snapshot_every,
         registry=registry,
     )
-    ownership = writer.ownership
     coordinator = None
     if not ownership.owns_all:
         if peers is None:
@@ -178,14 +182,14 @@ def build(
             peers = HttpPeers(
                 settings.peer_urls,
                 replica_index=settings.replica_index,
-                service_token=settings.service_token,
+                service_token=settings.token() or "",
                 registry=registry,
             )
         coordinator = ReservationCoordinator(writer, peers, registry=registry)
     relay = EventRelay(
         store,
         bus,
-        wake=writer.committed,
+        wake=writer.changed,
         batch_size=settings.batch_size,
         owns=None if ownership.owns_all else ownership.owns,
         checkpoint=(
@@ -194,28 +198,19 @@ def build(
             else f"{PUBLISHED_CHECKPOINT}/{ownership.replicas}/{ownership.replica_index}"
         ),
     )
-    consumers: InventoryConsumers | FeederProcess = InventoryConsumers(
-        bus,
-        writer,
-        batch_size=settings.batch_size,
-        max_wait=settings.batch_wait,
-        in_flight_batches=settings.in_flight_batches,
-        config=ConsumerConfig(ack_wait=settings.ack_wait, max_deliver=settings.max_deliver),
-        registry=registry,
-        coordinator=coordinator,
-    )
+    consumers: InventoryConsumers | FeederProcess
     if settings.feeder == "process":
-        consumers = FeederProcess(
+        consumers = FeederProcess(writer, settings)
+    else:
+        consumers = InventoryConsumers(
+            bus,
             writer,
-            FeederConfig(
-                bus_url=settings.bus_url,
-                partitions=settings.partitions,
-                batch_size=settings.batch_size,
-                batch_wait=settings.batch_wait,
-                ack_wait=settings.ack_wait,
-                max_deliver=settings.max_deliver,
-                in_flight_batches=max(settings.in_flight_batches, 2),
-            ),
+            batch_size=settings.batch_size,
+            max_wait=settings.batch_wait,
+            in_flight_batches=settings.in_flight_batches,
+            config=ConsumerConfig(ack_wait=settings.ack_wait, max_deliver=settings.max_deliver),
+            registry=registry,
+            coordinator=coordinator,
         )
     service = InventoryService(
         settings=settings,
@@ -229,13 +224,25 @@ def build(
         peers=peers,
     )
     service.app = create_app(
-        store=store,
         writer=writer,
-        service_token=settings.service_token,
+        reads=CommittedReads(writer.committed, store),
+        store=store,
+        service_token=settings.token(),
         readiness=service.readiness,
         registry=registry,
-        lifespan=service.lifespan,
         max_body_bytes=settings.max_body_bytes,
+        max_in_flight=settings.max_in_flight,
         peer_urls=settings.peer_urls,
     )
     return service
+
+
+SPEC: Final = ServiceSpec(
+    name="inventory",
+    settings=InventorySettings,
+    build=build,
+    port_offset=2,
+    store_field="event_store_url",
+    summary="event-sourced stock per SKU, reservations",
+)
+"""The inventory as the platform's runners see it."""

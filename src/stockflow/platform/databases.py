@@ -21,7 +21,7 @@ def is_postgres_url(url: str) -> bool:
     return urlsplit(url).scheme in {"postgresql", "postgres"}
 
 
-async def ensure_database(url: str, *, timeout: float = 10.0) -> bool:
+async def ensure_database(url: str, *, connect_seconds: float = 10.0) -> bool:
     """Create the database *url* names if it does not exist; ``True`` if it was created.
 
     Raises:
@@ -35,7 +35,7 @@ async def ensure_database(url: str, *, timeout: float = 10.0) -> bool:
     if not _NAME.match(name):
         raise ValueError(f"not a plain database name: {name!r}")
     admin_url = parts._replace(path="/postgres").geturl()
-    conn = await asyncpg.connect(admin_url, timeout=timeout)
+    conn = await asyncpg.connect(admin_url, timeout=connect_seconds)
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if exists:

@@ -36,6 +36,7 @@ from stockflow_kit.messaging.retention import (
     DEFAULT_INTERVAL,
     DEFAULT_LOG_RETENTION,
     Retention,
+    RetentionJob,
     check_retention_windows,
     log_trim,
 )
@@ -117,7 +118,7 @@ async def _close_buses(buses: dict[str, Bus]) -> None:
 def _retention(units: Sequence[Unit], buses: dict[str, Bus]) -> Retention | None:
     """Trim the embedded log; its window must stay below every consumer's processed-id window
     (ADR 0001 "Retention"). JetStream keeps its own limits."""
-    jobs = []
+    jobs: list[RetentionJob] = []
     for url, bus in buses.items():
         if not isinstance(bus, SqliteLogBus):
             continue

@@ -28,7 +28,13 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "SHARED_FIELDS", "LogFormat", "ServiceSettings", "service_config"]
+__all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
+    "SHARED_FIELDS",
+    "LogFormat",
+    "ServiceSettings",
+    "service_config",
+]
 
 DEFAULT_MAX_IN_FLIGHT: Final = 256
 """Requests a service handles at once before it sheds load (503); see docs/benchmarks.md."""

@@ -10,7 +10,7 @@ import asyncio
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -83,28 +83,49 @@ def bench_bus(
 
 
 # ---------------------------------------------------------------- up, serve, inventory
-# (inventory service runtime; kept in one block so other commands can be added around it)
+# (the services' runtime; kept in one block so other commands can be added around it)
 inventory_app = typer.Typer(help="Inventory maintenance: projection rebuild and checks.")
 app.add_typer(inventory_app, name="inventory")
 
 
+def _services_help() -> str:
+    from stockflow.runtime.registry import SERVICES
+
+    return "; ".join(f"{s.name} ({s.summary})" if s.summary else s.name for s in SERVICES)
+
+
+def _fail_startup(error: Exception) -> NoReturn:
+    _echo_err(str(error))
+    raise typer.Exit(1)
+
+
 @app.command("serve")
 def serve_command(
-    service: Annotated[str, typer.Argument(help="The service to run: inventory.")],
+    service: Annotated[
+        str, typer.Argument(help="The service to run (see the list above).", show_default=False)
+    ],
 ) -> None:
     """Run ONE service in this process (what a container runs), configured by the environment.
 
-    inventory reads INVENTORY_EVENT_STORE_URL (sqlite:///… or postgresql://…), BUS_URL
-    (sqlite:///… or nats://host:port), INVENTORY_HOST, INVENTORY_PORT (8002),
-    INVENTORY_PARTITIONS, INVENTORY_BATCH_SIZE, INVENTORY_SERVICE_TOKEN, … It is ready when
-    GET /readyz answers 200, and stops gracefully on SIGTERM.
+    Each service reads <SERVICE>_<FIELD> (INVENTORY_PORT, INVENTORY_EVENT_STORE_URL, …); the
+    shared fields also read STOCKFLOW_<FIELD> (STOCKFLOW_LOG_LEVEL, STOCKFLOW_LOG_FORMAT,
+    STOCKFLOW_OTLP_ENDPOINT, STOCKFLOW_SERVICE_TOKEN) and the bus URL reads BUS_URL
+    (sqlite:///… or nats://host:port). A service credential is required. The service is ready
+    when GET /readyz answers 200, and stops gracefully on SIGTERM.
     """
-    from stockflow.runtime.serve import SERVICES, serve
+    from stockflow.platform.startup import StartupError
+    from stockflow.runtime.registry import spec_named
+    from stockflow.runtime.serve import serve
 
-    if service not in SERVICES:
-        _echo_err(f"unknown service {service!r}: choose one of {', '.join(SERVICES)}")
-        raise typer.Exit(2)
-    serve(service)
+    try:
+        spec_named(service)
+    except KeyError as error:
+        _echo_err(str(error.args[0]))
+        raise typer.Exit(2) from None
+    try:
+        serve(service)
+    except StartupError as error:
+        _fail_startup(error)
 
 
 @app.command("up")
@@ -118,9 +139,16 @@ def up_command(
     port_base: Annotated[
         int,
         typer.Option(
-            envvar="STOCKFLOW_PORT_BASE", help="Service i listens on port_base + i (inventory: +2)."
+            envvar="STOCKFLOW_PORT_BASE",
+            min=0,
+            max=65_530,
+            help="Service i listens on port_base + i (edge 0, profiles 1, inventory 2, orders 3,"
+            " notifications 4).",
         ),
     ] = 8000,
+    host: Annotated[
+        str, typer.Option(envvar="STOCKFLOW_HOST", help="Where the embedded services listen.")
+    ] = "127.0.0.1",
     distributed: Annotated[
         bool,
         typer.Option(
@@ -128,13 +156,20 @@ def up_command(
         ),
     ] = False,
     database_url: Annotated[
-        str, typer.Option(envvar="STOCKFLOW_DATABASE_URL", help="PostgreSQL for --distributed.")
+        str,
+        typer.Option(
+            envvar="STOCKFLOW_DATABASE_URL",
+            help="PostgreSQL for --distributed; each service gets its own database next to it"
+            " (…/stockflow gives stockflow_inventory, …), created when missing.",
+        ),
     ] = "postgresql://postgres@127.0.0.1:5432/stockflow",
     nats_url: Annotated[
         str, typer.Option(envvar="STOCKFLOW_NATS_URL", help="NATS JetStream for --distributed.")
     ] = DEFAULT_NATS_URL,
 ) -> None:
     """Run the whole system: embedded by default (one process, SQLite, embedded bus)."""
+    from stockflow.platform.startup import StartupError
+
     announce = lambda line: typer.echo(line, err=True)  # noqa: E731 - a one-line printer
     if distributed:
         from stockflow.runtime.embedded import run_distributed
@@ -145,9 +180,10 @@ def up_command(
         raise typer.Exit(code)
     from stockflow.runtime.embedded import run_embedded
 
-    data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(run_embedded(data_dir, port_base, announce=announce))
+    try:
+        asyncio.run(run_embedded(data_dir, port_base, host=host, announce=announce))
+    except StartupError as error:
+        _fail_startup(error)
 
 
 @inventory_app.command("rebuild-projection")

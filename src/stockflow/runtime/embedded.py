@@ -1,107 +1,151 @@
-"""``stockflow up``: the whole system on one machine.
+"""``stockflow up``: the whole system on one machine, from the one registry of services.
 
-Embedded (default): one process, every existing service on its own port (inventory on
-``port_base + 2``), each with its SQLite file under the data dir and one shared SqliteLogBus,
-trimmed hourly (6-day window, checked against the processed-id window: ADR 0001 "Retention").
-Distributed (``--distributed``): one ``stockflow serve <service>`` process per service, on
-PostgreSQL and NATS JetStream, configured by environment variables.
+Embedded (default): one process, every service of :data:`~stockflow.runtime.registry.SERVICES`
+on ``port_base + offset``, each with its SQLite file under the data dir, and one shared
+durable embedded bus (``<data dir>/bus.sqlite3``). The data dir is locked for this process and
+holds the generated service credential.
+
+Distributed (``--distributed``): one supervised ``stockflow serve <service>`` process per
+service (restarted with a jittered backoff if it dies), each on its own PostgreSQL database
+next to ``--database-url`` (``…/stockflow`` gives ``stockflow_inventory``, …) and NATS
+JetStream, configured through the environment only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
-import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any
 
-import uvicorn
+from stockflow.platform.data_dir import DataDir
+from stockflow.platform.runner import Unit, configure_process, run
+from stockflow.platform.spec import ServiceSpec
+from stockflow.runtime.registry import SERVICES
+from stockflow_kit.lifecycle import ServiceProcess, Supervisor
 
-from stockflow.inventory.bootstrap import build as build_inventory
-from stockflow.inventory.settings import InventorySettings
-from stockflow_kit.messaging import SqliteLogBus
-from stockflow_kit.messaging.retention import (
-    DEFAULT_INTERVAL,
-    DEFAULT_LOG_RETENTION,
-    Retention,
-    check_retention_windows,
-    log_trim,
-)
-from stockflow_kit.observability import configure_logging, configure_tracing
+__all__ = ["distributed_env", "embedded_units", "run_distributed", "run_embedded"]
 
-__all__ = ["PORT_OFFSETS", "run_distributed", "run_embedded"]
 
-PORT_OFFSETS: Final = {"inventory": 2}
-"""Port of each existing service = port base + offset (API.md)."""
+def embedded_units(
+    data_dir: Path,
+    *,
+    port_base: int,
+    host: str,
+    token: str,
+    services: Sequence[ServiceSpec[Any]] = SERVICES,
+) -> list[Unit]:
+    """The settings of every service for the embedded deployment in *data_dir*.
+
+    Ports, the bus, the stores and the credential are given here; everything else comes from
+    the environment (``STOCKFLOW_LOG_LEVEL``, ``INVENTORY_BATCH_SIZE``, …) or the defaults.
+    """
+    units = []
+    for spec in services:
+        values: dict[str, object] = {
+            "host": host,
+            "port": port_base + spec.port_offset,
+            "bus_url": f"sqlite:///{data_dir / 'bus.sqlite3'}",
+            "service_token": token,
+        }
+        if spec.store_field is not None:
+            values[spec.store_field] = spec.embedded_store_url(data_dir)
+        units.append(Unit(spec, spec.settings(**values)))
+    return units
 
 
 async def run_embedded(
-    data_dir: Path, port_base: int, *, host: str = "127.0.0.1", announce: Callable[[str], None]
+    data_dir: Path,
+    port_base: int,
+    *,
+    host: str = "127.0.0.1",
+    announce: Callable[[str], None],
+    shutdown: asyncio.Event | None = None,
 ) -> None:
-    """Serve every existing service in this process until SIGTERM/SIGINT.
+    """Serve every service in this process until SIGTERM/SIGINT (or *shutdown*).
 
-    ``data_dir`` must exist and be absolute (the CLI makes it so).
+    Raises:
+        StartupError: the data dir is unusable or in use, a port is taken, a service failed.
     """
-    configure_logging(level=os.environ.get("STOCKFLOW_LOG_LEVEL", "INFO"))
-    configure_tracing("stockflow", otlp_endpoint=os.environ.get("STOCKFLOW_OTLP_ENDPOINT"))
-    inventory = InventorySettings(
-        event_store_url=f"sqlite:///{data_dir / 'inventory.sqlite3'}",
-        bus_url=f"sqlite:///{data_dir / 'bus.sqlite3'}",
-        host=host,
-        port=port_base + PORT_OFFSETS["inventory"],
-    )
-    # ADR 0001 "Retention": a replayed message must never outlive its processed id.
-    check_retention_windows(
-        log_retention=DEFAULT_LOG_RETENTION,
-        processed_retention=inventory.processed_retention_seconds,
-        interval=DEFAULT_INTERVAL,
-    )
-    bus = SqliteLogBus(inventory.bus_url)
-    await bus.start()
-    retention = asyncio.create_task(Retention([log_trim(bus)]).run(), name="bus-retention")
+    held = DataDir.open(data_dir)
     try:
-        service = build_inventory(inventory, bus=bus)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                service.app,
-                host=host,
-                port=inventory.port,
-                log_config=None,
-                access_log=False,
-                lifespan="on",
-            )
+        units = embedded_units(
+            held.path, port_base=port_base, host=host, token=held.service_token()
         )
-        announce(f"inventory  http://{host}:{inventory.port}  (data: {data_dir})")
-        await server.serve()
+        configure_process(units[0].settings, service=None, tracer="stockflow")
+        announce(f"stockflow (embedded), data in {held.path}:")
+        await run(units, announce=announce, shutdown=shutdown)
     finally:
-        retention.cancel()
-        await asyncio.gather(retention, return_exceptions=True)
-        await bus.close()
+        held.release()
+
+
+def distributed_env(
+    spec: ServiceSpec[Any], *, database_url: str, bus_url: str, port_base: int, token: str
+) -> dict[str, str]:
+    """The environment of ``stockflow serve <spec.name>`` in the distributed deployment."""
+    env = {
+        spec.env_name("port"): str(port_base + spec.port_offset),
+        "BUS_URL": bus_url,
+        "STOCKFLOW_SERVICE_TOKEN": token,
+    }
+    if spec.store_field is not None:
+        env[spec.env_name(spec.store_field)] = spec.distributed_store_url(database_url)
+    return env
 
 
 def run_distributed(
-    *, database_url: str, nats_url: str, port_base: int, announce: Callable[[str], None]
+    *,
+    database_url: str,
+    nats_url: str,
+    port_base: int,
+    announce: Callable[[str], None],
+    services: Sequence[ServiceSpec[Any]] = SERVICES,
 ) -> int:
-    """Start one ``stockflow serve`` process per existing service; wait; return the worst exit."""
-    processes: list[subprocess.Popen[bytes]] = []
-    for service, offset in PORT_OFFSETS.items():
-        env = {
-            **os.environ,
-            "INVENTORY_EVENT_STORE_URL": database_url,
-            "BUS_URL": nats_url,
-            "INVENTORY_PORT": str(port_base + offset),
-        }
-        command = [str(Path(sys.executable).with_name("stockflow")), "serve", service]
-        processes.append(subprocess.Popen(command, env=env))
-        announce(f"{service}  http://127.0.0.1:{port_base + offset}  (pid {processes[-1].pid})")
+    """Run one supervised ``stockflow serve`` per service until SIGTERM/SIGINT; exit code 0.
 
-    def forward(signum: int, _frame: object) -> None:
+    The service credential is ``STOCKFLOW_SERVICE_TOKEN`` if set, else a random one for this
+    run (every process of the run shares it).
+    """
+    token = os.environ.get("STOCKFLOW_SERVICE_TOKEN") or secrets.token_urlsafe(32)
+    stockflow = str(Path(sys.executable).with_name("stockflow"))
+    processes = [
+        ServiceProcess(
+            [stockflow, "serve", spec.name],
+            name=spec.name,
+            env=distributed_env(
+                spec,
+                database_url=database_url,
+                bus_url=nats_url,
+                port_base=port_base,
+                token=token,
+            ),
+            port=port_base + spec.port_offset,
+        )
+        for spec in services
+    ]
+    supervisor = Supervisor(processes, ready_within=120.0)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        running = asyncio.create_task(supervisor.run())
+        announce("stockflow (distributed): one process per service")
         for process in processes:
-            process.send_signal(signum)
+            announce(f"{process.name:<14} {process.base_url}")
+        done, _ = await asyncio.wait(
+            [running, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
+        await supervisor.stop()
+        if running in done:
+            running.result()
+        else:
+            await asyncio.gather(running, return_exceptions=True)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    return max(process.wait() for process in processes)
+    asyncio.run(main())
+    return 0

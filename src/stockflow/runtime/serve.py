@@ -1,55 +1,44 @@
 """``stockflow serve <service>``: one service in this process, configured by the environment.
 
-What a container runs. Settings come from the environment (``INVENTORY_*``, ``BUS_URL``);
-uvicorn serves the app (its lifespan starts and stops the service) with ``log_config=None``
-so the kit's logging stays in charge, and stops gracefully on SIGTERM/SIGINT: the consumers
-settle the batch in hand, then the writer, relay and store close.
+What a container runs. Settings come from the environment only (``<SERVICE>_*``, with the
+shared ``STOCKFLOW_*`` and ``BUS_URL``); the platform runner serves it until SIGTERM/SIGINT
+and stops it gracefully: the HTTP server drains, the consumers settle the batch in hand, then
+the writer, relay and store close.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Final
 
-import uvicorn
+from pydantic import ValidationError
 
-from stockflow.inventory.bootstrap import build as build_inventory
-from stockflow.inventory.settings import InventorySettings
-from stockflow_kit.messaging import make_bus
-from stockflow_kit.observability import configure_logging, configure_tracing
+from stockflow.platform.runner import Unit, configure_process, run
+from stockflow.platform.startup import StartupError
+from stockflow.runtime.registry import spec_named
 
-__all__ = ["SERVICES", "run_inventory", "serve"]
-
-SERVICES: Final = ("inventory",)
-"""The services that exist today (and can be served)."""
+__all__ = ["serve"]
 
 
-async def run_inventory(settings: InventorySettings) -> None:
-    """Serve the inventory until SIGTERM/SIGINT."""
-    bus = make_bus(settings.bus_url, name="inventory")
-    await bus.start()
+def serve(name: str) -> None:
+    """Run service *name* with settings from the environment.
+
+    Raises:
+        StartupError: bad settings, no service credential, or a dependency unreachable.
+    """
+    spec = spec_named(name)
     try:
-        service = build_inventory(settings, bus=bus)
-        config = uvicorn.Config(
-            service.app,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
+        settings = spec.settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{spec.env_name(str(e['loc'][0])) if e['loc'] else spec.env_prefix}: {e['msg']}"
+            for e in error.errors()
         )
-        await uvicorn.Server(config).serve()
-    finally:
-        await bus.close()
-
-
-def serve(service: str) -> None:
-    """Run ``service`` (one of :data:`SERVICES`) with settings from the environment."""
-    if service != "inventory":
-        raise ValueError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
-    settings = InventorySettings()
-    configure_logging(json=settings.log_json, level=settings.log_level, service="inventory")
-    # Spans are recorded (trace ids on log lines and in outgoing headers) and exported over
-    # OTLP/HTTP when INVENTORY_OTLP_ENDPOINT is set.
-    configure_tracing("inventory", otlp_endpoint=settings.otlp_endpoint)
-    asyncio.run(run_inventory(settings))
+        raise StartupError(f"{name}: invalid settings: {problems}") from None
+    if settings.service_token is None:
+        raise StartupError(
+            f"{name}: no service credential: set STOCKFLOW_SERVICE_TOKEN (shared by every"
+            f" service of the deployment) or {spec.env_name('service_token')}; generate one"
+            " with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    configure_process(settings, service=name, tracer=name)
+    asyncio.run(run([Unit(spec, settings)]))

@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from tests.inventory.conftest import SERVICE_TOKEN
 
 from stockflow.inventory.bootstrap import InventoryService
 
-TOKEN = {"Authorization": "Bearer stockflow-dev-service-token"}
+TOKEN = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
 
 
 @pytest.fixture

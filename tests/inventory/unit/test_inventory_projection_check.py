@@ -7,8 +7,8 @@ from pathlib import Path
 
 from stockflow.inventory.adapters.event_store.sqlite import SqliteEventStore
 from stockflow.inventory.domain.commands import ReceiveStock
-from stockflow.inventory.service_layer.partitions import InventoryWriter
 from stockflow.inventory.service_layer.ports import CommitBatch, StockRow
+from stockflow.inventory.service_layer.writer import InventoryWriter
 from stockflow.runtime.maintenance import rebuild_projection
 
 

@@ -93,7 +93,7 @@ async def cluster(bus: InMemoryBus) -> AsyncIterator[Cluster]:
         peers = HttpPeers(
             URLS,
             replica_index=index,
-            service_token=settings.service_token,
+            service_token=settings.token() or "",
             registry=registry,
             transport=lambda peer: switches[peer],
         )
@@ -138,7 +138,7 @@ async def test_each_replica_applies_only_the_commands_of_its_own_skus(
     assert B not in cluster.services[0].writer.states
     assert [e.type for e in await cluster.store.read_stream(A)] == ["StockReceived"]
     assert [e.type for e in await cluster.store.read_stream(B)] == ["StockReceived"]
-    fences = [s.writer.fence_key for s in cluster.services]
+    fences = [s.writer.ownership.fence_key for s in cluster.services]
     assert fences == ["inventory-writer/2/0", "inventory-writer/2/1"]
 
 

@@ -24,9 +24,9 @@ from stockflow.inventory.domain.commands import (
 from stockflow.inventory.domain.errors import BelowReservedError
 from stockflow.inventory.domain.model import StockState
 from stockflow.inventory.service_layer.batch import Submission
-from stockflow.inventory.service_layer.partitions import InvariantViolationError, partition_of
 from stockflow.inventory.service_layer.ports import EventStoreUnavailableError, Snapshot
 from stockflow.inventory.service_layer.views import check_projection, rebuild_stock
+from stockflow.inventory.service_layer.writer import InvariantViolationError, partition_of
 from stockflow_kit.messaging import InMemoryBus
 
 

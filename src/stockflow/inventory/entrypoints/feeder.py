@@ -1,16 +1,19 @@
 """Bus consumption in a process of its own, feeding the writer over a pipe (ADR 0006).
 
-With ``INVENTORY_FEEDER=process`` (one replica only), ``stockflow serve inventory`` starts a
-*feeder* child: ``python -m stockflow.inventory.entrypoints.feeder``. The feeder runs the same
+With ``INVENTORY_FEEDER=process`` (one replica only), the inventory starts a *feeder* child:
+``python -m stockflow.inventory.entrypoints.feeder``, given the SAME settings (as JSON in its
+environment) and one end of a socket pair (its file descriptor number in the environment; the
+child's stdin and stdout stay free). The feeder runs the same
 :class:`~.consumers.InventoryConsumers` as the in-process mode (fetch, decode, translate,
-dead-letter malformed messages, ack after the outcome), but its sink is the pipe: each batch of
-commands goes to the writer process as one msgpack frame, and the writer's reply says whether
+dead-letter malformed messages, ack after the outcome), but its sink is the socket: each batch
+of commands goes to the writer process as one msgpack frame, and the writer's reply says whether
 the batch was committed (then the feeder acks it) or not (then it naks it). Fetching, decoding
 and translating thus run on the second core, beside the writer's decide and commit.
 
-Failure semantics are the bus's: if the writer dies, the feeder reads EOF and exits without
-acking; if the feeder dies, the writer stops being ready and restarts it. Either way every
-unacked message is redelivered, and the writer's inbox keeps effects exactly-once.
+Failure semantics are the bus's: if the writer dies, the feeder reads EOF (and gets SIGTERM as
+its parent-death signal) and exits without acking; if the feeder dies, the writer stops being
+ready and restarts it after a jittered backoff. Either way every unacked message is
+redelivered, and the writer's inbox keeps effects exactly-once.
 
 Frames are length-prefixed (4 bytes, big endian) msgpack: ``Frame`` from feeder to writer,
 ``Reply`` back.
@@ -19,8 +22,10 @@ Frames are length-prefixed (4 bytes, big endian) msgpack: ``Frame`` from feeder 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
+import socket
 import struct
 import sys
 from collections.abc import Sequence
@@ -33,13 +38,17 @@ from stockflow.inventory.domain.commands import Command
 from stockflow.inventory.entrypoints.consumers import InventoryConsumers
 from stockflow.inventory.service_layer.batch import Outcome, Submission
 from stockflow.inventory.service_layer.ownership import Ownership
-from stockflow.inventory.service_layer.partitions import InventoryWriter
+from stockflow.inventory.service_layer.writer import InventoryWriter
+from stockflow.inventory.settings import InventorySettings
+from stockflow_kit.lifecycle import die_with_parent
 from stockflow_kit.messaging import ConsumerConfig, make_bus
+from stockflow_kit.resilience import Backoff
 
-__all__ = ["FeederConfig", "FeederProcess", "Frame", "Item", "PipeSink", "Reply", "read_frame"]
+__all__ = ["FeederProcess", "Frame", "Item", "PipeSink", "Reply", "read_frame"]
 
 _log = structlog.get_logger("stockflow.inventory")
 _LENGTH: Final = struct.Struct(">I")
+_STOP_SECONDS: Final = 10.0
 READY_TOKEN: Final = 0
 """The token of the feeder's first frame: it has bound its subscriptions and consumes."""
 
@@ -60,16 +69,12 @@ class Reply(msgspec.Struct, array_like=True, gc=False):
     error: str | None = None
 
 
-class FeederConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """What the feeder needs of the inventory's settings (passed as JSON in argv)."""
-
-    bus_url: str
-    partitions: int
-    batch_size: int
-    batch_wait: float
-    ack_wait: float
-    max_deliver: int
-    in_flight_batches: int
+SETTINGS_ENV: Final = "STOCKFLOW_FEEDER_SETTINGS"
+"""The inventory's settings, as JSON, in the feeder child's environment."""
+SOCKET_ENV: Final = "STOCKFLOW_FEEDER_FD"
+"""The file descriptor of the feeder child's end of the socket pair."""
+PARENT_ENV: Final = "STOCKFLOW_FEEDER_PARENT"
+"""The writer's pid: the child exits when its parent is gone."""
 
 
 async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
@@ -128,30 +133,25 @@ class PipeSink:
         self._pending.clear()
 
 
-async def _stdio() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=2**26)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    transport, protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, os.fdopen(sys.stdout.fileno(), "wb", 0)
-    )
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    return reader, writer
+async def _socket_streams(fd: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(False)
+    return await asyncio.open_connection(sock=sock, limit=2**26)
 
 
-async def run_feeder(config: FeederConfig) -> None:
-    """The feeder's main loop: consume into the pipe until the writer closes it."""
-    reader, writer = await _stdio()
-    sink = PipeSink(Ownership(config.partitions, 1, 0), writer)
-    bus = make_bus(config.bus_url, name="inventory-feeder")
+async def run_feeder(settings: InventorySettings, fd: int) -> None:
+    """The feeder's main loop: consume into the socket until the writer closes it."""
+    reader, writer = await _socket_streams(fd)
+    sink = PipeSink(Ownership(settings.partitions, 1, 0), writer)
+    bus = make_bus(settings.bus_url, name="inventory-feeder")
     await bus.start()
     consumers = InventoryConsumers(
         bus,
         sink,
-        batch_size=config.batch_size,
-        max_wait=config.batch_wait,
-        config=ConsumerConfig(ack_wait=config.ack_wait, max_deliver=config.max_deliver),
-        in_flight_batches=config.in_flight_batches,
+        batch_size=settings.batch_size,
+        max_wait=settings.batch_wait,
+        config=ConsumerConfig(ack_wait=settings.ack_wait, max_deliver=settings.max_deliver),
+        in_flight_batches=max(settings.in_flight_batches, 2),
     )
     await consumers.start()
     # Token 0, no items: "subscribed and consuming". The writer reports ready only after it.
@@ -161,9 +161,12 @@ async def run_feeder(config: FeederConfig) -> None:
         while (payload := await read_frame(reader)) is not None:
             sink.answer(decoder.decode(payload))
     finally:  # the writer went away: nothing more is acked; the bus redelivers
-        sink.fail_all(FeederFailedError("the inventory writer closed the pipe"))
-        await consumers.stop()
-        await bus.close()
+        sink.fail_all(FeederFailedError("the inventory writer closed the socket"))
+        try:
+            await asyncio.wait_for(consumers.stop(), _STOP_SECONDS)
+            await asyncio.wait_for(bus.close(), _STOP_SECONDS)
+        except TimeoutError:
+            _log.warning("inventory.feeder_stop_timed_out")
 
 
 class FeederProcess:
@@ -173,13 +176,15 @@ class FeederProcess:
     ``running``), so the service does not care which mode it runs in.
     """
 
-    def __init__(self, writer: InventoryWriter, config: FeederConfig) -> None:
+    def __init__(self, writer: InventoryWriter, settings: InventorySettings) -> None:
         self.writer = writer
-        self.config = config
+        self.settings = settings
         self._process: asyncio.subprocess.Process | None = None
+        self._socket: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._ready = False
+        self._backoff = Backoff(base=0.5, cap=10.0)
 
     async def start(self) -> None:
         self._stopping = False
@@ -188,17 +193,21 @@ class FeederProcess:
 
     async def stop(self) -> None:
         self._stopping = True
-        process = self._process
-        if process is not None and process.stdin is not None:
-            process.stdin.close()  # EOF: the feeder stops consuming and exits
+        process, sock = self._process, self._socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # EOF: the feeder stops consuming and exits
+        if process is not None:
             try:
-                await asyncio.wait_for(process.wait(), 10)
+                await asyncio.wait_for(process.wait(), _STOP_SECONDS)
             except TimeoutError:
                 process.kill()
                 await process.wait()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if sock is not None:
+            sock.close()
 
     @property
     def running(self) -> bool:
@@ -207,32 +216,47 @@ class FeederProcess:
 
     async def _spawn(self) -> None:
         self._ready = False
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "stockflow.inventory.entrypoints.feeder",
-            msgspec.json.encode(self.config).decode(),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            limit=2**26,
-        )
+        if self._socket is not None:
+            self._socket.close()
+        mine, theirs = socket.socketpair()
+        env = {
+            **os.environ,
+            SETTINGS_ENV: self.settings.model_dump_json(exclude={"service_token"}),
+            SOCKET_ENV: str(theirs.fileno()),
+            PARENT_ENV: str(os.getpid()),
+        }
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "stockflow.inventory.entrypoints.feeder",
+                env=env,
+                pass_fds=(theirs.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+        self._socket = mine
 
     async def _supervise(self) -> None:
         while True:
-            process = self._process
+            process, sock = self._process, self._socket
             assert process is not None
-            await self._serve(process)
+            assert sock is not None
+            reader, pipe = await _socket_streams(sock.detach())
+            self._socket = None
+            try:
+                await self._serve(reader, pipe)
+            finally:
+                pipe.close()
             code = await process.wait()
             if self._stopping:
                 return
             _log.error("inventory.feeder_died", returncode=code)
-            await asyncio.sleep(1.0)  # the bus redelivers what it had not acked
+            await self._backoff.wait()  # the bus redelivers what it had not acked
             await self._spawn()
 
-    async def _serve(self, process: asyncio.subprocess.Process) -> None:
-        assert process.stdout is not None
-        assert process.stdin is not None
-        reader, pipe = process.stdout, process.stdin
+    async def _serve(self, reader: asyncio.StreamReader, pipe: asyncio.StreamWriter) -> None:
         decoder = msgspec.msgpack.Decoder(Frame)
         encoder = msgspec.msgpack.Encoder()
 
@@ -246,6 +270,7 @@ class FeederProcess:
             frame = decoder.decode(payload)
             if frame.token == READY_TOKEN:
                 self._ready = True
+                self._backoff.reset()
                 continue
             submissions = [
                 Submission(
@@ -264,14 +289,13 @@ class FeederProcess:
 
 
 def main() -> None:
-    """``python -m stockflow.inventory.entrypoints.feeder '<FeederConfig JSON>'``."""
-    from stockflow_kit.observability import configure_logging
+    """The feeder child (see the module docstring); exits when its parent is gone."""
+    from stockflow.platform.runner import configure_process
 
-    configure_logging(
-        json=True, level=os.environ.get("INVENTORY_LOG_LEVEL", "INFO"), stream=sys.stderr
-    )
-    config = msgspec.json.decode(sys.argv[1], type=FeederConfig)
-    asyncio.run(run_feeder(config))
+    die_with_parent(parent=int(os.environ[PARENT_ENV]))
+    settings = InventorySettings.model_validate_json(os.environ[SETTINGS_ENV])
+    configure_process(settings, service="inventory-feeder", tracer="inventory-feeder")
+    asyncio.run(run_feeder(settings, int(os.environ[SOCKET_ENV])))
 
 
 if __name__ == "__main__":

@@ -7,18 +7,27 @@ against the published DTOs; every error becomes problem+json through ONE table (
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.openapi.utils import get_openapi
 from prometheus_client import CollectorRegistry
 from starlette.responses import Response
 
-from stockflow.contracts.inventory import AdjustmentRequest, ReceiptRequest, StockView
+from stockflow.contracts.inventory import (
+    MAX_QUANTITY,
+    MAX_SKU_LENGTH,
+    SKU_PATTERN,
+    AdjustmentRequest,
+    ReceiptRequest,
+    StockView,
+)
+from stockflow.contracts.inventory import (
+    Sku as SkuRule,
+)
 from stockflow.contracts.inventory_commands import ReserveStockCommand
 from stockflow.inventory.domain.commands import (
     AdjustStock,
@@ -42,37 +51,59 @@ from stockflow.inventory.entrypoints.idempotency import (
     idempotent,
     message_id_for,
 )
-from stockflow.inventory.service_layer.partitions import (
+from stockflow.inventory.service_layer.ports import (
+    EventStore,
+    EventStoreUnavailableError,
+    StockRow,
+)
+from stockflow.inventory.service_layer.reads import CommittedReads
+from stockflow.inventory.service_layer.writer import (
     InventoryWriter,
     PartitionNotOwnedError,
     WriterStoppedError,
 )
-from stockflow.inventory.service_layer.ports import EventStore, StockRow
-from stockflow.inventory.service_layer.reservations import holds
 from stockflow_kit.http import ErrorTable, instrument, problem_response
+from stockflow_kit.http.credentials import (
+    NotReadyError,
+    ServiceCredentialError,
+    probe_routes,
+    service_credential,
+)
+from stockflow_kit.http.openapi import (
+    bearer_security,
+    idempotency_header,
+    json_body,
+    json_schema,
+    problem_responses,
+)
 from stockflow_kit.observability import get_correlation_id
 
 __all__ = ["ERRORS", "MAX_QUANTITY", "create_app"]
 
-MAX_QUANTITY: Final = 1_000_000_000
-"""Largest |qty| or |delta| accepted in one request (keeps sums far from 64-bit limits)."""
+MAX_SEQUENCE: Final = 2**63 - 1
+"""Largest stream position a query may name (a 64-bit signed integer in every store)."""
 _T = TypeVar("_T")
-Sku = Annotated[str, Path(min_length=1, max_length=200)]
+Sku = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_SKU_LENGTH,
+        pattern=SKU_PATTERN,
+        description="Letters, digits and ._:- (1 to 100), starting with a letter or digit.",
+    ),
+]
+_JSON_TYPES: Final = ("application/json",)
 
 
 class InvalidBodyError(Exception):
     """The request body is not valid JSON or does not fit the schema."""
 
 
+class UnsupportedMediaTypeError(Exception):
+    """The body is not declared as JSON."""
+
+
 class UnknownSkuError(Exception):
-    pass
-
-
-class UnauthorizedError(Exception):
-    pass
-
-
-class NotReadyError(Exception):
     pass
 
 
@@ -87,8 +118,10 @@ ERRORS: Final = ErrorTable(
         InvalidIdempotencyKeyError: (422, "Invalid Idempotency-Key"),
         IdempotencyConflictError: (409, "Idempotency-Key reused with another request"),
         UnknownSkuError: (404, "Unknown SKU"),
-        UnauthorizedError: (401, "Missing or invalid service credential"),
+        UnsupportedMediaTypeError: (415, "Unsupported media type"),
+        ServiceCredentialError: (401, "Missing or invalid service credential"),
         NotReadyError: (503, "Not ready"),
+        EventStoreUnavailableError: (503, "Storage unavailable"),
         PartitionNotOwnedError: (421, "SKU owned by another inventory replica"),
         WriterStoppedError: (503, "Inventory writer stopped"),
     }
@@ -98,7 +131,7 @@ ERRORS: Final = ErrorTable(
 class _SkuList(msgspec.Struct, frozen=True, kw_only=True):
     """Body of release and ship: the order's SKUs (the order id is in the path)."""
 
-    skus: list[str]
+    skus: Annotated[list[SkuRule], msgspec.Meta(min_length=1, max_length=100)]
 
 
 class _EventView(msgspec.Struct, kw_only=True):
@@ -122,16 +155,14 @@ def _json(value: object, status: int = 200) -> Response:
     return Response(msgspec.json.encode(value), status_code=status, media_type="application/json")
 
 
-def _decode(body: bytes, kind: type[_T]) -> _T:
+def _decode(request: Request, body: bytes, kind: type[_T]) -> _T:
+    media = request.headers.get("content-type", "application/json").split(";", 1)[0].strip()
+    if media.lower() not in _JSON_TYPES and not media.lower().endswith("+json"):
+        raise UnsupportedMediaTypeError(f"send the body as application/json, not {media!r}")
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.DecodeError as error:  # ValidationError is a DecodeError
         raise InvalidBodyError(str(error)) from None
-
-
-def _check_quantity(field: str, value: int) -> None:
-    if abs(value) > MAX_QUANTITY:
-        raise InvalidBodyError(f"{field} must be at most {MAX_QUANTITY} in absolute value")
 
 
 def _view(row: StockRow) -> StockView:
@@ -146,25 +177,50 @@ def _view(row: StockRow) -> StockView:
 
 def create_app(
     *,
-    store: EventStore,
     writer: InventoryWriter,
-    service_token: str,
+    reads: CommittedReads,
+    store: EventStore,
+    service_token: str | None,
     readiness: Callable[[], Awaitable[str | None]],
     registry: CollectorRegistry | None = None,
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     max_body_bytes: int = 65_536,
+    max_in_flight: int | None = None,
     peer_urls: Sequence[str] = (),
 ) -> FastAPI:
     """The inventory ASGI app. ``readiness()`` returns ``None`` when ready, else why not.
+
+    Writes go to the writer (``submit``: batched with the bus's commands); stock reads come
+    from its committed in-memory states (:class:`CommittedReads`); the event pages, the
+    idempotency records and non-owned SKUs from the store.
 
     A write naming a SKU another replica owns answers 421 Misdirected Request, naming the
     owner (``owner_replica``, and ``owner_url`` when ``peer_urls`` are known): the caller
     retries there. Forwarding was rejected: it hides a misrouting client behind a second hop.
     """
-    app = FastAPI(title="stockflow inventory", version="1", lifespan=lifespan)
+    app = FastAPI(title="stockflow inventory", version="1", redirect_slashes=False)
     instrument(
-        app, service="inventory", errors=ERRORS, registry=registry, max_body_bytes=max_body_bytes
+        app,
+        service="inventory",
+        errors=ERRORS,
+        registry=registry,
+        max_body_bytes=max_body_bytes,
+        max_in_flight=max_in_flight,
     )
+    app.router.routes.extend(probe_routes(readiness))
+    require_service = Depends(service_credential(service_token))
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            app.openapi_schema = bearer_security(
+                document,
+                name="serviceCredential",
+                description="The service credential other services present.",
+                paths=["/internal/"],
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(PartitionNotOwnedError)
     async def misdirected(request: Request, error: Exception) -> Response:
@@ -181,11 +237,6 @@ def create_app(
             extra=owner,
         )
 
-    def require_service(request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        if not hmac.compare_digest(header.encode(), f"Bearer {service_token}".encode()):
-            raise UnauthorizedError("this endpoint needs the inventory service credential")
-
     async def run(command: Command, message_id: str | None) -> tuple[int, bytes]:
         """Run a stock command; 201 with the SKU's view after it, or the domain problem."""
         outcome = await writer.submit(
@@ -197,36 +248,32 @@ def create_app(
             return problem.status, json.dumps(problem.to_dict()).encode()
         if outcome.stock:
             return 201, msgspec.json.encode(_view(outcome.stock[0]))
-        state = writer.states.get(command.skus[0])  # a duplicate: answer with the present
-        row = StockRow(sku=command.skus[0], on_hand=0, reserved=0, version=0)
-        if state is not None:
-            row = StockRow(
-                sku=state.sku, on_hand=state.on_hand, reserved=state.reserved, version=state.version
-            )
+        sku = command.skus[0]  # a duplicate: answer with the present
+        row = reads.row(sku) or StockRow(sku=sku, on_hand=0, reserved=0, version=0)
         return 200, msgspec.json.encode(_view(row))
 
-    @app.get("/healthz", tags=["probes"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    stock_read = {
+        "model": None,
+        "content": {"application/json": {"schema": json_schema(StockView)}},
+    }
 
-    @app.get("/readyz", tags=["probes"])
-    async def readyz() -> dict[str, str]:
-        reason = await readiness()
-        if reason is not None:
-            raise NotReadyError(reason)
-        return {"status": "ready"}
-
-    @app.get("/inventory/{sku}", tags=["stock"])
+    @app.get(
+        "/inventory/{sku}",
+        tags=["stock"],
+        responses={200: stock_read, **problem_responses(404, 422)},
+    )
     async def get_stock(sku: Sku) -> Response:
-        row = await store.get_stock(sku)
+        row = await reads.get_stock(sku)
         if row is None:
             raise UnknownSkuError(f"no stock was ever recorded for {sku!r}")
         return _json(_view(row))
 
-    @app.get("/inventory/{sku}/events", tags=["stock"])
+    @app.get("/inventory/{sku}/events", tags=["stock"], responses=problem_responses(404, 422))
     async def get_events(
         sku: Sku,
-        after: Annotated[int, Query(ge=0, description="Sequence to start after.")] = 0,
+        after: Annotated[
+            int, Query(ge=0, le=MAX_SEQUENCE, description="Sequence to start after.")
+        ] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
         events = await store.read_stream(sku, after=after, limit=limit + 1)
@@ -249,19 +296,35 @@ def create_app(
         more = len(events) > limit
         return _json(_EventsPage(sku=sku, events=views, next=page[-1].sequence if more else None))
 
-    @app.post("/inventory/{sku}/receipts", status_code=201, tags=["stock"])
+    writes = {
+        "status_code": 201,
+        "tags": ["stock"],
+        "responses": {
+            201: stock_read,
+            200: {"description": "A replay or duplicate: the stock now", **stock_read},
+            **problem_responses(409, 413, 415, 421, 422, 503),
+        },
+    }
+
+    @app.post(
+        "/inventory/{sku}/receipts",
+        openapi_extra=json_body(ReceiptRequest, headers=[idempotency_header()]),
+        **writes,  # type: ignore[arg-type]
+    )
     async def receive(sku: Sku, request: Request) -> Response:
         body = await request.body()
-        receipt = _decode(body, ReceiptRequest)
-        _check_quantity("qty", receipt.qty)
+        receipt = _decode(request, body, ReceiptRequest)
         command = ReceiveStock(sku=sku, qty=receipt.qty, reference=receipt.reference)
         return await idempotent(request, body, store, lambda mid: run(command, mid))
 
-    @app.post("/inventory/{sku}/adjustments", status_code=201, tags=["stock"])
+    @app.post(
+        "/inventory/{sku}/adjustments",
+        openapi_extra=json_body(AdjustmentRequest, headers=[idempotency_header()]),
+        **writes,  # type: ignore[arg-type]
+    )
     async def adjust(sku: Sku, request: Request) -> Response:
         body = await request.body()
-        adjustment = _decode(body, AdjustmentRequest)
-        _check_quantity("delta", adjustment.delta)
+        adjustment = _decode(request, body, AdjustmentRequest)
         command = AdjustStock(sku=sku, delta=adjustment.delta, reason=adjustment.reason)
         return await idempotent(request, body, store, lambda mid: run(command, mid))
 
@@ -272,7 +335,7 @@ def create_app(
         key = idempotency_key(request)
         outcome = await writer.submit(
             command,
-            message_id=message_id_for(key) if key is not None else None,
+            message_id=message_id_for(f"{request.url.path}|{key}") if key is not None else None,
             correlation_id=get_correlation_id(),
         )
         if outcome.error is not None:
@@ -284,17 +347,24 @@ def create_app(
             ],
         }
 
-    @app.post("/internal/reservations", tags=["internal"])
+    internal = {
+        "tags": ["internal"],
+        "dependencies": [require_service],
+        "responses": problem_responses(401, 409, 413, 415, 421, 422, 503),
+    }
+
+    @app.post(
+        "/internal/reservations",
+        openapi_extra=json_body(ReserveStockCommand, headers=[idempotency_header()]),
+        **internal,  # type: ignore[arg-type]
+    )
     async def reserve(request: Request) -> Response:
         """Reserve an order's lines all-or-nothing. ``holds``: whether the order holds
         exactly these lines now (what a coordinating replica needs, ADR 0003)."""
-        require_service(request)
-        order = _decode(await request.body(), ReserveStockCommand)
-        for line in order.lines:
-            _check_quantity("qty", line.qty)
+        order = _decode(request, await request.body(), ReserveStockCommand)
         lines = tuple((line.sku, line.qty) for line in order.lines)
         result = await order_command(request, ReserveStock(order_id=order.order_id, lines=lines))
-        held = holds(writer.states, order.order_id, lines)
+        held = reads.holds(order.order_id, lines)
         types = {e["type"] for e in result["events"]}
         if "ReservationRejected" in types:
             status = "rejected"
@@ -307,18 +377,23 @@ def create_app(
     async def settle(
         request: Request, order_id: str, kind: type[ReleaseReservation | ShipStock]
     ) -> Response:
-        require_service(request)
-        skus = tuple(_decode(await request.body(), _SkuList).skus)
-        if not skus:
-            raise InvalidBodyError("skus must name at least one SKU")
+        skus = tuple(_decode(request, await request.body(), _SkuList).skus)
         result = await order_command(request, kind(order_id=order_id, skus=skus))
         return _json({"order_id": order_id, **result})
 
-    @app.post("/internal/reservations/{order_id}/release", tags=["internal"])
+    @app.post(
+        "/internal/reservations/{order_id}/release",
+        openapi_extra=json_body(_SkuList, headers=[idempotency_header()]),
+        **internal,  # type: ignore[arg-type]
+    )
     async def release(order_id: Sku, request: Request) -> Response:
         return await settle(request, order_id, ReleaseReservation)
 
-    @app.post("/internal/reservations/{order_id}/ship", tags=["internal"])
+    @app.post(
+        "/internal/reservations/{order_id}/ship",
+        openapi_extra=json_body(_SkuList, headers=[idempotency_header()]),
+        **internal,  # type: ignore[arg-type]
+    )
     async def ship(order_id: Sku, request: Request) -> Response:
         return await settle(request, order_id, ShipStock)
 

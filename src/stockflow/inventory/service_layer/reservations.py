@@ -33,8 +33,8 @@ from stockflow.inventory.domain.events import StockReserved
 from stockflow.inventory.domain.model import StockState
 from stockflow.inventory.service_layer.batch import Outcome
 from stockflow.inventory.service_layer.ownership import Spanning
-from stockflow.inventory.service_layer.partitions import InventoryWriter
 from stockflow.inventory.service_layer.ports import Peers
+from stockflow.inventory.service_layer.writer import InventoryWriter
 from stockflow_kit.observability import counter
 
 __all__ = ["ReservationCoordinator", "holds", "reserved"]

@@ -21,7 +21,6 @@ Event ids are deterministic, so a redecided batch never applies anything twice.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -37,16 +36,20 @@ from stockflow.inventory.service_layer.batch import (
     decide_batch,
     invariant_violations,
 )
-from stockflow.inventory.service_layer.ownership import FENCE_KEY, partition_of
+from stockflow.inventory.service_layer.committed import (
+    CommittedState,
+    InvariantViolationError,
+    WriterStore,
+)
+from stockflow.inventory.service_layer.ownership import FENCE_KEY, Ownership, partition_of
 from stockflow.inventory.service_layer.pipelining import Group, InFlight, StateView
 from stockflow.inventory.service_layer.ports import (
     CommitBatch,
     ConcurrencyError,
     DuplicateEventError,
-    EventStore,
     Fence,
 )
-from stockflow.inventory.service_layer.writer_core import InvariantViolationError, WriterCore
+from stockflow.inventory.service_layer.telemetry import WriterMetrics
 
 __all__ = [
     "FENCE_KEY",
@@ -81,18 +84,29 @@ async def _was_clean(task: asyncio.Task[bool]) -> bool:
         return False
 
 
-class InventoryWriter(WriterCore):
-    """The one writer of this process's partitions: the queue and the pipeline over
-    :class:`WriterCore`. See the module docstring and ADR 0006."""
+class InventoryWriter:
+    """The one writer of this process's partitions: the queue, the pipeline and the
+    store-checked path over a :class:`CommittedState`. See the module docstring and ADR 0006.
+
+    Args:
+        store: The event store (log with fence, processed ids, snapshots).
+        clock: The time events are stamped with.
+        ownership: Which SKUs this process owns (replica ``i`` of ``n``; all of them by default).
+        batch_size: Most commands decided and committed at once.
+        low_stock_threshold: ``available`` below which ``LowStockDetected`` is decided.
+        snapshot_every: Snapshot a SKU after this many new events (0: never).
+        max_attempts: Conflicting attempts of the store-checked path before it gives up.
+        pipeline_depth: Batches in flight at once (decided while earlier ones commit).
+        recent_ids: How many committed message ids are remembered for in-memory dedupe.
+        registry: Where the writer's metrics live.
+    """
 
     def __init__(
         self,
-        store: EventStore,
+        store: WriterStore,
         *,
         clock: Callable[[], datetime],
-        partitions: int = 16,
-        replicas: int = 1,
-        replica_index: int = 0,
+        ownership: Ownership | None = None,
         batch_size: int = 1000,
         low_stock_threshold: int = 10,
         snapshot_every: int = 500,
@@ -101,26 +115,44 @@ class InventoryWriter(WriterCore):
         recent_ids: int = 200_000,
         registry: CollectorRegistry | None = None,
     ) -> None:
-        """Args as :class:`WriterCore`, plus ``pipeline_depth``: batches in flight at once."""
-        super().__init__(
+        self.ownership = ownership or Ownership()
+        self.metrics = WriterMetrics(registry)
+        self.committed = CommittedState(
             store,
+            ownership=self.ownership,
             clock=clock,
-            partitions=partitions,
-            replicas=replicas,
-            replica_index=replica_index,
-            batch_size=batch_size,
-            low_stock_threshold=low_stock_threshold,
+            metrics=self.metrics,
             snapshot_every=snapshot_every,
-            max_attempts=max_attempts,
             recent_ids=recent_ids,
-            registry=registry,
         )
+        self.store = store
+        self.clock = clock
+        self.batch_size = batch_size
+        self.low_stock_threshold = low_stock_threshold
+        self.max_attempts = max_attempts
         self.pipeline_depth = pipeline_depth
         self._queue: asyncio.Queue[Group] = asyncio.Queue()
         self._overlay: dict[str, StockState] = {}
         self._next_fence = 0
         self._speculation_broken = False
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def states(self) -> dict[str, StockState]:
+        """The committed states of the owned SKUs (read only outside the writer)."""
+        return self.committed.states
+
+    @property
+    def loaded(self) -> bool:
+        return self.committed.loaded
+
+    @property
+    def changed(self) -> asyncio.Event:
+        """Set after every commit with events (the relay waits on it)."""
+        return self.committed.changed
+
+    async def load(self) -> None:
+        await self.committed.load()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -163,11 +195,12 @@ class InventoryWriter(WriterCore):
     def _check(self, submission: Submission) -> None:
         if not self.running:
             raise WriterStoppedError("the inventory writer is not running")
-        if self._owns_all:
+        ownership = self.ownership
+        if ownership.owns_all:
             return
         for sku in submission.command.skus:
-            if not self.owns(sku):
-                raise PartitionNotOwnedError(sku, self.ownership.owner_of(sku))
+            if not ownership.owns(sku):
+                raise PartitionNotOwnedError(sku, ownership.owner_of(sku))
 
     async def submit(
         self,
@@ -216,7 +249,7 @@ class InventoryWriter(WriterCore):
 
     def _reset_speculation(self) -> None:
         self._overlay.clear()
-        self._next_fence = self.fence_version
+        self._next_fence = self.committed.fence_version
         self._speculation_broken = False
 
     def _admit(self, groups: list[Group], previous: InFlight | None) -> InFlight:
@@ -225,7 +258,7 @@ class InventoryWriter(WriterCore):
         in_flight_ids = previous.ids if previous is not None else frozenset()
         seen: set[str] = set()
         fresh = []
-        recent = self._recent
+        recent = self.committed.recent
         for submission in batch:
             message_id = submission.message_id
             if message_id in seen or message_id in recent or message_id in in_flight_ids:
@@ -246,7 +279,7 @@ class InventoryWriter(WriterCore):
                 processed=[s.message_id for s in fresh],
                 stock=decision.stock,
                 processed_at=now,
-                fence=Fence(key=self.fence_key, expected_version=self._next_fence),
+                fence=Fence(key=self.ownership.fence_key, expected_version=self._next_fence),
             )
             self._next_fence += 1
             self._overlay.update(decision.states)
@@ -267,7 +300,7 @@ class InventoryWriter(WriterCore):
                 # see what was committed, then redo below on the truth.
                 self.metrics.conflicts.labels(type(error).__name__).inc()
                 _log.info("inventory.speculative_commit_redone", error_type=type(error).__name__)
-                await self._catch_up_quietly()
+                await self.committed.catch_up_quietly()
             except Exception as error:  # e.g. a lost connection: the redo retries or reports it
                 _log.warning("inventory.speculative_commit_failed", error=repr(error))
             else:
@@ -288,24 +321,83 @@ class InventoryWriter(WriterCore):
         return False
 
     async def _commit_speculative(self, flight: InFlight, commit: CommitBatch) -> None:
-        started = time.perf_counter()
-        checkpoint = await self.store.commit(commit)
-        self.metrics.commit_seconds.observe(time.perf_counter() - started)
-        self.metrics.batch_size.observe(len(flight.fresh))
-        self.metrics.events.inc(len(commit.events))
         states = flight.decision.states
-        self.states.update(states)
+        await self.committed.commit(commit, states, decided=len(flight.fresh))
         overlay = self._overlay
         for sku, state in states.items():
             if overlay.get(sku) is state:  # not overwritten by a later batch in flight
                 del overlay[sku]
-        if commit.fence is not None:
-            self.fence_version = commit.fence.expected_version + 1
-        self._recent.add_all(commit.processed)
-        if commit.events:
-            self.position = checkpoint
-            self.committed.set()
-            await self._snapshot_if_due(event.stream_id for event in commit.events)
+
+    # ------------------------------------------------------------------ store-checked path
+    async def process(self, batch: Sequence[Submission]) -> list[Outcome]:
+        """Decide and commit one batch on the committed states, checking the store for
+        processed ids first; retried after a conflict (catch up, redecide). Resolves the
+        submissions' futures and returns the outcomes in batch order."""
+        unique: dict[str, Submission] = {}
+        for submission in batch:
+            unique.setdefault(submission.message_id, submission)
+        committed = self.committed
+        outcomes: dict[str, Outcome] = {}
+        for attempt in range(1, self.max_attempts + 1):
+            done = await self.store.processed(list(unique))
+            fresh = [s for message_id, s in unique.items() if message_id not in done]
+            if not fresh:
+                break
+            now = self.clock()
+            decision = decide_batch(
+                committed.states, fresh, now=now, low_stock_threshold=self.low_stock_threshold
+            )
+            broken = invariant_violations(decision.states)
+            if broken:
+                self.metrics.invariant_violations.inc(len(broken))
+                _log.error("inventory.invariant_violated", states=broken[:10])
+                raise InvariantViolationError("; ".join(broken[:3]))
+            commit = CommitBatch(
+                events=decision.events,
+                processed=[s.message_id for s in fresh],
+                stock=decision.stock,
+                processed_at=now,
+                fence=Fence(key=self.ownership.fence_key, expected_version=committed.fence_version),
+            )
+            try:
+                await committed.commit(commit, decision.states, decided=len(fresh))
+            except (ConcurrencyError, DuplicateEventError) as error:
+                self.metrics.conflicts.labels(type(error).__name__).inc()
+                _log.warning(
+                    "inventory.commit_conflict",
+                    attempt=attempt,
+                    error_type=type(error).__name__,
+                    error=str(error),
+                )
+                await committed.catch_up()
+                continue
+            outcomes = decision.outcomes
+            break
+        else:
+            raise ConcurrencyError(f"gave up after {self.max_attempts} conflicting attempts")
+        return self._resolve(batch, outcomes)
+
+    def _resolve(self, batch: Sequence[Submission], outcomes: dict[str, Outcome]) -> list[Outcome]:
+        tally: dict[str, int] = {}
+        resolved = []
+        for submission in batch:
+            outcome = outcomes.pop(submission.message_id, None) or Outcome(
+                submission.message_id, "duplicate"
+            )
+            resolved.append(outcome)
+            tally[outcome.status] = tally.get(outcome.status, 0) + 1
+            if outcome.error is not None:
+                _log.info(
+                    "inventory.command_rejected",
+                    message_id=submission.message_id,
+                    error=str(outcome.error),
+                )
+            future = submission.future
+            if future is not None and not future.done():
+                future.set_result(outcome)
+        for status, count in tally.items():  # one labelled increment per status, not per command
+            self.metrics.commands.labels(status).inc(count)
+        return resolved
 
     @staticmethod
     def _answer(groups: Sequence[Group], outcomes: Sequence[Outcome]) -> None:
