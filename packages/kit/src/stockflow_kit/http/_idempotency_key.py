@@ -100,8 +100,9 @@ def parse_idempotency_key(
     """Return the key carried by the header's *values* (all of its occurrences), or ``None``.
 
     A key is 1 to *max_length* printable ASCII characters (``0x20``-``0x7e``), not all
-    spaces. The structured-field string form of the IETF draft (``"abc"``) is accepted and
-    means the same key as ``abc``.
+    spaces, after the surrounding spaces and tabs are dropped (RFC 9110 section 5.5, as
+    HTTP servers do). It is otherwise taken as sent: the structured-field string form of the IETF draft
+    (``"abc"``, quotes included) is a key too, the same on every retry of that client.
 
     Raises:
         InvalidIdempotencyKeyError: The header is repeated or its value is not a key.
@@ -111,10 +112,8 @@ def parse_idempotency_key(
     if len(values) > 1:
         msg = f"send one {header} header, not {len(values)}"
         raise InvalidIdempotencyKeyError(msg)
-    key = values[0]
-    if len(key) >= 2 and key[0] == key[-1] == '"':
-        key = key[1:-1]
-    if not (0 < len(key) <= max_length and _KEY.fullmatch(key) and key.strip()):
+    key = values[0].strip(" \t")  # optional whitespace is not part of a field value
+    if not (0 < len(key) <= max_length and _KEY.fullmatch(key)):
         msg = f"{header} must be 1 to {max_length} printable ASCII characters"
         raise InvalidIdempotencyKeyError(msg)
     return key
@@ -149,7 +148,7 @@ def idempotency_key_parameter(
             "type": "string",
             "minLength": 1,
             "maxLength": max_length,
-            "pattern": "^[\\x20-\\x7e]+$",
+            "pattern": "^[\\x20-\\x7e]*[\\x21-\\x7e][\\x20-\\x7e]*$",
         },
         "description": (
             "A client-chosen key (printable ASCII, such as a UUID) that makes a retry safe."
