@@ -137,6 +137,3 @@ class InMemoryIdempotencyStore:
         for k in old:
             del self._records[k]
         return len(old)
-
-    def __len__(self) -> int:
-        return len(self._records)

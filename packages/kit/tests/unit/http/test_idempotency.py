@@ -39,6 +39,7 @@ from stockflow_kit.http import (
     IdempotencyRecord,
     IdempotencyStore,
     InMemoryIdempotencyStore,
+    SqliteIdempotencyStore,
     idempotency_message_id,
     idempotency_request_hash,
     install_problem_handlers,
@@ -568,3 +569,15 @@ def test_the_idempotency_rows_merge_into_an_error_table() -> None:
         (409, "idempotency-key-reused"),
         (404, "key"),
     ]
+
+
+@pytest.mark.parametrize("table", ["idem; DROP TABLE x", "1idem", "", "t" * 49])
+def test_a_store_table_must_be_a_plain_identifier_that_leaves_room_for_its_index(
+    table: str,
+) -> None:
+    with pytest.raises(ValueError, match="not a plain SQL identifier"):
+        SqliteIdempotencyStore("unused.sqlite3", table=table)
+
+
+def test_a_store_table_of_48_characters_is_accepted() -> None:
+    assert SqliteIdempotencyStore("unused.sqlite3", table="t" * 48).table == "t" * 48
