@@ -17,17 +17,18 @@ effect::
 
 With a key, the answer is stored under ``(scope, key)``, where the **scope** is the matched
 route template with its method and the caller (``"POST /receipts|alice"``), so the same key
-on another route or from another caller is another key. A retry whose **request hash** (see
-:func:`idempotency_request_hash`) is the same gets the stored answer again, with ``Idempotent-Replayed:
-true``; one with another hash gets :class:`IdempotencyConflictError` (409).
+on another route or from another caller is another key. A retry whose **request hash**
+(:func:`idempotency_request_hash`) is the same gets the stored answer again, with
+``Idempotent-Replayed: true``; one with another hash gets :class:`IdempotencyConflictError`
+(409).
 
 **The atomic path.** A store that can write on the caller's connection
 (``SqliteIdempotencyStore.add``, ``PostgresIdempotencyStore.add``) lets the handler commit
 ``ctx.record(...)`` in the transaction of its effect and return ``Handled(...,
 recorded=True)``: a crash can then never leave an effect without its answer. If ``add``
 returns ``False`` (a concurrent request with this key committed first), roll back and return
-``Handled(..., duplicate=True)``. Otherwise the helper ``put`` s the record after the handler
-returns (first wins), and a crash in between leaves the effect unanswered: such a handler
+``Handled(..., duplicate=True)``. Otherwise the helper stores the record (``put``, first
+wins) after the handler returns, and a crash in between leaves the effect unanswered: such a handler
 must dedupe its effect by ``ctx.message_id`` and return ``duplicate=True`` when it finds it
 applied. For a duplicate the helper re-reads the record: it replays it, or answers 409
 (another hash), or, when there is none (the first request is still in flight, or its record
