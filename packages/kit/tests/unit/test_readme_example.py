@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry
 
+from stockflow_kit.http import IDEMPOTENT_REPLAYED_HEADER
 from stockflow_kit.resilience import DEADLINE_HEADER
 
 README = Path(__file__).parents[2] / "README.md"
@@ -45,7 +48,7 @@ class FakeInventory:
 
 
 def test_the_readme_has_the_snippets_this_test_runs() -> None:
-    assert len(snippets()) == 2
+    assert len(snippets()) == 3
 
 
 async def test_the_main_snippet_serves_stock_and_maps_downstream_errors_to_problems() -> None:
@@ -102,3 +105,30 @@ def test_the_deadline_helper_falls_back_to_its_limit_on_a_malformed_header(value
     deadline = request_deadline(Request(scope), limit=2.0)
 
     assert 1.9 < deadline.remaining() <= 2.0
+
+
+async def test_the_idempotency_snippet_replays_a_retry_and_refuses_a_changed_body(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "receipts.sqlite3")
+    app: FastAPI = run_snippet(2)["create_receipts_app"](path)
+    url = "/stock/SKU-1/receipts"
+
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sf") as caller,
+    ):
+        first = await caller.post(url, json={"qty": 3}, headers={"Idempotency-Key": "r-1"})
+        retry = await caller.post(url, json={"qty": 3}, headers={"Idempotency-Key": "r-1"})
+        changed = await caller.post(url, json={"qty": 4}, headers={"Idempotency-Key": "r-1"})
+        missing = await caller.post(url, json={"qty": 3})
+        parameters = app.openapi()["paths"]["/stock/{sku}/receipts"]["post"]["parameters"]
+
+    assert (first.status_code, first.json()) == (201, {"sku": "SKU-1", "received": 3})
+    assert (retry.status_code, retry.content) == (201, first.content)
+    assert retry.headers[IDEMPOTENT_REPLAYED_HEADER] == "true"
+    assert (changed.status_code, missing.status_code) == (409, 400)
+    assert "Idempotency-Key" in [p["name"] for p in parameters]
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT sku, qty FROM receipts").fetchall() == [("SKU-1", 3)]
+        assert conn.execute("SELECT count(*) FROM idempotency_keys").fetchone() == (1,)

@@ -1,4 +1,4 @@
-"""HTTP for services built with Starlette or FastAPI: middleware and problem details.
+"""HTTP for services built with Starlette or FastAPI: middleware, problem details, idempotency.
 
 Lift the kit into a service in one call, then configure logging and tracing once per
 process in its composition root::
@@ -7,7 +7,8 @@ process in its composition root::
     instrument(app, service="inventory", errors=ErrorTable({OutOfStock: (409, "Out of stock")}))
 
 Or compose the pieces yourself: the pure ASGI middleware of :mod:`.middleware` and the
-RFC 9457 helpers of :mod:`.problems`.
+RFC 9457 helpers of :mod:`.problems`. :mod:`.idempotency` replays the first answer to a
+request carrying an ``Idempotency-Key``, from a store that can commit it with the effect.
 """
 
 from stockflow_kit.http._instrument import instrument
@@ -22,6 +23,31 @@ from stockflow_kit.http.client import (
     DownstreamUnavailableError,
     ResilientClient,
     is_downstream_failure,
+)
+from stockflow_kit.http.idempotency import (
+    DEFAULT_IDEMPOTENCY_CALLER,
+    DEFAULT_IDEMPOTENCY_RETENTION,
+    DEFAULT_MAX_IDEMPOTENCY_KEY_LENGTH,
+    IDEMPOTENCY_ERRORS,
+    IDEMPOTENCY_NAMESPACE,
+    IDEMPOTENT_REPLAYED_HEADER,
+    Handled,
+    Idempotency,
+    IdempotencyConflictError,
+    IdempotencyContext,
+    IdempotencyError,
+    IdempotencyHandler,
+    IdempotencyInProgressError,
+    IdempotencyKeyRequiredError,
+    IdempotencyRecord,
+    IdempotencyStore,
+    InMemoryIdempotencyStore,
+    InvalidIdempotencyKeyError,
+    PostgresIdempotencyStore,
+    SqliteIdempotencyStore,
+    idempotency_key_parameter,
+    idempotency_message_id,
+    idempotency_request_hash,
 )
 from stockflow_kit.http.middleware import (
     DEFAULT_QUIET_PATHS,
@@ -52,8 +78,14 @@ from stockflow_kit.http.problems import (
 
 __all__ = [
     "ABOUT_BLANK",
+    "DEFAULT_IDEMPOTENCY_CALLER",
+    "DEFAULT_IDEMPOTENCY_RETENTION",
+    "DEFAULT_MAX_IDEMPOTENCY_KEY_LENGTH",
     "DEFAULT_QUIET_PATHS",
+    "IDEMPOTENCY_ERRORS",
     "IDEMPOTENCY_KEY_HEADER",
+    "IDEMPOTENCY_NAMESPACE",
+    "IDEMPOTENT_REPLAYED_HEADER",
     "INTERNAL_ERROR_DETAIL",
     "PROBLEM_MEDIA_TYPE",
     "UNMATCHED",
@@ -68,12 +100,29 @@ __all__ = [
     "DownstreamUnavailableError",
     "ErrorMapping",
     "ErrorTable",
+    "Handled",
+    "Idempotency",
+    "IdempotencyConflictError",
+    "IdempotencyContext",
+    "IdempotencyError",
+    "IdempotencyHandler",
+    "IdempotencyInProgressError",
+    "IdempotencyKeyRequiredError",
+    "IdempotencyRecord",
+    "IdempotencyStore",
+    "InMemoryIdempotencyStore",
+    "InvalidIdempotencyKeyError",
     "LoadSheddingMiddleware",
     "MetricsMiddleware",
+    "PostgresIdempotencyStore",
     "Problem",
     "ProblemMiddleware",
     "ResilientClient",
+    "SqliteIdempotencyStore",
     "http_exception_response",
+    "idempotency_key_parameter",
+    "idempotency_message_id",
+    "idempotency_request_hash",
     "install_problem_handlers",
     "instrument",
     "internal_error_response",

@@ -173,8 +173,20 @@ class ErrorTable:
     ) -> None:
         self.type_base = type_base
         self._rows: dict[type[BaseException], ErrorMapping] = {}
-        for exc_type, row in (rows or {}).items():
+        self.update(rows or {})
+
+    def update(self, rows: Mapping[type[BaseException], _Row]) -> ErrorTable:
+        """Add *rows* (the form of the constructor's), replacing those of the same classes.
+
+        This is how a service merges rows shipped by the kit into its own table:
+        ``table.update(IDEMPOTENCY_ERRORS)``.
+
+        Returns:
+            The table, for chaining.
+        """
+        for exc_type, row in rows.items():
             self.add(exc_type, row[0], row[1], slug=row[2] if len(row) == 3 else None)
+        return self
 
     def add(
         self, exc_type: type[BaseException], status: int, title: str, *, slug: str | None = None

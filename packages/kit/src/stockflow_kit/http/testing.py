@@ -1,16 +1,23 @@
-"""Test helpers for code that calls downstreams through :class:`ResilientClient` (or httpx).
+"""Test helpers: a scripted downstream, and the Idempotency-Key store contract suite.
 
 Use :class:`FakeDownstream` as an ``httpx.MockTransport`` handler::
 
     downstream = FakeDownstream(503, 503, 200)
     client = ResilientClient("inventory", "http://inventory", transport=httpx.MockTransport(downstream))
+
+Subclass :class:`IdempotencyStoreContract` once per
+:class:`~stockflow_kit.http.idempotency.IdempotencyStore` (its docstring lists the fixtures a
+subclass provides); :func:`make_record` builds records for such tests. Importing this module
+needs pytest.
 """
 
 from __future__ import annotations
 
 import httpx
 
-__all__ = ["FakeDownstream", "Reply"]
+from stockflow_kit.http._idempotency_contract import IdempotencyStoreContract, make_record
+
+__all__ = ["FakeDownstream", "IdempotencyStoreContract", "Reply", "make_record"]
 
 Reply = int | httpx.Response | Exception
 """A scripted answer: a status code, a whole response, or an exception to raise."""

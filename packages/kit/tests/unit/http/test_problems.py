@@ -405,3 +405,16 @@ def test_validation_errors_are_capped_and_odd_entries_are_kept_short() -> None:
     assert body["errors"][1] == {"loc": [], "msg": "not a dict", "type": "invalid"}
     assert body["errors"][2] == {"loc": [], "msg": "", "type": "missing"}
     assert body["detail"] == "The request has 102 invalid field(s)."
+
+
+def test_update_merges_rows_into_a_table_and_replaces_those_of_the_same_class() -> None:
+    table = ErrorTable({KeyError: (404, "Not found"), ValueError: (400, "Bad value")})
+
+    returned = table.update({ValueError: (422, "Invalid", "invalid"), OSError: (503, "Down")})
+
+    assert returned is table
+    assert [table.lookup(e) for e in (KeyError, ValueError, OSError)] == [
+        ErrorMapping(404, "Not found", "key"),
+        ErrorMapping(422, "Invalid", "invalid"),
+        ErrorMapping(503, "Down", "os"),
+    ]
