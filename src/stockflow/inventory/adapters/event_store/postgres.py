@@ -36,6 +36,7 @@ from stockflow.inventory.adapters.event_store.batches import (
     last_row_per_sku,
     stream_ranges,
 )
+from stockflow.inventory.adapters.event_store.legacy import legacy_get, legacy_put
 from stockflow.inventory.adapters.event_store.postgres_schema import (
     EVENT_COLUMNS,
     EVENT_ID_KEY,
@@ -50,6 +51,7 @@ from stockflow.inventory.service_layer.ports import (
     EventStoreError,
     EventStoreUnavailableError,
     Fence,
+    IdempotencyRecord,
     IdempotentResponse,
     Snapshot,
     StaleFenceError,
@@ -208,6 +210,8 @@ class PostgresEventStore:
                         [r.reserved for r in rows],
                         [r.version for r in rows],
                     )
+                if batch.idempotency:
+                    await self._insert_records(conn, batch.idempotency)
         except asyncpg.UniqueViolationError as error:
             raise _conflict(error.constraint_name) from None
         self._known.committed(ranges)
@@ -305,25 +309,77 @@ class PostgresEventStore:
         await self._pool.execute(self._sql.save_checkpoint, name, position)
 
     @_reconnecting
-    async def idempotent_response(self, key: str) -> IdempotentResponse | None:
-        return await self._read_response(key)
-
-    async def _read_response(self, key: str) -> IdempotentResponse | None:
-        row = await self._pool.fetchrow(self._sql.get_response, key)
-        if row is None:
-            return None
-        return IdempotentResponse(key=row[0], request_hash=row[1], status=row[2], body=row[3])
+    async def replace_stock(self, rows: Sequence[StockRow], *, checkpoint: int) -> None:
+        sql = self._sql
+        latest = last_row_per_sku(rows)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(sql.share_events)
+            last: int = await conn.fetchval(sql.last_position)
+            if last > checkpoint:
+                raise ConcurrencyError(f"the log holds events after position {checkpoint}")
+            if checkpoint > last:
+                raise ValueError(f"position {checkpoint} is beyond the log's last ({last})")
+            await conn.execute(sql.delete_stock)
+            await conn.execute(
+                sql.upsert_stock,
+                [r.sku for r in latest],
+                [r.on_hand for r in latest],
+                [r.reserved for r in latest],
+                [r.version for r in latest],
+            )
+            await conn.execute(sql.replace_checkpoint, checkpoint)
 
     @_reconnecting
-    async def save_idempotent_response(self, response: IdempotentResponse) -> IdempotentResponse:
-        await self._pool.execute(
-            self._sql.insert_response,
-            response.key,
-            response.request_hash,
-            response.status,
-            response.body,
+    async def get(self, scope: str, key: str) -> IdempotencyRecord | None:
+        return await self._get_record(scope, key)
+
+    async def _get_record(self, scope: str, key: str) -> IdempotencyRecord | None:
+        row = await self._pool.fetchrow(self._sql.get_record, scope, key)
+        if row is None:
+            return None
+        return IdempotencyRecord(
+            scope=row[0],
+            key=row[1],
+            request_hash=row[2],
+            status=row[3],
+            body=row[4],
+            media_type=row[5],
+            created_at=row[6],
         )
-        return await self._read_response(response.key) or response
+
+    @_reconnecting
+    async def put(self, record: IdempotencyRecord) -> IdempotencyRecord:
+        async with self._pool.acquire() as conn:
+            await self._insert_records(conn, [record])
+        # A statement of its own: it sees a record committed concurrently by another put.
+        return await self._get_record(record.scope, record.key) or record
+
+    async def _insert_records(
+        self, conn: asyncpg.pool.PoolConnectionProxy, records: Sequence[IdempotencyRecord]
+    ) -> None:
+        await conn.execute(
+            self._sql.insert_records,
+            [r.scope for r in records],
+            [r.key for r in records],
+            [r.request_hash for r in records],
+            [r.status for r in records],
+            [r.body for r in records],
+            [r.media_type for r in records],
+            [r.created_at for r in records],
+        )
+
+    @_reconnecting
+    async def prune(self, older_than: float) -> int:
+        status = await self._pool.execute(self._sql.prune_records, older_than)
+        return int(status.rsplit(" ", 1)[1])
+
+    async def idempotent_response(self, key: str) -> IdempotentResponse | None:
+        """Deprecated: see :mod:`.legacy`."""
+        return await legacy_get(self, key)
+
+    async def save_idempotent_response(self, response: IdempotentResponse) -> IdempotentResponse:
+        """Deprecated: see :mod:`.legacy`."""
+        return await legacy_put(self, response)
 
 
 def _stored(rows: list[asyncpg.Record]) -> list[StoredEvent]:
