@@ -204,6 +204,9 @@ class CommitBatch(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             consecutive and follow the stream's current version.
         processed: Ids of the messages this batch handled, recorded at ``processed_at``.
         stock: Projection rows to upsert: one per SKU the events touched, folded up to them.
+            A SKU whose stream holds nothing but ``ReservationRejected`` has no stock: give
+            no row for it (a rejected reservation creates no stock row, so the SKU stays
+            unknown to the read side). The store upserts every row it is given.
         processed_at: When the batch was processed (``prune_processed`` compares with it).
         fence: The partition fence to check and move, if any.
         idempotency: Responses to store with the effect they answer, first wins: a record
@@ -319,7 +322,8 @@ class ProcessedIds(Protocol):
 
 
 class StockReader(Protocol):
-    """The stock projection as the read side sees it: one row per SKU that has stock."""
+    """The stock projection as the read side sees it: one row per SKU that has stock (a stream
+    with an event other than ``ReservationRejected``), folded over all its events."""
 
     async def get_stock(self, sku: str) -> StockRow | None:
         """The row of ``sku``; ``None`` when it has none."""

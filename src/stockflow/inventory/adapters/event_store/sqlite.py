@@ -108,8 +108,7 @@ class SqliteEventStore:
         # own brought nothing more.
         db.execute("PRAGMA cache_size = -65536")
         db.execute("PRAGMA wal_autocheckpoint = 10000")
-        db.executescript(sql.SCHEMA)
-        _create_or_migrate_idempotency(db)
+        sql.create_schema(db)
         self._db = db
 
     def _close(self) -> None:
@@ -324,23 +323,6 @@ class SqliteEventStore:
     async def save_idempotent_response(self, response: IdempotentResponse) -> IdempotentResponse:
         """Deprecated: see :mod:`.legacy`."""
         return await legacy_put(self, response)
-
-
-def _create_or_migrate_idempotency(db: sqlite3.Connection) -> None:
-    """Create the idempotency table, or migrate the unscoped one of the previous release."""
-    db.execute("BEGIN IMMEDIATE")  # another process opening the same file waits here
-    try:
-        columns = {name for (name,) in db.execute(sql.IDEMPOTENCY_COLUMNS)}
-        if not columns:
-            db.execute(sql.CREATE_IDEMPOTENCY)
-        elif "scope" not in columns:
-            for statement in sql.MIGRATE_IDEMPOTENCY:
-                db.execute(statement)
-        db.execute(sql.INDEX_IDEMPOTENCY)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
 
 
 def _record_row(r: IdempotencyRecord) -> tuple[object, ...]:

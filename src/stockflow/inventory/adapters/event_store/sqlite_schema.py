@@ -7,6 +7,7 @@ one writer at a time, so positions are committed in order.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Final
 
 SCHEMA: Final = """
@@ -52,7 +53,7 @@ COMMIT;
 """
 
 # The idempotency table, created or migrated in one transaction after SCHEMA (see
-# ``SqliteEventStore._open``): the release before scopes had ``idempotency (key PRIMARY KEY,
+# ``create_schema``): the release before scopes had ``idempotency (key PRIMARY KEY,
 # request_hash, status, body)``, whose primary key SQLite cannot change in place.
 _IDEMPOTENCY_TABLE: Final = """
 CREATE TABLE {name} (
@@ -154,3 +155,22 @@ GET_RECORD: Final = (
     " WHERE scope = ? AND key = ?"
 )
 PRUNE_RECORDS: Final = "DELETE FROM idempotency WHERE created_at < ?"
+
+
+def create_schema(db: sqlite3.Connection) -> None:
+    """Create the schema, or bring the one of an earlier release up to date (idempotent)."""
+    db.executescript(SCHEMA)
+    # The idempotency table: created, or migrated from the unscoped one of the release before.
+    db.execute("BEGIN IMMEDIATE")  # another process opening the same file waits here
+    try:
+        columns = {name for (name,) in db.execute(IDEMPOTENCY_COLUMNS)}
+        if not columns:
+            db.execute(CREATE_IDEMPOTENCY)
+        elif "scope" not in columns:
+            for statement in MIGRATE_IDEMPOTENCY:
+                db.execute(statement)
+        db.execute(INDEX_IDEMPOTENCY)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
