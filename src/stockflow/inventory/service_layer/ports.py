@@ -204,9 +204,10 @@ class CommitBatch(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             consecutive and follow the stream's current version.
         processed: Ids of the messages this batch handled, recorded at ``processed_at``.
         stock: Projection rows to upsert: one per SKU the events touched, folded up to them.
-            A SKU whose stream holds nothing but ``ReservationRejected`` has no stock: give
-            no row for it (a rejected reservation creates no stock row, so the SKU stays
-            unknown to the read side). The store upserts every row it is given.
+            The store upserts every row it is given. (Meant: a SKU whose stream holds
+            nothing but ``ReservationRejected`` has no stock and gets no row, so the read side
+            answers 404 for it; the writer, ``views.fold_stock`` and the auditor's fold
+            still give it a 0/0 row, to be changed together.)
         processed_at: When the batch was processed (``prune_processed`` compares with it).
         fence: The partition fence to check and move, if any.
         idempotency: Responses to store with the effect they answer, first wins: a record
@@ -322,8 +323,8 @@ class ProcessedIds(Protocol):
 
 
 class StockReader(Protocol):
-    """The stock projection as the read side sees it: one row per SKU that has stock (a stream
-    with an event other than ``ReservationRejected``), folded over all its events."""
+    """The stock projection as the read side sees it: one row per SKU whose stream the writer
+    gave a row (see :attr:`CommitBatch.stock`), folded over all its events."""
 
     async def get_stock(self, sku: str) -> StockRow | None:
         """The row of ``sku``; ``None`` when it has none."""
