@@ -4,7 +4,8 @@ One batch is one transaction: move the fence (compare-and-set), lock the events 
 other appenders, check that every stream continues from its last event, COPY the events
 straight into ``events`` (binary COPY measured ~1.4x faster than ``INSERT … SELECT unnest(…)``
 and ~1.8x faster than ``executemany`` for 1,000 rows), COPY the processed message ids, upsert
-the stock rows with one ``unnest`` statement, move the checkpoint, commit.
+the stock rows with one ``unnest`` statement, insert the idempotency records (``ON CONFLICT DO
+NOTHING``: first wins), move the checkpoint, commit.
 
 Unique (stream_id, sequence), unique event_id and the processed primary key are the last line
 of defence; their violations become ``ConcurrencyError`` / ``DuplicateEventError`` /
@@ -12,13 +13,15 @@ of defence; their violations become ``ConcurrencyError`` / ``DuplicateEventError
 
 Several stores (tests, services) can share one database, each in its own ``schema``.
 
-A lost connection (the server restarting, crashing or failing over) is retried: every
-operation after :meth:`~PostgresEventStore.start` runs again on a fresh pool connection, with
-full-jitter backoff (``stockflow_kit.resilience.retrying``, ``on=EventStoreUnavailableError``,
-logged as ``stamina.retry_scheduled``) for up to ``reconnect_timeout`` seconds, and then raises
-:class:`EventStoreUnavailableError`. Every operation may run twice: reads and upserts are
-idempotent, and a ``commit`` whose first attempt went through after all meets its own moved
-fence (``StaleFenceError``) or its processed ids (``DuplicateMessageError``) the second time.
+A lost connection (the server restarting, crashing or failing over) is retried
+(``postgres_reconnect``): every operation after :meth:`~PostgresEventStore.start` runs again on
+a fresh pool connection, with full-jitter backoff (``stockflow_kit.resilience.retrying``,
+``on=EventStoreUnavailableError``, logged as ``stamina.retry_scheduled``) for up to
+``reconnect_timeout`` seconds, and then raises :class:`EventStoreUnavailableError`. Every
+operation may run twice: reads and upserts are idempotent (so are ``put`` and
+``replace_stock``), and a ``commit`` whose first attempt went through after all meets its own
+moved fence (``StaleFenceError``) or its processed ids (``DuplicateMessageError``) the second
+time.
 """
 
 from __future__ import annotations
