@@ -50,9 +50,7 @@ def bind_port(host: str, port: int, *, service: str) -> socket.socket:
 class HttpServer(uvicorn.Server):
     """A uvicorn server that leaves signal handling to the runner."""
 
-    def __init__(
-        self, app: ASGIApp, sock: socket.socket, *, graceful_seconds: int = 10
-    ) -> None:
+    def __init__(self, app: ASGIApp, sock: socket.socket, *, graceful_seconds: int = 10) -> None:
         config = uvicorn.Config(
             app,
             log_config=None,  # the kit's logging stays in charge

@@ -1,9 +1,21 @@
-"""Ports of the inventory service layer: the ``EventStore`` protocol and its value types.
+"""Ports of the inventory service layer: the event store by role, its value types, the peers.
 
 The store is built for the batching worker (ARCHITECTURE.md, "Throughput design"): one
-:meth:`EventStore.commit` writes the events of many streams, the ids of the messages that
-caused them (the inbox), the stock projection rows and the partition fence in ONE transaction.
-Either all of it is durable, or none of it is and an error says why.
+:meth:`EventLog.commit` writes the events of many streams, the ids of the messages that
+caused them (the inbox), the stock projection rows, the idempotency records of the responses
+and the partition fence in ONE transaction. Either all of it is durable, or none of it is and
+an error says why.
+
+Roles (one adapter class implements them all: :class:`EventStore`)::
+
+    StoreLifecycle      start, close
+    EventLog            commit, read_stream, read_all, stream_version, fence_version
+    Snapshots           save_snapshots, load_snapshots
+    Checkpoints         projection_checkpoint, checkpoint, save_checkpoint
+    ProcessedIds        processed, prune_processed
+    StockReader         get_stock, all_stock
+    StockProjection     StockReader + replace_stock
+    IdempotencyRecords  get, put, prune
 
 Errors, as a tree::
 
@@ -26,21 +38,30 @@ from typing import Protocol
 import msgspec
 
 __all__ = [
+    "Checkpoints",
     "CommitBatch",
     "ConcurrencyError",
     "DuplicateEventError",
     "DuplicateMessageError",
+    "EventLog",
     "EventStore",
     "EventStoreError",
     "EventStoreUnavailableError",
     "Fence",
+    "IdempotencyRecord",
+    "IdempotencyRecords",
     "IdempotentResponse",
     "NewEvent",
     "PeerUnavailableError",
     "Peers",
+    "ProcessedIds",
     "Snapshot",
+    "Snapshots",
     "StaleFenceError",
+    "StockProjection",
+    "StockReader",
     "StockRow",
+    "StoreLifecycle",
     "StoredEvent",
 ]
 
@@ -137,8 +158,33 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     state: bytes
 
 
+class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The response first given to a request with Idempotency-Key ``key`` in ``scope``.
+
+    Attributes:
+        scope: Who may replay it: the route template and the caller (keys of different
+            routes or callers never meet).
+        key: The Idempotency-Key header's value.
+        request_hash: Identifies the request (method, path, body): a replay with another
+            hash is a conflict, not a replay.
+        status: The HTTP status first answered.
+        body: The response body first answered.
+        media_type: The response's ``Content-Type``.
+        created_at: When it was first answered, in Unix seconds (``prune`` compares with it).
+    """
+
+    scope: str
+    key: str
+    request_hash: str
+    status: int
+    body: bytes
+    media_type: str
+    created_at: float
+
+
 class IdempotentResponse(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """The response first given to a request with Idempotency-Key ``key``.
+    """Deprecated: the unscoped record of :meth:`EventStore.idempotent_response`; use
+    :class:`IdempotencyRecord`.
 
     ``request_hash`` identifies the request (method, path, body): a replay with another hash is
     a conflict, not a replay.
@@ -158,8 +204,15 @@ class CommitBatch(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             consecutive and follow the stream's current version.
         processed: Ids of the messages this batch handled, recorded at ``processed_at``.
         stock: Projection rows to upsert: one per SKU the events touched, folded up to them.
+            The store upserts every row it is given. (Meant: a SKU whose stream holds
+            nothing but ``ReservationRejected`` has no stock and gets no row, so the read side
+            answers 404 for it; the writer, ``views.fold_stock`` and the auditor's fold
+            still give it a 0/0 row, to be changed together.)
         processed_at: When the batch was processed (``prune_processed`` compares with it).
         fence: The partition fence to check and move, if any.
+        idempotency: Responses to store with the effect they answer, first wins: a record
+            whose ``(scope, key)`` is already stored (or earlier in this batch) is skipped,
+            never an error. Default: none.
     """
 
     events: Sequence[NewEvent] = ()
@@ -167,21 +220,27 @@ class CommitBatch(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     stock: Sequence[StockRow] = ()
     processed_at: datetime
     fence: Fence | None = None
+    idempotency: Sequence[IdempotencyRecord] = ()
 
 
-class EventStore(Protocol):
-    """Durable event log per SKU, with the inbox, the stock projection and snapshots.
+class StoreLifecycle(Protocol):
+    """Call :meth:`start` before anything else and :meth:`close` at the end."""
 
-    Call :meth:`start` before anything else (it creates the schema, idempotently) and
-    :meth:`close` at the end.
-    """
+    async def start(self) -> None:
+        """Connect, and create or migrate the schema (idempotently)."""
+        ...
 
-    async def start(self) -> None: ...
+    async def close(self) -> None:
+        """Release the connections; a closed store may not be used again."""
+        ...
 
-    async def close(self) -> None: ...
+
+class EventLog(Protocol):
+    """The durable log of events per SKU stream, written in batches (:class:`CommitBatch`)."""
 
     async def commit(self, batch: CommitBatch) -> int:
-        """Write the whole batch in one transaction.
+        """Write the whole batch in one transaction: events, processed ids, stock rows,
+        idempotency records and the fence move.
 
         When it carries events, the projection checkpoint moves to the last event's position
         in the same transaction: the stock rows of a batch are folded up to its events.
@@ -210,13 +269,13 @@ class EventStore(Protocol):
         """The last sequence of a stream; 0 when it has no events."""
         ...
 
-    async def processed(self, message_ids: Collection[str]) -> set[str]:
-        """Which of ``message_ids`` were recorded as processed."""
+    async def fence_version(self, key: str) -> int:
+        """The current version of a partition fence; 0 when it never moved."""
         ...
 
-    async def prune_processed(self, older_than: datetime) -> int:
-        """Forget processed ids recorded before ``older_than``; returns how many (ADR 0004)."""
-        ...
+
+class Snapshots(Protocol):
+    """Encoded stream states, so that loading need not fold every event from the start."""
 
     async def save_snapshots(self, snapshots: Sequence[Snapshot]) -> None:
         """Store (replace) the snapshot of each stream named."""
@@ -226,24 +285,19 @@ class EventStore(Protocol):
         """The latest snapshot of every stream that has one."""
         ...
 
-    async def get_stock(self, sku: str) -> StockRow | None: ...
 
-    async def all_stock(self) -> list[StockRow]:
-        """Every projection row, ordered by SKU."""
-        ...
+class Checkpoints(Protocol):
+    """Positions in the log up to which a reader has gone (the projection, the relay …)."""
 
     async def projection_checkpoint(self) -> int:
         """The global position of the last event folded into the stock projection; 0 at first."""
         ...
 
-    async def fence_version(self, key: str) -> int:
-        """The current version of a partition fence; 0 when it never moved."""
-        ...
-
     async def checkpoint(self, name: str) -> int:
         """The position saved under ``name`` (e.g. ``"published"``); 0 when never saved.
 
-        ``"projection"`` is the projection checkpoint, moved only by :meth:`commit`.
+        ``"projection"`` is the projection checkpoint, moved only by ``commit`` and
+        ``replace_stock``.
         """
         ...
 
@@ -251,17 +305,105 @@ class EventStore(Protocol):
         """Move checkpoint ``name`` forward to ``position`` (never backwards).
 
         Raises:
-            ValueError: for ``"projection"``, which only :meth:`commit` moves.
+            ValueError: for ``"projection"``, which only ``commit`` and ``replace_stock`` move.
         """
         ...
 
+
+class ProcessedIds(Protocol):
+    """The inbox: ids of the messages whose effects are committed (written by ``commit``)."""
+
+    async def processed(self, message_ids: Collection[str]) -> set[str]:
+        """Which of ``message_ids`` were recorded as processed."""
+        ...
+
+    async def prune_processed(self, older_than: datetime) -> int:
+        """Forget processed ids recorded before ``older_than``; returns how many (ADR 0004)."""
+        ...
+
+
+class StockReader(Protocol):
+    """The stock projection as the read side sees it: one row per SKU whose stream the writer
+    gave a row (see :attr:`CommitBatch.stock`), folded over all its events."""
+
+    async def get_stock(self, sku: str) -> StockRow | None:
+        """The row of ``sku``; ``None`` when it has none."""
+        ...
+
+    async def all_stock(self) -> list[StockRow]:
+        """Every projection row, ordered by SKU."""
+        ...
+
+
+class StockProjection(StockReader, Protocol):
+    """The stock projection, with the way to replace all of it (a rebuild).
+
+    Rows are upserted by ``commit``, with their events.
+    """
+
+    async def replace_stock(self, rows: Sequence[StockRow], *, checkpoint: int) -> None:
+        """In one transaction, delete every row, insert ``rows`` (the last of a SKU wins) and
+        set the projection checkpoint to ``checkpoint``.
+
+        ``rows`` must be folded from every event up to position ``checkpoint``, which must be
+        the log's last position (0 for an empty log): a commit that lands in between makes the
+        call fail instead of hiding its events behind the checkpoint.
+
+        Raises:
+            ConcurrencyError: the log holds an event after ``checkpoint`` (a writer committed
+                during the rebuild). Nothing is replaced.
+            ValueError: ``checkpoint`` is beyond the log's last position. Nothing is replaced.
+        """
+        ...
+
+
+class IdempotencyRecords(Protocol):
+    """Stored responses to requests with an Idempotency-Key, per ``(scope, key)``.
+
+    Records written by ``commit`` (:attr:`CommitBatch.idempotency`) are atomic with their
+    effect; :meth:`put` is for responses without one.
+    """
+
+    async def get(self, scope: str, key: str) -> IdempotencyRecord | None:
+        """The record of ``key`` in ``scope``, if any."""
+        ...
+
+    async def put(self, record: IdempotencyRecord) -> IdempotencyRecord:
+        """Store ``record`` unless its ``(scope, key)`` already has one (first wins).
+
+        Returns:
+            The record stored: ``record``, or the one that was there first.
+        """
+        ...
+
+    async def prune(self, older_than: float) -> int:
+        """Forget the records created before ``older_than`` (Unix seconds); returns how many."""
+        ...
+
+
+class EventStore(
+    StoreLifecycle,
+    EventLog,
+    Snapshots,
+    Checkpoints,
+    ProcessedIds,
+    StockProjection,
+    IdempotencyRecords,
+    Protocol,
+):
+    """Every role in one: what each event store adapter implements.
+
+    Durable event log per SKU, with the inbox, the stock projection, snapshots, checkpoints
+    and idempotency records. Prefer the role a caller needs (e.g. ``StockReader``) in new code.
+    """
+
     async def idempotent_response(self, key: str) -> IdempotentResponse | None:
-        """The response stored for Idempotency-Key ``key``, if any."""
+        """Deprecated, use :meth:`get`: the record of ``key`` in scope ``""`` (unscoped)."""
         ...
 
     async def save_idempotent_response(self, response: IdempotentResponse) -> IdempotentResponse:
-        """Store ``response`` unless its key already has one; return the one stored (first
-        wins)."""
+        """Deprecated, use :meth:`put` or :attr:`CommitBatch.idempotency`: store ``response``
+        in scope ``""`` unless its key has one there (first wins); return the one stored."""
         ...
 
 

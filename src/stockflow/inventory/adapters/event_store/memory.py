@@ -10,12 +10,14 @@ import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from stockflow.inventory.adapters.event_store.batches import stream_ranges
+from stockflow.inventory.adapters.event_store.batches import last_row_per_sku, stream_ranges
+from stockflow.inventory.adapters.event_store.legacy import legacy_get, legacy_put
 from stockflow.inventory.service_layer.ports import (
     CommitBatch,
     ConcurrencyError,
     DuplicateEventError,
     DuplicateMessageError,
+    IdempotencyRecord,
     IdempotentResponse,
     Snapshot,
     StaleFenceError,
@@ -39,7 +41,7 @@ class InMemoryEventStore:
         self._fences: dict[str, int] = {}
         self._checkpoint = 0
         self._named: dict[str, int] = {}
-        self._responses: dict[str, IdempotentResponse] = {}
+        self._records: dict[tuple[str, str], IdempotencyRecord] = {}
 
     async def start(self) -> None:
         pass
@@ -72,6 +74,8 @@ class InMemoryEventStore:
             self._event_ids.add(new.event_id)
         for row in batch.stock:
             self._stock[row.sku] = row
+        for record in batch.idempotency:
+            self._records.setdefault((record.scope, record.key), record)
         if batch.events:
             self._checkpoint = position
         return self._checkpoint
@@ -143,8 +147,31 @@ class InMemoryEventStore:
             raise ValueError("the projection checkpoint moves only with a commit")
         self._named[name] = max(self._named.get(name, 0), position)
 
+    async def replace_stock(self, rows: Sequence[StockRow], *, checkpoint: int) -> None:
+        last = self._events[-1].position if self._events else 0
+        if last > checkpoint:
+            raise ConcurrencyError(f"the log holds events after position {checkpoint}")
+        if checkpoint > last:
+            raise ValueError(f"position {checkpoint} is beyond the log's last ({last})")
+        self._stock = {row.sku: row for row in last_row_per_sku(rows)}
+        self._checkpoint = checkpoint
+
+    async def get(self, scope: str, key: str) -> IdempotencyRecord | None:
+        return self._records.get((scope, key))
+
+    async def put(self, record: IdempotencyRecord) -> IdempotencyRecord:
+        return self._records.setdefault((record.scope, record.key), record)
+
+    async def prune(self, older_than: float) -> int:
+        expired = [k for k, record in self._records.items() if record.created_at < older_than]
+        for scope_key in expired:
+            del self._records[scope_key]
+        return len(expired)
+
     async def idempotent_response(self, key: str) -> IdempotentResponse | None:
-        return self._responses.get(key)
+        """Deprecated: see :mod:`.legacy`."""
+        return await legacy_get(self, key)
 
     async def save_idempotent_response(self, response: IdempotentResponse) -> IdempotentResponse:
-        return self._responses.setdefault(response.key, response)
+        """Deprecated: see :mod:`.legacy`."""
+        return await legacy_put(self, response)

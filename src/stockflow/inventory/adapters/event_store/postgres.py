@@ -4,7 +4,8 @@ One batch is one transaction: move the fence (compare-and-set), lock the events 
 other appenders, check that every stream continues from its last event, COPY the events
 straight into ``events`` (binary COPY measured ~1.4x faster than ``INSERT … SELECT unnest(…)``
 and ~1.8x faster than ``executemany`` for 1,000 rows), COPY the processed message ids, upsert
-the stock rows with one ``unnest`` statement, move the checkpoint, commit.
+the stock rows with one ``unnest`` statement, insert the idempotency records (``ON CONFLICT DO
+NOTHING``: first wins), move the checkpoint, commit.
 
 Unique (stream_id, sequence), unique event_id and the processed primary key are the last line
 of defence; their violations become ``ConcurrencyError`` / ``DuplicateEventError`` /
@@ -12,22 +13,22 @@ of defence; their violations become ``ConcurrencyError`` / ``DuplicateEventError
 
 Several stores (tests, services) can share one database, each in its own ``schema``.
 
-A lost connection (the server restarting, crashing or failing over) is retried: every
-operation after :meth:`~PostgresEventStore.start` runs again on a fresh pool connection, with
-full-jitter backoff (``stockflow_kit.resilience.retrying``, ``on=EventStoreUnavailableError``,
-logged as ``stamina.retry_scheduled``) for up to ``reconnect_timeout`` seconds, and then raises
-:class:`EventStoreUnavailableError`. Every operation may run twice: reads and upserts are
-idempotent, and a ``commit`` whose first attempt went through after all meets its own moved
-fence (``StaleFenceError``) or its processed ids (``DuplicateMessageError``) the second time.
+A lost connection (the server restarting, crashing or failing over) is retried
+(``postgres_reconnect``): every operation after :meth:`~PostgresEventStore.start` runs again on
+a fresh pool connection, with full-jitter backoff (``stockflow_kit.resilience.retrying``,
+``on=EventStoreUnavailableError``, logged as ``stamina.retry_scheduled``) for up to
+``reconnect_timeout`` seconds, and then raises :class:`EventStoreUnavailableError`. Every
+operation may run twice: reads and upserts are idempotent (so are ``put`` and
+``replace_stock``), and a ``commit`` whose first attempt went through after all meets its own
+moved fence (``StaleFenceError``) or its processed ids (``DuplicateMessageError``) the second
+time.
 """
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 import asyncpg
 
@@ -36,6 +37,8 @@ from stockflow.inventory.adapters.event_store.batches import (
     last_row_per_sku,
     stream_ranges,
 )
+from stockflow.inventory.adapters.event_store.legacy import legacy_get, legacy_put
+from stockflow.inventory.adapters.event_store.postgres_reconnect import reconnecting
 from stockflow.inventory.adapters.event_store.postgres_schema import (
     EVENT_COLUMNS,
     EVENT_ID_KEY,
@@ -48,64 +51,16 @@ from stockflow.inventory.service_layer.ports import (
     DuplicateEventError,
     DuplicateMessageError,
     EventStoreError,
-    EventStoreUnavailableError,
     Fence,
+    IdempotencyRecord,
     IdempotentResponse,
     Snapshot,
     StaleFenceError,
     StockRow,
     StoredEvent,
 )
-from stockflow_kit.resilience import retrying
 
 __all__ = ["PostgresEventStore"]
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-_CONNECTION_LOST: Final = (
-    OSError,  # refused or reset: the server is down or restarting
-    TimeoutError,  # connecting took longer than asyncpg's timeout
-    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, and a connection closed mid-query
-    asyncpg.CannotConnectNowError,  # 57P03: the server is starting up or recovering
-    asyncpg.AdminShutdownError,  # 57P01: pg_ctl stop -m fast | immediate, or terminated
-    asyncpg.CrashShutdownError,  # 57P02: another backend crashed, every session is reset
-    asyncpg.TooManyConnectionsError,  # 53300: e.g. while the old sessions still linger
-    asyncpg.InterfaceError,  # "connection is closed", e.g. under a transaction's rollback
-    # A pooled connection whose session the server ended while it sat idle can be handed out
-    # still "consuming an error" (MagicStack/asyncpg#784, #1069); the pool drops it when its
-    # reset fails, so the next attempt gets another one. Raised before anything is sent.
-    asyncpg.InternalClientError,
-)
-_RECONNECT_ATTEMPTS: Final = 40
-"""Bounds the attempts also in stamina's test mode, where the backoff is zero."""
-
-
-def _reconnecting(
-    method: Callable[Concatenate[PostgresEventStore, P], Awaitable[T]],
-) -> Callable[Concatenate[PostgresEventStore, P], Coroutine[Any, Any, T]]:
-    """Run ``method`` again while the connection is lost; see the module docstring."""
-    name = f"PostgresEventStore.{method.__name__}"  # arguments stay out of the retry logs
-
-    @functools.wraps(method)
-    async def call(self: PostgresEventStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        async for attempt in retrying(
-            on=EventStoreUnavailableError,
-            attempts=_RECONNECT_ATTEMPTS,
-            timeout=self.reconnect_timeout,
-            wait_initial=0.05,
-            wait_max=1.0,
-            name=name,
-        ):
-            with attempt:
-                try:
-                    return await method(self, *args, **kwargs)
-                except _CONNECTION_LOST as error:
-                    msg = f"PostgreSQL is unreachable ({name}): {error!r}"
-                    raise EventStoreUnavailableError(msg) from error
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    return call
 
 
 class PostgresEventStore:
@@ -159,7 +114,7 @@ class PostgresEventStore:
             raise EventStoreError("the event store is not started")
         return self._pool_or_none
 
-    @_reconnecting
+    @reconnecting
     async def commit(self, batch: CommitBatch) -> int:
         ranges = stream_ranges(batch.events)
         sql = self._sql
@@ -208,6 +163,8 @@ class PostgresEventStore:
                         [r.reserved for r in rows],
                         [r.version for r in rows],
                     )
+                if batch.idempotency:
+                    await self._insert_records(conn, batch.idempotency)
         except asyncpg.UniqueViolationError as error:
             raise _conflict(error.constraint_name) from None
         self._known.committed(ranges)
@@ -234,32 +191,32 @@ class PostgresEventStore:
         if found != len(anchors):
             raise ConcurrencyError("a stream of the batch does not continue from its last event")
 
-    @_reconnecting
+    @reconnecting
     async def read_stream(
         self, stream_id: str, *, after: int = 0, limit: int | None = None
     ) -> list[StoredEvent]:
         return _stored(await self._pool.fetch(self._sql.read_stream, stream_id, after, limit))
 
-    @_reconnecting
+    @reconnecting
     async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
         return _stored(await self._pool.fetch(self._sql.read_all, after_position, limit))
 
-    @_reconnecting
+    @reconnecting
     async def stream_version(self, stream_id: str) -> int:
         version: int = await self._pool.fetchval(self._sql.stream_version, stream_id)
         return version
 
-    @_reconnecting
+    @reconnecting
     async def processed(self, message_ids: Collection[str]) -> set[str]:
         rows = await self._pool.fetch(self._sql.processed, list(message_ids))
         return {row[0] for row in rows}
 
-    @_reconnecting
+    @reconnecting
     async def prune_processed(self, older_than: datetime) -> int:
         status = await self._pool.execute(self._sql.prune_processed, older_than)
         return int(status.rsplit(" ", 1)[1])
 
-    @_reconnecting
+    @reconnecting
     async def save_snapshots(self, snapshots: Sequence[Snapshot]) -> None:
         latest = list({s.stream_id: s for s in snapshots}.values())
         await self._pool.execute(
@@ -269,61 +226,113 @@ class PostgresEventStore:
             [s.state for s in latest],
         )
 
-    @_reconnecting
+    @reconnecting
     async def load_snapshots(self) -> list[Snapshot]:
         rows = await self._pool.fetch(self._sql.load_snapshots)
         return [Snapshot(stream_id=r[0], version=r[1], state=r[2]) for r in rows]
 
-    @_reconnecting
+    @reconnecting
     async def get_stock(self, sku: str) -> StockRow | None:
         row = await self._pool.fetchrow(self._sql.get_stock, sku)
         return None if row is None else _stock_row(row)
 
-    @_reconnecting
+    @reconnecting
     async def all_stock(self) -> list[StockRow]:
         return [_stock_row(row) for row in await self._pool.fetch(self._sql.all_stock)]
 
-    @_reconnecting
+    @reconnecting
     async def projection_checkpoint(self) -> int:
         position: int = await self._pool.fetchval(self._sql.get_checkpoint)
         return position
 
-    @_reconnecting
+    @reconnecting
     async def fence_version(self, key: str) -> int:
         version: int = await self._pool.fetchval(self._sql.fence_version, key)
         return version
 
-    @_reconnecting
+    @reconnecting
     async def checkpoint(self, name: str) -> int:
         position: int = await self._pool.fetchval(self._sql.named_checkpoint, name)
         return position
 
-    @_reconnecting
+    @reconnecting
     async def save_checkpoint(self, name: str, position: int) -> None:
         if name == "projection":
             raise ValueError("the projection checkpoint moves only with a commit")
         await self._pool.execute(self._sql.save_checkpoint, name, position)
 
-    @_reconnecting
-    async def idempotent_response(self, key: str) -> IdempotentResponse | None:
-        return await self._read_response(key)
+    @reconnecting
+    async def replace_stock(self, rows: Sequence[StockRow], *, checkpoint: int) -> None:
+        sql = self._sql
+        latest = last_row_per_sku(rows)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(sql.share_events)
+            last: int = await conn.fetchval(sql.last_position)
+            if last > checkpoint:
+                raise ConcurrencyError(f"the log holds events after position {checkpoint}")
+            if checkpoint > last:
+                raise ValueError(f"position {checkpoint} is beyond the log's last ({last})")
+            await conn.execute(sql.delete_stock)
+            await conn.execute(
+                sql.upsert_stock,
+                [r.sku for r in latest],
+                [r.on_hand for r in latest],
+                [r.reserved for r in latest],
+                [r.version for r in latest],
+            )
+            await conn.execute(sql.replace_checkpoint, checkpoint)
 
-    async def _read_response(self, key: str) -> IdempotentResponse | None:
-        row = await self._pool.fetchrow(self._sql.get_response, key)
+    @reconnecting
+    async def get(self, scope: str, key: str) -> IdempotencyRecord | None:
+        return await self._get_record(scope, key)
+
+    async def _get_record(self, scope: str, key: str) -> IdempotencyRecord | None:
+        row = await self._pool.fetchrow(self._sql.get_record, scope, key)
         if row is None:
             return None
-        return IdempotentResponse(key=row[0], request_hash=row[1], status=row[2], body=row[3])
-
-    @_reconnecting
-    async def save_idempotent_response(self, response: IdempotentResponse) -> IdempotentResponse:
-        await self._pool.execute(
-            self._sql.insert_response,
-            response.key,
-            response.request_hash,
-            response.status,
-            response.body,
+        return IdempotencyRecord(
+            scope=row[0],
+            key=row[1],
+            request_hash=row[2],
+            status=row[3],
+            body=row[4],
+            media_type=row[5],
+            created_at=row[6],
         )
-        return await self._read_response(response.key) or response
+
+    @reconnecting
+    async def put(self, record: IdempotencyRecord) -> IdempotencyRecord:
+        async with self._pool.acquire() as conn:
+            await self._insert_records(conn, [record])
+        # A statement of its own: it sees a record committed concurrently by another put.
+        return await self._get_record(record.scope, record.key) or record
+
+    async def _insert_records(
+        self, conn: asyncpg.pool.PoolConnectionProxy, records: Sequence[IdempotencyRecord]
+    ) -> None:
+        await conn.execute(
+            self._sql.insert_records,
+            [r.scope for r in records],
+            [r.key for r in records],
+            [r.request_hash for r in records],
+            [r.status for r in records],
+            [r.body for r in records],
+            [r.media_type for r in records],
+            [r.created_at for r in records],
+        )
+
+    @reconnecting
+    async def prune(self, older_than: float) -> int:
+        status = await self._pool.execute(self._sql.prune_records, older_than)
+        return int(status.rsplit(" ", 1)[1])
+
+    async def idempotent_response(self, key: str) -> IdempotentResponse | None:
+        """Deprecated: see :mod:`.legacy`."""
+        return await legacy_get(self, key)
+
+    async def save_idempotent_response(self, response: IdempotentResponse) -> IdempotentResponse:
+        """Deprecated: see :mod:`.legacy`."""
+        return await legacy_put(self, response)
 
 
 def _stored(rows: list[asyncpg.Record]) -> list[StoredEvent]:

@@ -78,11 +78,39 @@ CREATE TABLE IF NOT EXISTS {s}.fences (key text PRIMARY KEY, version bigint NOT 
 CREATE TABLE IF NOT EXISTS {s}.checkpoints (name text PRIMARY KEY, position bigint NOT NULL);
 INSERT INTO {s}.checkpoints (name, position) VALUES ('projection', 0) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS {s}.idempotency (
-    key text PRIMARY KEY,
+    scope text NOT NULL,
+    key text NOT NULL,
     request_hash text NOT NULL,
     status integer NOT NULL,
-    body bytea NOT NULL
+    body bytea NOT NULL,
+    media_type text NOT NULL,
+    created_at double precision NOT NULL,
+    CONSTRAINT idempotency_pkey PRIMARY KEY (scope, key)
 );
+-- The release before scopes had idempotency (key PRIMARY KEY, request_hash, status, body).
+-- Its rows are kept in the unscoped scope '' (the deprecated unscoped calls use it), with the
+-- migration time as created_at, so pruning drops them one retention period later.
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT FROM information_schema.columns
+        WHERE table_schema = '{s}' AND table_name = 'idempotency' AND column_name = 'scope'
+    ) THEN
+        ALTER TABLE {s}.idempotency
+            ADD COLUMN scope text NOT NULL DEFAULT '',
+            ADD COLUMN media_type text NOT NULL DEFAULT 'application/json',
+            ADD COLUMN created_at double precision NOT NULL DEFAULT extract(epoch FROM now());
+        UPDATE {s}.idempotency SET media_type = 'application/problem+json' WHERE status >= 400;
+        ALTER TABLE {s}.idempotency
+            ALTER COLUMN scope DROP DEFAULT,
+            ALTER COLUMN media_type DROP DEFAULT,
+            ALTER COLUMN created_at DROP DEFAULT,
+            DROP CONSTRAINT idempotency_pkey,
+            ADD CONSTRAINT idempotency_pkey PRIMARY KEY (scope, key);
+    END IF;
+END
+$$;
+CREATE INDEX IF NOT EXISTS idempotency_by_time ON {s}.idempotency (created_at);
 """
         self.relations: tuple[str, ...] = tuple(
             re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (?:\w+\.)?(\w+)", self.ddl)
@@ -153,10 +181,21 @@ CREATE TABLE IF NOT EXISTS {s}.idempotency (
             " ON CONFLICT (name) DO UPDATE"
             f" SET position = greatest({s}.checkpoints.position, excluded.position)"
         )
-        self.insert_response = (
-            f"INSERT INTO {s}.idempotency (key, request_hash, status, body)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING"
+        # Taken by replace_stock: appenders (EXCLUSIVE) wait until the rebuild is in.
+        self.share_events = f"LOCK TABLE {s}.events IN SHARE MODE"
+        self.last_position = f"SELECT coalesce(max(position), 0) FROM {s}.events"
+        self.delete_stock = f"DELETE FROM {s}.stock"
+        self.replace_checkpoint = (
+            f"UPDATE {s}.checkpoints SET position = $1 WHERE name = 'projection'"
         )
-        self.get_response = (
-            f"SELECT key, request_hash, status, body FROM {s}.idempotency WHERE key = $1"
+        record_columns = "scope, key, request_hash, status, body, media_type, created_at"
+        self.insert_records = (
+            f"INSERT INTO {s}.idempotency ({record_columns})"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[],"
+            " $5::bytea[], $6::text[], $7::double precision[])"
+            " ON CONFLICT (scope, key) DO NOTHING"
         )
+        self.get_record = (
+            f"SELECT {record_columns} FROM {s}.idempotency WHERE scope = $1 AND key = $2"
+        )
+        self.prune_records = f"DELETE FROM {s}.idempotency WHERE created_at < $1"

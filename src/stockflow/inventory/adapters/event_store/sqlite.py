@@ -35,6 +35,7 @@ from stockflow.inventory.adapters.event_store.batches import (
     last_row_per_sku,
     stream_ranges,
 )
+from stockflow.inventory.adapters.event_store.legacy import legacy_get, legacy_put
 from stockflow.inventory.service_layer.ports import (
     CommitBatch,
     ConcurrencyError,
@@ -42,6 +43,7 @@ from stockflow.inventory.service_layer.ports import (
     DuplicateMessageError,
     EventStoreError,
     Fence,
+    IdempotencyRecord,
     IdempotentResponse,
     NewEvent,
     Snapshot,
@@ -106,7 +108,7 @@ class SqliteEventStore:
         # own brought nothing more.
         db.execute("PRAGMA cache_size = -65536")
         db.execute("PRAGMA wal_autocheckpoint = 10000")
-        db.executescript(sql.SCHEMA)
+        sql.create_schema(db)
         self._db = db
 
     def _close(self) -> None:
@@ -146,6 +148,8 @@ class SqliteEventStore:
                         for r in last_row_per_sku(batch.stock)
                     ],
                 )
+            if batch.idempotency:
+                db.executemany(sql.INSERT_RECORD, [_record_row(r) for r in batch.idempotency])
             checkpoint: int = db.execute(sql.GET_CHECKPOINT).fetchone()[0]
             db.execute("COMMIT")
         except sqlite3.IntegrityError as error:
@@ -261,20 +265,68 @@ class SqliteEventStore:
             raise ValueError("the projection checkpoint moves only with a commit")
         await self._run(self._write, sql.SAVE_CHECKPOINT, [(name, position)])
 
-    async def idempotent_response(self, key: str) -> IdempotentResponse | None:
-        return await self._run(self._get_response, key)
+    async def replace_stock(self, rows: Sequence[StockRow], *, checkpoint: int) -> None:
+        await self._run(self._replace_stock, rows, checkpoint)
 
-    def _get_response(self, key: str) -> IdempotentResponse | None:
-        found = self._conn.execute(sql.GET_RESPONSE, (key,)).fetchone()
+    def _replace_stock(self, rows: Sequence[StockRow], checkpoint: int) -> None:
+        db = self._conn
+        db.execute("BEGIN IMMEDIATE")  # no commit can land until this one is done
+        try:
+            (last,) = db.execute(sql.LAST_POSITION).fetchone()
+            if last > checkpoint:
+                raise ConcurrencyError(f"the log holds events after position {checkpoint}")
+            if checkpoint > last:
+                raise ValueError(f"position {checkpoint} is beyond the log's last ({last})")
+            db.execute(sql.DELETE_STOCK)
+            db.executemany(
+                sql.INSERT_STOCK,
+                [(r.sku, r.on_hand, r.reserved, r.version) for r in last_row_per_sku(rows)],
+            )
+            db.execute(sql.SET_CHECKPOINT, (checkpoint,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def get(self, scope: str, key: str) -> IdempotencyRecord | None:
+        return await self._run(self._get_record, scope, key)
+
+    def _get_record(self, scope: str, key: str) -> IdempotencyRecord | None:
+        found = self._conn.execute(sql.GET_RECORD, (scope, key)).fetchone()
         if found is None:
             return None
-        key, request_hash, status, body = found
-        return IdempotentResponse(key=key, request_hash=request_hash, status=status, body=body)
+        scope, key, request_hash, status, body, media_type, created_at = found
+        return IdempotencyRecord(
+            scope=scope,
+            key=key,
+            request_hash=request_hash,
+            status=status,
+            body=body,
+            media_type=media_type,
+            created_at=created_at,
+        )
+
+    async def put(self, record: IdempotencyRecord) -> IdempotencyRecord:
+        return await self._run(self._put_record, record)
+
+    def _put_record(self, record: IdempotencyRecord) -> IdempotencyRecord:
+        self._write(sql.INSERT_RECORD, [_record_row(record)])
+        return self._get_record(record.scope, record.key) or record
+
+    async def prune(self, older_than: float) -> int:
+        return await self._run(self._write, sql.PRUNE_RECORDS, [(older_than,)])
+
+    async def idempotent_response(self, key: str) -> IdempotentResponse | None:
+        """Deprecated: see :mod:`.legacy`."""
+        return await legacy_get(self, key)
 
     async def save_idempotent_response(self, response: IdempotentResponse) -> IdempotentResponse:
-        row = (response.key, response.request_hash, response.status, response.body)
-        await self._run(self._write, sql.INSERT_RESPONSE, [row])
-        return await self.idempotent_response(response.key) or response
+        """Deprecated: see :mod:`.legacy`."""
+        return await legacy_put(self, response)
+
+
+def _record_row(r: IdempotencyRecord) -> tuple[object, ...]:
+    return (r.scope, r.key, r.request_hash, r.status, r.body, r.media_type, r.created_at)
 
 
 def _move_fence(db: sqlite3.Connection, fence: Fence) -> None:

@@ -7,6 +7,7 @@ one writer at a time, so positions are committed in order.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Final
 
 SCHEMA: Final = """
@@ -48,14 +49,42 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     position INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO checkpoints (name, position) VALUES ('projection', 0);
-CREATE TABLE IF NOT EXISTS idempotency (
-    key TEXT PRIMARY KEY,
-    request_hash TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    body BLOB NOT NULL
-) WITHOUT ROWID;
 COMMIT;
 """
+
+# The idempotency table, created or migrated in one transaction after SCHEMA (see
+# ``create_schema``): the release before scopes had ``idempotency (key PRIMARY KEY,
+# request_hash, status, body)``, whose primary key SQLite cannot change in place.
+_IDEMPOTENCY_TABLE: Final = """
+CREATE TABLE {name} (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    media_type TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID
+"""
+IDEMPOTENCY_COLUMNS: Final = "SELECT name FROM pragma_table_info('idempotency')"
+CREATE_IDEMPOTENCY: Final = _IDEMPOTENCY_TABLE.format(name="idempotency")
+# Old rows are kept, in the unscoped scope '' that the deprecated unscoped calls use, and get
+# the migration time as created_at (they had none), so pruning drops them one retention
+# period later.
+MIGRATE_IDEMPOTENCY: Final = (
+    _IDEMPOTENCY_TABLE.format(name="idempotency_scoped"),
+    "INSERT INTO idempotency_scoped"
+    " (scope, key, request_hash, status, body, media_type, created_at)"
+    " SELECT '', key, request_hash, status, body, CASE WHEN status >= 400"
+    " THEN 'application/problem+json' ELSE 'application/json' END,"
+    " (julianday('now') - 2440587.5) * 86400.0 FROM idempotency",
+    "DROP TABLE idempotency",
+    "ALTER TABLE idempotency_scoped RENAME TO idempotency",
+)
+INDEX_IDEMPOTENCY: Final = (
+    "CREATE INDEX IF NOT EXISTS idempotency_by_time ON idempotency (created_at)"
+)
 
 _EVENT_COLUMNS: Final = (
     "position, stream_id, sequence, event_id, type, data, occurred_at, correlation_id, causation_id"
@@ -112,8 +141,36 @@ SAVE_CHECKPOINT: Final = (
     "INSERT INTO checkpoints (name, position) VALUES (?, ?)"
     " ON CONFLICT (name) DO UPDATE SET position = max(position, excluded.position)"
 )
-INSERT_RESPONSE: Final = (
-    "INSERT INTO idempotency (key, request_hash, status, body) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (key) DO NOTHING"
+
+DELETE_STOCK: Final = "DELETE FROM stock"
+INSERT_STOCK: Final = "INSERT INTO stock (sku, on_hand, reserved, version) VALUES (?, ?, ?, ?)"
+LAST_POSITION: Final = "SELECT coalesce(max(position), 0) FROM events"
+
+INSERT_RECORD: Final = (
+    "INSERT INTO idempotency (scope, key, request_hash, status, body, media_type, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO NOTHING"
 )
-GET_RESPONSE: Final = "SELECT key, request_hash, status, body FROM idempotency WHERE key = ?"
+GET_RECORD: Final = (
+    "SELECT scope, key, request_hash, status, body, media_type, created_at FROM idempotency"
+    " WHERE scope = ? AND key = ?"
+)
+PRUNE_RECORDS: Final = "DELETE FROM idempotency WHERE created_at < ?"
+
+
+def create_schema(db: sqlite3.Connection) -> None:
+    """Create the schema, or bring the one of an earlier release up to date (idempotent)."""
+    db.executescript(SCHEMA)
+    # The idempotency table: created, or migrated from the unscoped one of the release before.
+    db.execute("BEGIN IMMEDIATE")  # another process opening the same file waits here
+    try:
+        columns = {name for (name,) in db.execute(IDEMPOTENCY_COLUMNS)}
+        if not columns:
+            db.execute(CREATE_IDEMPOTENCY)
+        elif "scope" not in columns:
+            for statement in MIGRATE_IDEMPOTENCY:
+                db.execute(statement)
+        db.execute(INDEX_IDEMPOTENCY)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
