@@ -141,7 +141,10 @@ class InventoryService:
             await asyncio.sleep(min(3600.0, processed.total_seconds()))
             try:
                 pruned = await self.store.prune_processed(self.clock() - processed)
-                _log.info("inventory.processed_pruned", count=pruned)
+                answers = await self.store.prune(
+                    self.clock().timestamp() - self.settings.idempotency_retention_seconds
+                )
+                _log.info("inventory.pruned", processed_ids=pruned, idempotency_records=answers)
             except Exception as error:  # retried next round; logged, not swallowed silently
                 _log.warning("inventory.prune_failed", error=repr(error))
 
@@ -227,6 +230,7 @@ def build(
         writer=writer,
         reads=CommittedReads(writer.committed, store),
         store=store,
+        idempotency_store=store,
         service_token=settings.token(),
         readiness=service.readiness,
         registry=registry,

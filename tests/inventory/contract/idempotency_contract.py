@@ -13,7 +13,6 @@ from stockflow.inventory.service_layer.ports import (
     EventStore,
     Fence,
     IdempotencyRecord,
-    IdempotentResponse,
     StaleFenceError,
 )
 
@@ -135,16 +134,3 @@ class IdempotencyRecordsContract(StoreContract):
             assert await reopened.get(SCOPE, "k-2") == committed
         finally:
             await reopened.close()
-
-    async def test_the_first_idempotent_response_of_a_key_wins(self, store: EventStore) -> None:
-        """The deprecated unscoped calls, in scope ``""``."""
-        assert await store.idempotent_response("k") is None
-        first = IdempotentResponse(key="k", request_hash="h1", status=201, body=b'{"a":1}')
-        second = IdempotentResponse(key="k", request_hash="h2", status=409, body=b"{}")
-        assert await store.save_idempotent_response(first) == first
-        assert await store.save_idempotent_response(second) == first
-        assert await store.idempotent_response("k") == first
-        legacy = await store.get("", "k")
-        assert legacy is not None
-        assert (legacy.request_hash, legacy.media_type) == ("h1", "application/json")
-        assert await store.get(SCOPE, "k") is None

@@ -17,7 +17,7 @@ from tests.inventory.contract.snapshots_contract import SnapshotsContract
 from tests.inventory.contract.stock_projection_contract import StockProjectionContract
 
 from stockflow.inventory.adapters.event_store.postgres import PostgresEventStore
-from stockflow.inventory.service_layer.ports import EventStore, IdempotentResponse
+from stockflow.inventory.service_layer.ports import EventStore
 
 
 class OnPostgres:
@@ -96,9 +96,6 @@ async def test_a_schema_of_the_unscoped_release_is_migrated_and_keeps_its_respon
         )
         assert bad.media_type == "application/problem+json"
         assert before - 1 <= ok.created_at <= time.time() + 1
-        assert await store.idempotent_response("k-ok") == IdempotentResponse(
-            key="k-ok", request_hash="h1", status=201, body=b"{}"
-        )
         scoped = record("k-ok", created_at=before)
         assert await store.put(scoped) == scoped
         assert await store.prune(time.time() + 2) == 3

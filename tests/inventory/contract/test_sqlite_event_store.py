@@ -21,7 +21,7 @@ from tests.inventory.contract.snapshots_contract import SnapshotsContract
 from tests.inventory.contract.stock_projection_contract import StockProjectionContract
 
 from stockflow.inventory.adapters.event_store.sqlite import SqliteEventStore
-from stockflow.inventory.service_layer.ports import EventStore, IdempotentResponse, StockRow
+from stockflow.inventory.service_layer.ports import EventStore, StockRow
 
 
 class OnSqlite:
@@ -193,9 +193,6 @@ async def test_a_data_dir_of_the_unscoped_release_opens_and_keeps_its_responses(
         )
         assert bad.media_type == "application/problem+json"
         assert before - 1 <= ok.created_at <= time.time() + 1
-        assert await store.idempotent_response("k-ok") == IdempotentResponse(
-            key="k-ok", request_hash="h1", status=201, body=b"{}"
-        )
         scoped = record("k-ok", created_at=before)
         assert await store.put(scoped) == scoped
         assert await store.prune(time.time() + 2) == 3

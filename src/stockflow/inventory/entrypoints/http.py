@@ -44,13 +44,7 @@ from stockflow.inventory.domain.errors import (
     InventoryError,
     ReservationConflictError,
 )
-from stockflow.inventory.entrypoints.idempotency import (
-    IdempotencyConflictError,
-    InvalidIdempotencyKeyError,
-    idempotency_key,
-    idempotent,
-    message_id_for,
-)
+from stockflow.inventory.service_layer.batch import Outcome
 from stockflow.inventory.service_layer.ports import (
     EventStore,
     EventStoreUnavailableError,
@@ -62,7 +56,20 @@ from stockflow.inventory.service_layer.writer import (
     PartitionNotOwnedError,
     WriterStoppedError,
 )
-from stockflow_kit.http import ErrorTable, instrument, problem_response
+from stockflow_kit.http import (
+    IDEMPOTENCY_ERRORS,
+    PROBLEM_MEDIA_TYPE,
+    ErrorTable,
+    Handled,
+    Idempotency,
+    IdempotencyConflictError,
+    IdempotencyContext,
+    IdempotencyStore,
+    idempotency_message_id,
+    idempotency_request_hash,
+    instrument,
+    problem_response,
+)
 from stockflow_kit.http.credentials import (
     NotReadyError,
     ServiceCredentialError,
@@ -115,8 +122,6 @@ ERRORS: Final = ErrorTable(
         InvalidQuantityError: (422, "Invalid quantity"),
         InventoryError: (409, "Inventory rule violated"),
         InvalidBodyError: (422, "Invalid request body"),
-        InvalidIdempotencyKeyError: (422, "Invalid Idempotency-Key"),
-        IdempotencyConflictError: (409, "Idempotency-Key reused with another request"),
         UnknownSkuError: (404, "Unknown SKU"),
         UnsupportedMediaTypeError: (415, "Unsupported media type"),
         ServiceCredentialError: (401, "Missing or invalid service credential"),
@@ -126,6 +131,7 @@ ERRORS: Final = ErrorTable(
         WriterStoppedError: (503, "Inventory writer stopped"),
     }
 )
+ERRORS.update(IDEMPOTENCY_ERRORS)
 
 
 class _SkuList(msgspec.Struct, frozen=True, kw_only=True):
@@ -180,6 +186,7 @@ def create_app(
     writer: InventoryWriter,
     reads: CommittedReads,
     store: EventStore,
+    idempotency_store: IdempotencyStore,
     service_token: str | None,
     readiness: Callable[[], Awaitable[str | None]],
     registry: CollectorRegistry | None = None,
@@ -208,6 +215,10 @@ def create_app(
     )
     app.router.routes.extend(probe_routes(readiness))
     require_service = Depends(service_credential(service_token))
+    # Public writes come through edge (or staff tools) with one caller; internal ones from
+    # services, so their keys never meet.
+    public_keys = Idempotency(idempotency_store, caller=lambda _request: "public")
+    internal_keys = Idempotency(idempotency_store, caller=lambda _request: "service")
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -237,20 +248,29 @@ def create_app(
             extra=owner,
         )
 
-    async def run(command: Command, message_id: str | None) -> tuple[int, bytes]:
-        """Run a stock command; 201 with the SKU's view after it, or the domain problem."""
-        outcome = await writer.submit(
-            command, message_id=message_id, correlation_id=get_correlation_id(), want_stock=True
-        )
+    def answer(outcome: Outcome) -> tuple[int, bytes, str]:
+        """A stock command's answer: 201 with the SKU's view after it, or its problem."""
         if outcome.error is not None:
             problem = ERRORS.problem_for(outcome.error)
             assert problem is not None  # every InventoryError has a row
-            return problem.status, json.dumps(problem.to_dict()).encode()
-        if outcome.stock:
-            return 201, msgspec.json.encode(_view(outcome.stock[0]))
-        sku = command.skus[0]  # a duplicate: answer with the present
-        row = reads.row(sku) or StockRow(sku=sku, on_hand=0, reserved=0, version=0)
-        return 200, msgspec.json.encode(_view(row))
+            return problem.status, json.dumps(problem.to_dict()).encode(), PROBLEM_MEDIA_TYPE
+        return 201, msgspec.json.encode(_view(outcome.stock[0])), "application/json"
+
+    async def run(command: Command, ctx: IdempotencyContext | None) -> Handled:
+        """Run a stock command once per key; its answer is committed with its effect."""
+        record = None if ctx is None else (lambda o: ctx.record(*answer(o)))
+        outcome = await writer.submit(
+            command,
+            message_id=None if ctx is None else ctx.message_id,
+            correlation_id=get_correlation_id(),
+            want_stock=True,
+            record=record,
+        )
+        if outcome.status == "duplicate":  # applied by an earlier request with this key
+            sku = command.skus[0]
+            row = reads.row(sku) or StockRow(sku=sku, on_hand=0, reserved=0, version=0)
+            return Handled(200, msgspec.json.encode(_view(row)), duplicate=ctx is not None)
+        return Handled(*answer(outcome), recorded=ctx is not None)
 
     stock_read = {
         "model": None,
@@ -315,7 +335,7 @@ def create_app(
         body = await request.body()
         receipt = _decode(request, body, ReceiptRequest)
         command = ReceiveStock(sku=sku, qty=receipt.qty, reference=receipt.reference)
-        return await idempotent(request, body, store, lambda mid: run(command, mid))
+        return await public_keys.handle(request, body, lambda ctx: run(command, ctx))
 
     @app.post(
         "/inventory/{sku}/adjustments",
@@ -326,18 +346,51 @@ def create_app(
         body = await request.body()
         adjustment = _decode(request, body, AdjustmentRequest)
         command = AdjustStock(sku=sku, delta=adjustment.delta, reason=adjustment.reason)
-        return await idempotent(request, body, store, lambda mid: run(command, mid))
+        return await public_keys.handle(request, body, lambda ctx: run(command, ctx))
 
-    async def order_command(request: Request, command: Command) -> dict[str, Any]:
-        # With an Idempotency-Key the command is recorded under a message id derived from
-        # it: a retry, or a late duplicate after a compensation, is a duplicate (no effect),
-        # and the answer is read from the present state instead of a stored response.
-        key = idempotency_key(request)
-        outcome = await writer.submit(
-            command,
-            message_id=message_id_for(f"{request.url.path}|{key}") if key is not None else None,
-            correlation_id=get_correlation_id(),
-        )
+    async def order_command(request: Request, body: bytes, command: Command) -> dict[str, Any]:
+        """Run an order command from another service, once per Idempotency-Key.
+
+        The key's effect is recorded under a message id derived from its scope (route and
+        caller): a retry, or a late duplicate after a compensation, is a duplicate (no
+        effect). The answer is always read from the PRESENT state (a coordinating replica
+        needs to know whether the order holds its lines now, ADR 0003), so no answer is
+        replayed; but the request's hash is committed with the effect, and a key reused
+        with another request is a 409 on these routes too.
+        """
+        key = internal_keys.key_of(request)
+        if key is None:
+            outcome = await writer.submit(command, correlation_id=get_correlation_id())
+        else:
+            scope = internal_keys.scope_of(request)
+            request_hash = idempotency_request_hash(
+                request.method, request.url.path, request.scope.get("query_string", b""), body
+            )
+            seen = await idempotency_store.get(scope, key)
+            if seen is not None and seen.request_hash != request_hash:
+                raise IdempotencyConflictError(
+                    f"Idempotency-Key {key!r} was already used with a different request",
+                    key=key,
+                )
+            ctx = IdempotencyContext(
+                scope=scope,
+                key=key,
+                request_hash=request_hash,
+                message_id=idempotency_message_id(scope, key),
+            )
+            outcome = await writer.submit(
+                command,
+                message_id=ctx.message_id,
+                correlation_id=get_correlation_id(),
+                record=lambda _outcome: ctx.record(202, b""),
+            )
+            if outcome.status == "duplicate" and seen is None:
+                stored = await idempotency_store.get(scope, key)
+                if stored is not None and stored.request_hash != request_hash:
+                    raise IdempotencyConflictError(
+                        f"Idempotency-Key {key!r} was already used with a different request",
+                        key=key,
+                    )
         if outcome.error is not None:
             raise outcome.error
         return {
@@ -361,9 +414,11 @@ def create_app(
     async def reserve(request: Request) -> Response:
         """Reserve an order's lines all-or-nothing. ``holds``: whether the order holds
         exactly these lines now (what a coordinating replica needs, ADR 0003)."""
-        order = _decode(request, await request.body(), ReserveStockCommand)
+        body = await request.body()
+        order = _decode(request, body, ReserveStockCommand)
         lines = tuple((line.sku, line.qty) for line in order.lines)
-        result = await order_command(request, ReserveStock(order_id=order.order_id, lines=lines))
+        command = ReserveStock(order_id=order.order_id, lines=lines)
+        result = await order_command(request, body, command)
         held = reads.holds(order.order_id, lines)
         types = {e["type"] for e in result["events"]}
         if "ReservationRejected" in types:
@@ -377,8 +432,9 @@ def create_app(
     async def settle(
         request: Request, order_id: str, kind: type[ReleaseReservation | ShipStock]
     ) -> Response:
-        skus = tuple(_decode(request, await request.body(), _SkuList).skus)
-        result = await order_command(request, kind(order_id=order_id, skus=skus))
+        body = await request.body()
+        skus = tuple(_decode(request, body, _SkuList).skus)
+        result = await order_command(request, body, kind(order_id=order_id, skus=skus))
         return _json({"order_id": order_id, **result})
 
     @app.post(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal
@@ -20,7 +20,7 @@ from stockflow.inventory.domain.errors import InventoryError
 from stockflow.inventory.domain.events import Event
 from stockflow.inventory.domain.model import StockState, apply, decide_command
 from stockflow.inventory.service_layer.codec import encode_event
-from stockflow.inventory.service_layer.ports import NewEvent, StockRow
+from stockflow.inventory.service_layer.ports import IdempotencyRecord, NewEvent, StockRow
 
 __all__ = [
     "EVENT_ID_NAMESPACE",
@@ -30,6 +30,7 @@ __all__ = [
     "decide_batch",
     "event_id_for",
     "invariant_violations",
+    "records_of",
 ]
 
 EVENT_ID_NAMESPACE: Final = uuid.UUID("6f1d3c0e-8a7b-5d42-9b1e-3c5a7e2f4d10")
@@ -91,15 +92,36 @@ class Outcome:
     stock: tuple[StockRow, ...] = ()
 
 
+Record = Callable[[Outcome], IdempotencyRecord]
+"""Builds the Idempotency-Key record of a submission's answer from its outcome."""
+
+
 @dataclass(slots=True, eq=False)
 class Submission:
-    """One command waiting for the writer; ``future`` resolves to its :class:`Outcome`."""
+    """One command waiting for the writer; ``future`` resolves to its :class:`Outcome`.
+
+    ``record``: for an HTTP write with an Idempotency-Key, how to build the stored answer
+    from the outcome; the writer commits that record in the same transaction as the effect,
+    so the replay answer survives any crash.
+    """
 
     message_id: str
     command: Command
     correlation_id: str | None = None
     want_stock: bool = False
     future: asyncio.Future[Outcome] | None = field(default=None, repr=False)
+    record: Record | None = field(default=None, repr=False)
+
+
+def records_of(
+    fresh: Sequence[Submission], outcomes: Mapping[str, Outcome]
+) -> list[IdempotencyRecord]:
+    """The idempotency records of the decided submissions that asked for one."""
+    return [
+        s.record(outcomes[s.message_id])
+        for s in fresh
+        if s.record is not None and s.message_id in outcomes
+    ]
 
 
 @dataclass(slots=True)

@@ -37,6 +37,8 @@ from typing import Protocol
 
 import msgspec
 
+from stockflow_kit.http import IdempotencyRecord as KitIdempotencyRecord
+
 __all__ = [
     "Checkpoints",
     "CommitBatch",
@@ -50,7 +52,6 @@ __all__ = [
     "Fence",
     "IdempotencyRecord",
     "IdempotencyRecords",
-    "IdempotentResponse",
     "NewEvent",
     "PeerUnavailableError",
     "Peers",
@@ -158,42 +159,9 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     state: bytes
 
 
-class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """The response first given to a request with Idempotency-Key ``key`` in ``scope``.
-
-    Attributes:
-        scope: Who may replay it: the route template and the caller (keys of different
-            routes or callers never meet).
-        key: The Idempotency-Key header's value.
-        request_hash: Identifies the request (method, path, body): a replay with another
-            hash is a conflict, not a replay.
-        status: The HTTP status first answered.
-        body: The response body first answered.
-        media_type: The response's ``Content-Type``.
-        created_at: When it was first answered, in Unix seconds (``prune`` compares with it).
-    """
-
-    scope: str
-    key: str
-    request_hash: str
-    status: int
-    body: bytes
-    media_type: str
-    created_at: float
-
-
-class IdempotentResponse(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """Deprecated: the unscoped record of :meth:`EventStore.idempotent_response`; use
-    :class:`IdempotencyRecord`.
-
-    ``request_hash`` identifies the request (method, path, body): a replay with another hash is
-    a conflict, not a replay.
-    """
-
-    key: str
-    request_hash: str
-    status: int
-    body: bytes
+IdempotencyRecord = KitIdempotencyRecord
+"""The answer first given to a request with an Idempotency-Key (the kit's record: ``scope``,
+``key``, ``request_hash``, ``status``, ``body``, ``media_type``, ``created_at``)."""
 
 
 class CommitBatch(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -396,15 +364,6 @@ class EventStore(
     Durable event log per SKU, with the inbox, the stock projection, snapshots, checkpoints
     and idempotency records. Prefer the role a caller needs (e.g. ``StockReader``) in new code.
     """
-
-    async def idempotent_response(self, key: str) -> IdempotentResponse | None:
-        """Deprecated, use :meth:`get`: the record of ``key`` in scope ``""`` (unscoped)."""
-        ...
-
-    async def save_idempotent_response(self, response: IdempotentResponse) -> IdempotentResponse:
-        """Deprecated, use :meth:`put` or :attr:`CommitBatch.idempotency`: store ``response``
-        in scope ``""`` unless its key has one there (first wins); return the one stored."""
-        ...
 
 
 class PeerUnavailableError(Exception):

@@ -32,9 +32,11 @@ from stockflow.inventory.domain.commands import Command
 from stockflow.inventory.domain.model import StockState
 from stockflow.inventory.service_layer.batch import (
     Outcome,
+    Record,
     Submission,
     decide_batch,
     invariant_violations,
+    records_of,
 )
 from stockflow.inventory.service_layer.committed import (
     CommittedState,
@@ -209,13 +211,16 @@ class InventoryWriter:
         message_id: str | None = None,
         correlation_id: str | None = None,
         want_stock: bool = False,
+        record: Record | None = None,
     ) -> Outcome:
-        """Queue ``command`` and wait for its outcome (HTTP callers)."""
+        """Queue ``command`` and wait for its outcome (HTTP callers); ``record`` builds the
+        Idempotency-Key record committed with it (see :class:`Submission`)."""
         submission = Submission(
             message_id=message_id or str(uuid.uuid4()),
             command=command,
             correlation_id=correlation_id,
             want_stock=want_stock,
+            record=record,
         )
         return await self.enqueue(submission)
 
@@ -280,6 +285,7 @@ class InventoryWriter:
                 stock=decision.stock,
                 processed_at=now,
                 fence=Fence(key=self.ownership.fence_key, expected_version=self._next_fence),
+                idempotency=records_of(fresh, decision.outcomes),
             )
             self._next_fence += 1
             self._overlay.update(decision.states)
@@ -358,6 +364,7 @@ class InventoryWriter:
                 stock=decision.stock,
                 processed_at=now,
                 fence=Fence(key=self.ownership.fence_key, expected_version=committed.fence_version),
+                idempotency=records_of(fresh, decision.outcomes),
             )
             try:
                 await committed.commit(commit, decision.states, decided=len(fresh))

@@ -11,14 +11,12 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from stockflow.inventory.adapters.event_store.batches import last_row_per_sku, stream_ranges
-from stockflow.inventory.adapters.event_store.legacy import legacy_get, legacy_put
 from stockflow.inventory.service_layer.ports import (
     CommitBatch,
     ConcurrencyError,
     DuplicateEventError,
     DuplicateMessageError,
     IdempotencyRecord,
-    IdempotentResponse,
     Snapshot,
     StaleFenceError,
     StockRow,
@@ -167,11 +165,3 @@ class InMemoryEventStore:
         for scope_key in expired:
             del self._records[scope_key]
         return len(expired)
-
-    async def idempotent_response(self, key: str) -> IdempotentResponse | None:
-        """Deprecated: see :mod:`.legacy`."""
-        return await legacy_get(self, key)
-
-    async def save_idempotent_response(self, response: IdempotentResponse) -> IdempotentResponse:
-        """Deprecated: see :mod:`.legacy`."""
-        return await legacy_put(self, response)

@@ -37,7 +37,6 @@ from stockflow.inventory.adapters.event_store.batches import (
     last_row_per_sku,
     stream_ranges,
 )
-from stockflow.inventory.adapters.event_store.legacy import legacy_get, legacy_put
 from stockflow.inventory.adapters.event_store.postgres_reconnect import reconnecting
 from stockflow.inventory.adapters.event_store.postgres_schema import (
     EVENT_COLUMNS,
@@ -53,7 +52,6 @@ from stockflow.inventory.service_layer.ports import (
     EventStoreError,
     Fence,
     IdempotencyRecord,
-    IdempotentResponse,
     Snapshot,
     StaleFenceError,
     StockRow,
@@ -325,14 +323,6 @@ class PostgresEventStore:
     async def prune(self, older_than: float) -> int:
         status = await self._pool.execute(self._sql.prune_records, older_than)
         return int(status.rsplit(" ", 1)[1])
-
-    async def idempotent_response(self, key: str) -> IdempotentResponse | None:
-        """Deprecated: see :mod:`.legacy`."""
-        return await legacy_get(self, key)
-
-    async def save_idempotent_response(self, response: IdempotentResponse) -> IdempotentResponse:
-        """Deprecated: see :mod:`.legacy`."""
-        return await legacy_put(self, response)
 
 
 def _stored(rows: list[asyncpg.Record]) -> list[StoredEvent]:

@@ -35,7 +35,6 @@ from stockflow.inventory.adapters.event_store.batches import (
     last_row_per_sku,
     stream_ranges,
 )
-from stockflow.inventory.adapters.event_store.legacy import legacy_get, legacy_put
 from stockflow.inventory.service_layer.ports import (
     CommitBatch,
     ConcurrencyError,
@@ -44,7 +43,6 @@ from stockflow.inventory.service_layer.ports import (
     EventStoreError,
     Fence,
     IdempotencyRecord,
-    IdempotentResponse,
     NewEvent,
     Snapshot,
     StaleFenceError,
@@ -315,14 +313,6 @@ class SqliteEventStore:
 
     async def prune(self, older_than: float) -> int:
         return await self._run(self._write, sql.PRUNE_RECORDS, [(older_than,)])
-
-    async def idempotent_response(self, key: str) -> IdempotentResponse | None:
-        """Deprecated: see :mod:`.legacy`."""
-        return await legacy_get(self, key)
-
-    async def save_idempotent_response(self, response: IdempotentResponse) -> IdempotentResponse:
-        """Deprecated: see :mod:`.legacy`."""
-        return await legacy_put(self, response)
 
 
 def _record_row(r: IdempotencyRecord) -> tuple[object, ...]:
