@@ -34,6 +34,10 @@ from stockflow_kit.messaging import Bus, ConsumerConfig
 __all__ = ["SPEC", "InventoryService", "build", "event_store_for"]
 
 _log = structlog.get_logger("stockflow.inventory")
+_STORAGE_FAILURE_WINDOW: Final = 10.0
+"""Seconds a failed commit keeps the service unready. Then it reports ready again, so traffic
+(and with it the next commit, which tells) comes back once the storage does; a commit that
+fails again turns it unready at once."""
 
 
 def _utcnow() -> datetime:
@@ -132,6 +136,9 @@ class InventoryService:
             await asyncio.wait_for(self.store.projection_checkpoint(), 2.0)
         except Exception as error:  # any failure of the probe means: not ready
             return f"the event store is not reachable ({type(error).__name__})"
+        failure = self.writer.committed.recent_storage_failure(_STORAGE_FAILURE_WINDOW)
+        if failure is not None:
+            return f"writes to the event store fail: {failure}"
         return None
 
     async def _prune(self) -> None:

@@ -57,9 +57,7 @@ async def test_a_killed_server_keeps_every_committed_key_with_its_answer(tmp_pat
         async with httpx.AsyncClient(timeout=10) as client:
             impostors = await asyncio.gather(*(_send(client, base, key, 7) for key in keys))
             genuine = await asyncio.gather(*(_send(client, base, key, 3) for key in keys))
-            stock = {
-                key: (await client.get(f"{base}/inventory/SKU-{key}")).json() for key in keys
-            }
+            stock = {key: (await client.get(f"{base}/inventory/SKU-{key}")).json() for key in keys}
     finally:
         worker.kill()
     for key, before, impostor, retry in zip(keys, first, impostors, genuine, strict=True):

@@ -25,6 +25,7 @@ from stockflow.inventory.service_layer.ports import (
     CommitBatch,
     ConcurrencyError,
     EventStore,
+    EventStoreUnavailableError,
     Snapshot,
 )
 from stockflow.inventory.service_layer.telemetry import WriterMetrics
@@ -68,7 +69,28 @@ class CommittedState:
         self.changed = asyncio.Event()
         """Set after every commit with events (the relay waits on it)."""
         self.recent = RecentIds(recent_ids)
+        self.storage_failure: str | None = None
+        """Why the last commit could not reach the storage (``None`` once one succeeded)."""
+        self._failed_at = 0.0
         self._since_snapshot: dict[str, int] = {}
+
+    def storage_failed(self, error: BaseException) -> None:
+        """Remember a storage failure; logged once per transition, not once per batch."""
+        if self.storage_failure is None:
+            _log.error("inventory.storage_failed", cause=str(error))
+        self.storage_failure = str(error)
+        self._failed_at = time.monotonic()
+
+    def recent_storage_failure(self, window: float) -> str | None:
+        """The storage failure of a commit within the last *window* seconds, if any."""
+        if self.storage_failure is None or time.monotonic() - self._failed_at > window:
+            return None
+        return self.storage_failure
+
+    def storage_recovered(self) -> None:
+        if self.storage_failure is not None:
+            _log.info("inventory.storage_recovered", cause=self.storage_failure)
+            self.storage_failure = None
 
     @property
     def fence_key(self) -> str:
@@ -104,7 +126,12 @@ class CommittedState:
         Raises whatever the store raises; nothing is changed here then.
         """
         started = time.perf_counter()
-        checkpoint = await self.store.commit(commit)
+        try:
+            checkpoint = await self.store.commit(commit)
+        except EventStoreUnavailableError as error:
+            self.storage_failed(error)
+            raise
+        self.storage_recovered()
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(decided)
         self.metrics.events.inc(len(commit.events))

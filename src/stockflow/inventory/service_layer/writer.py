@@ -49,6 +49,7 @@ from stockflow.inventory.service_layer.ports import (
     CommitBatch,
     ConcurrencyError,
     DuplicateEventError,
+    EventStoreUnavailableError,
     Fence,
 )
 from stockflow.inventory.service_layer.telemetry import WriterMetrics
@@ -307,7 +308,9 @@ class InventoryWriter:
                 self.metrics.conflicts.labels(type(error).__name__).inc()
                 _log.info("inventory.speculative_commit_redone", error_type=type(error).__name__)
                 await self.committed.catch_up_quietly()
-            except Exception as error:  # e.g. a lost connection: the redo retries or reports it
+            except EventStoreUnavailableError:  # logged once per outage by CommittedState
+                pass
+            except Exception as error:  # the redo retries or reports it
                 _log.warning("inventory.speculative_commit_failed", error=repr(error))
             else:
                 outcomes = self._resolve(flight.submissions, dict(flight.decision.outcomes))
@@ -319,7 +322,10 @@ class InventoryWriter:
         try:
             outcomes = await self.process(flight.submissions)
         except Exception as error:  # the callers learn of it; the loop goes on
-            _log.error("inventory.batch_failed", size=len(flight.submissions), error=repr(error))
+            if not isinstance(error, EventStoreUnavailableError):  # else logged per outage
+                _log.error(
+                    "inventory.batch_failed", size=len(flight.submissions), error=repr(error)
+                )
             for group in flight.groups:
                 group.fail(error)
         else:

@@ -41,6 +41,7 @@ from stockflow.inventory.service_layer.ports import (
     DuplicateEventError,
     DuplicateMessageError,
     EventStoreError,
+    EventStoreUnavailableError,
     Fence,
     IdempotencyRecord,
     NewEvent,
@@ -55,6 +56,27 @@ __all__ = ["SqliteEventStore"]
 _T = TypeVar("_T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+_STORAGE_FAILURES = (
+    "database or disk is full",
+    "disk i/o error",
+    "unable to open database file",
+    "attempt to write a readonly database",
+    "database is locked",
+)
+
+
+def _is_storage_failure(error: sqlite3.Error) -> bool:
+    text = str(error).lower()
+    return any(cause in text for cause in _STORAGE_FAILURES)
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open: SQLite ends it by itself on some errors
+    (a full disk), and a second ROLLBACK would hide the real cause behind "cannot rollback"."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
 
 
 def _micros(moment: datetime) -> int:
@@ -94,7 +116,14 @@ class SqliteEventStore:
     async def _run(self, call: Callable[..., _T], *args: object) -> _T:
         if self._executor is None:
             raise EventStoreError("the event store is not started")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
+        except sqlite3.OperationalError as error:
+            # A full disk, an I/O error, a file made read-only or removed: the storage, not
+            # the request, is at fault, and it may come back. Said with SQLite's own words.
+            if _is_storage_failure(error):
+                raise EventStoreUnavailableError(f"{self._path}: {error}") from error
+            raise
 
     def _open(self) -> None:
         db = sqlite3.connect(self._path, isolation_level=None)
@@ -151,10 +180,10 @@ class SqliteEventStore:
             checkpoint: int = db.execute(sql.GET_CHECKPOINT).fetchone()[0]
             db.execute("COMMIT")
         except sqlite3.IntegrityError as error:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise _conflict(str(error)) from None
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
         self._known.committed(ranges)
         return checkpoint
@@ -219,7 +248,7 @@ class SqliteEventStore:
             cursor = db.executemany(statement, rows)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
         return cursor.rowcount
 
@@ -283,7 +312,7 @@ class SqliteEventStore:
             db.execute(sql.SET_CHECKPOINT, (checkpoint,))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
 
     async def get(self, scope: str, key: str) -> IdempotencyRecord | None:
