@@ -1,4 +1,4 @@
-"""Resilience for asyncio clients: retries, circuit breakers, retry budgets, bulkheads, deadlines.
+"""Resilience for asyncio clients: retries, backoff, breakers, retry budgets, bulkheads, deadlines.
 
 Each piece works alone and composes with the others; a typical outgoing call nests them as::
 
@@ -9,8 +9,9 @@ Each piece works alone and composes with the others; a typical outgoing call nes
                     response = await client.get(url)
 
 Retries are a thin layer over stamina (its hooks, metrics, log events and test mode) with
-full jitter, a :class:`RetryBudget` and a :class:`Deadline`; the breaker is our own (see
-docs/adr/0002-own-asyncio-circuit-breaker.md). Every component takes an optional Prometheus
+full jitter, a :class:`RetryBudget` and a :class:`Deadline`; :class:`Backoff` is the same
+full-jitter delay for loops that retry on their own (fetch, relay, restart). The breaker is
+our own (see docs/adr/0002-own-asyncio-circuit-breaker.md). Every component takes an optional Prometheus
 ``registry`` and an injectable ``clock``; :mod:`stockflow_kit.resilience.testing` has
 :func:`~stockflow_kit.resilience.testing.set_testing` and a ``ManualClock`` for tests.
 
@@ -25,6 +26,7 @@ A retry that is not made (attempts used up, budget spent, deadline too close) re
 *last* error of the call, as stamina does, rather than an exception of its own.
 """
 
+from ._backoff import Backoff
 from ._breaker import CircuitBreaker, CircuitState
 from ._budget import RetryBudget
 from ._bulkhead import Bulkhead
@@ -49,6 +51,7 @@ from ._retry_policy import BackoffHook, RandomSource, RetryOn, Sleep, backoff_de
 __all__ = [
     "DEADLINE_HEADER",
     "Attempt",
+    "Backoff",
     "BackoffHook",
     "Bulkhead",
     "BulkheadFullError",
