@@ -15,10 +15,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-METRICS = b"""# HELP child_requests_total Requests.
-# TYPE child_requests_total counter
-child_requests_total{path="/a"} 2.0
-child_requests_total{path="/b"} 3.0
+METRICS = b"""# HELP http_requests_total Requests.
+# TYPE http_requests_total counter
+http_requests_total{path="/a"} 2.0
+http_requests_total{path="/b"} 3.0
 # HELP child_up Up.
 # TYPE child_up gauge
 child_up 1.0

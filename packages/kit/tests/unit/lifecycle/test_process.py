@@ -35,10 +35,10 @@ async def test_a_started_process_becomes_ready_answers_scrapes_and_stops_on_sigt
     try:
         await service.wait_ready(within=20)
         assert service.alive
-        assert await service.metric("child_requests_total") == 5.0
+        assert await service.metric("http_requests_total") == 5.0
         assert await service.metric("child_up") == 1.0
         assert await service.metric("child_absent_total") == 0.0
-        assert "# TYPE child_requests_total counter" in await service.metrics()
+        assert "# TYPE http_requests_total counter" in await service.metrics()
         async with httpx.AsyncClient(base_url=service.base_url) as client:
             assert (await client.get("/env/GREETING")).text == "hello"
             assert (await client.get("/env/PORT")).text == str(service.port)
