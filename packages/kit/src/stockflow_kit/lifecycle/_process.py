@@ -67,6 +67,7 @@ class ServiceProcess:
         ready_path: The path that answers 200 once the service is ready; ``/readyz``.
         log: A file that receives the child's stdout and stderr (appended). ``None``:
             stdout is discarded and stderr is inherited, so errors show in the parent's.
+            stdin is always ``/dev/null``.
         die_with_parent: Make the child receive ``SIGTERM`` when the process (the thread)
             that started it dies (Linux; see :func:`die_with_parent`); ``True`` by default.
     """
