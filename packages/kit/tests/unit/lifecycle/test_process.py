@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeAlias
 
 import httpx
 import pytest
@@ -19,18 +21,13 @@ from stockflow_kit.lifecycle import (
 )
 
 CHILD = str(Path(__file__).with_name("child_server.py"))
-
-
-def child(tmp_path: Path, **env: str) -> ServiceProcess:
-    return ServiceProcess(
-        [sys.executable, CHILD], name="child", env=env, port_env="PORT", log=tmp_path / "child.log"
-    )
+Spawn: TypeAlias = Callable[..., ServiceProcess]  # the ``child`` fixture (conftest.py)
 
 
 async def test_a_started_process_becomes_ready_answers_scrapes_and_stops_on_sigterm(
-    tmp_path: Path,
+    child: Spawn,
 ) -> None:
-    service = child(tmp_path, GREETING="hello")
+    service = child(GREETING="hello")
     service.start()
     try:
         await service.wait_ready(within=20)
@@ -54,9 +51,9 @@ async def test_a_started_process_becomes_ready_answers_scrapes_and_stops_on_sigt
 
 
 async def test_a_process_that_exits_before_it_is_ready_fails_fast_with_its_log_tail(
-    tmp_path: Path,
+    child: Spawn,
 ) -> None:
-    service = child(tmp_path, READY_AFTER="600", EXIT_AFTER="0.2", EXIT_CODE="3")
+    service = child(READY_AFTER="600", EXIT_AFTER="0.2", EXIT_CODE="3")
     service.start()
 
     with pytest.raises(ProcessExitedError) as raised:
@@ -67,8 +64,8 @@ async def test_a_process_that_exits_before_it_is_ready_fails_fast_with_its_log_t
     assert service.returncode == 3
 
 
-async def test_a_process_not_ready_in_time_is_reported_and_left_running(tmp_path: Path) -> None:
-    service = child(tmp_path, READY_AFTER="600")
+async def test_a_process_not_ready_in_time_is_reported_and_left_running(child: Spawn) -> None:
+    service = child(READY_AFTER="600")
     service.start()
     try:
         with pytest.raises(ProcessNotReadyError, match=r"not ready within 0\.5 s"):
@@ -80,9 +77,9 @@ async def test_a_process_not_ready_in_time_is_reported_and_left_running(tmp_path
 
 
 async def test_a_process_that_ignores_sigterm_is_killed_after_the_grace_period(
-    tmp_path: Path,
+    child: Spawn,
 ) -> None:
-    service = child(tmp_path, IGNORE_TERM="1")
+    service = child(IGNORE_TERM="1")
     service.start()
     await service.wait_ready()
 
@@ -94,9 +91,9 @@ async def test_a_process_that_ignores_sigterm_is_killed_after_the_grace_period(
 
 
 async def test_the_async_stop_escalates_the_same_way_without_blocking_the_loop(
-    tmp_path: Path,
+    child: Spawn,
 ) -> None:
-    stubborn, polite = child(tmp_path, IGNORE_TERM="1"), child(tmp_path)
+    stubborn, polite = child(IGNORE_TERM="1"), child()
     stubborn.start()
     polite.start()
     await asyncio.gather(stubborn.wait_ready(), polite.wait_ready())
@@ -114,8 +111,8 @@ async def test_the_async_stop_escalates_the_same_way_without_blocking_the_loop(
     assert ticks >= 10  # the loop kept running during the grace period
 
 
-async def test_a_killed_process_can_be_started_again_on_the_same_port(tmp_path: Path) -> None:
-    service = child(tmp_path)
+async def test_a_killed_process_can_be_started_again_on_the_same_port(child: Spawn) -> None:
+    service = child()
     service.start()
     await service.wait_ready()
     first = service.pid
@@ -130,8 +127,8 @@ async def test_a_killed_process_can_be_started_again_on_the_same_port(tmp_path: 
         service.terminate()
 
 
-async def test_starting_a_running_process_is_refused(tmp_path: Path) -> None:
-    service = child(tmp_path)
+async def test_starting_a_running_process_is_refused(child: Spawn) -> None:
+    service = child()
     service.start()
     try:
         with pytest.raises(RuntimeError, match="already running"):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
+from typing import TypeAlias
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -15,13 +14,7 @@ from structlog.testing import capture_logs
 from stockflow_kit.lifecycle import ProcessExitedError, ServiceProcess, Supervisor
 from stockflow_kit.resilience import Backoff
 
-CHILD = str(Path(__file__).with_name("child_server.py"))
-
-
-def child(tmp_path: Path, name: str, **env: str) -> ServiceProcess:
-    return ServiceProcess(
-        [sys.executable, CHILD], name=name, env=env, port_env="PORT", log=tmp_path / f"{name}.log"
-    )
+Spawn: TypeAlias = Callable[..., ServiceProcess]  # the ``child`` fixture (conftest.py)
 
 
 class Top:
@@ -56,10 +49,10 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0)
 
 
 async def test_a_process_that_dies_is_logged_counted_and_restarted_after_its_backoff(
-    tmp_path: Path, registry: CollectorRegistry
+    child: Spawn, registry: CollectorRegistry
 ) -> None:
     gate = Gate()
-    a, b = child(tmp_path, "a"), child(tmp_path, "b")
+    a, b = child("a"), child("b")
     supervisor = Supervisor(
         [a, b],
         backoff=lambda: Backoff(base=0.5, cap=10.0, sleep=gate.sleep, rng=Top()),
@@ -94,9 +87,9 @@ async def test_a_process_that_dies_is_logged_counted_and_restarted_after_its_bac
 
 
 async def test_stop_terminates_every_process_in_reverse_order(
-    tmp_path: Path, registry: CollectorRegistry
+    child: Spawn, registry: CollectorRegistry
 ) -> None:
-    processes = [child(tmp_path, name) for name in ("a", "b", "c")]
+    processes = [child(name) for name in ("a", "b", "c")]
     supervisor = Supervisor(processes, registry=registry)
     await supervisor.start()
 
@@ -113,9 +106,9 @@ async def test_stop_terminates_every_process_in_reverse_order(
 
 
 async def test_run_supervises_until_stop_is_called(
-    tmp_path: Path, registry: CollectorRegistry
+    child: Spawn, registry: CollectorRegistry
 ) -> None:
-    a = child(tmp_path, "a")
+    a = child("a")
     supervisor = Supervisor([a], registry=registry)
     running = asyncio.create_task(supervisor.run())
     await eventually(started(supervisor))
@@ -127,9 +120,9 @@ async def test_run_supervises_until_stop_is_called(
 
 
 async def test_cancelling_run_stops_the_processes(
-    tmp_path: Path, registry: CollectorRegistry
+    child: Spawn, registry: CollectorRegistry
 ) -> None:
-    a = child(tmp_path, "a")
+    a = child("a")
     supervisor = Supervisor([a], registry=registry)
     running = asyncio.create_task(supervisor.run())
     await eventually(started(supervisor))
@@ -142,11 +135,11 @@ async def test_cancelling_run_stops_the_processes(
 
 
 async def test_a_failed_start_stops_the_processes_already_started(
-    tmp_path: Path, registry: CollectorRegistry
+    child: Spawn, registry: CollectorRegistry
 ) -> None:
-    a = child(tmp_path, "a")
-    broken = child(tmp_path, "broken", READY_AFTER="600", EXIT_AFTER="0.1", EXIT_CODE="2")
-    never = child(tmp_path, "never")
+    a = child("a")
+    broken = child("broken", READY_AFTER="600", EXIT_AFTER="0.1", EXIT_CODE="2")
+    never = child("never")
     supervisor = Supervisor([a, broken, never], registry=registry)
 
     with pytest.raises(ProcessExitedError, match="broken exited with 2"):
@@ -157,9 +150,9 @@ async def test_a_failed_start_stops_the_processes_already_started(
     assert not supervisor.started
 
 
-def test_process_names_must_be_unique(tmp_path: Path) -> None:
+def test_process_names_must_be_unique(child: Spawn) -> None:
     with pytest.raises(ValueError, match="unique"):
-        Supervisor([child(tmp_path, "a"), child(tmp_path, "a")])
+        Supervisor([child("a"), child("a")])
 
 
 def started(supervisor: Supervisor) -> Callable[[], Awaitable[bool]]:
