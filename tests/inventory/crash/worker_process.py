@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,68 +14,54 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from stockflow.inventory.service_layer.ports import EventStore, StockRow
 from stockflow.inventory.service_layer.views import check_projection
+from stockflow_kit.lifecycle import ServiceProcess, free_port
 from stockflow_kit.messaging import Envelope
 
 STOCKFLOW = str(Path(sys.executable).with_name("stockflow"))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Worker:
-    """One ``stockflow serve inventory`` process; ``env`` completes the inherited environment."""
+    """One ``stockflow serve inventory`` process; ``env`` completes the inherited environment.
+
+    A thin use of :class:`~stockflow_kit.lifecycle.ServiceProcess` (which also makes the
+    worker die with the test process); ``process`` is its :class:`subprocess.Popen`.
+    """
 
     env: dict[str, str]
     log: Path
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    service: ServiceProcess = field(init=False)
 
-    def start(self) -> None:
-        env = {**os.environ, **self.env, "INVENTORY_PORT": str(self.port)}
-        env.setdefault("INVENTORY_LOG_JSON", "true")
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [STOCKFLOW, "serve", "inventory"], env=env, stdout=out, stderr=out
-            )
-
-    async def wait_ready(self, within: float = 20.0) -> None:
-        deadline = time.monotonic() + within
-        async with httpx.AsyncClient() as client:
-            while time.monotonic() < deadline:
-                assert self.process is not None
-                assert self.process.poll() is None, self.log.read_text()[-3000:]
-                try:
-                    if (
-                        await client.get(f"http://127.0.0.1:{self.port}/readyz")
-                    ).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError(f"worker not ready in {within}s:\n{self.log.read_text()[-3000:]}")
-
-    async def metric(self, name: str) -> float:
-        async with httpx.AsyncClient() as client:
-            text = (await client.get(f"http://127.0.0.1:{self.port}/metrics")).text
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith(name) and not line.startswith("#")
+    def __post_init__(self) -> None:
+        env = {**self.env, "INVENTORY_PORT": str(self.port)}
+        if "INVENTORY_LOG_JSON" not in os.environ:
+            env.setdefault("INVENTORY_LOG_JSON", "true")
+        self.service = ServiceProcess(
+            [STOCKFLOW, "serve", "inventory"],
+            name="inventory worker",
+            env=env,
+            port=self.port,
+            log=self.log,
         )
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.service.popen
+
+    def start(self) -> None:
+        self.service.start()
+
+    async def wait_ready(self, within: float = 20.0) -> None:
+        await self.service.wait_ready(within)
+
+    async def metric(self, name: str) -> float:
+        return await self.service.metric(name)
+
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
+        self.service.kill()
 
     def terminate_gracefully(self) -> None:
         """SIGTERM; uvicorn shuts down and then re-raises the signal, so -SIGTERM is normal."""
@@ -84,11 +69,9 @@ class Worker:
         assert "inventory.stopped" in self.log.read_text().rsplit("Started server process", 1)[-1]
 
     def terminate(self) -> int:
-        if self.process is None:
+        if self.service.popen is None:
             return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(20)
+        return self.service.terminate(grace=20.0)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from contextlib import closing
@@ -48,7 +49,7 @@ class FakeInventory:
 
 
 def test_the_readme_has_the_snippets_this_test_runs() -> None:
-    assert len(snippets()) == 3
+    assert len(snippets()) == 5
 
 
 async def test_the_main_snippet_serves_stock_and_maps_downstream_errors_to_problems() -> None:
@@ -132,3 +133,60 @@ async def test_the_idempotency_snippet_replays_a_retry_and_refuses_a_changed_bod
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("SELECT sku, qty FROM receipts").fetchall() == [("SKU-1", 3)]
         assert conn.execute("SELECT count(*) FROM idempotency_keys").fetchone() == (1,)
+
+
+class FakePool:
+    """The README's connection pool: records its lifetime; its check says what to."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.reason: str | None = None
+
+    async def open(self) -> None:
+        self.events.append("open")
+
+    def close(self) -> None:
+        self.events.append("close")
+
+    async def check(self) -> str | None:
+        return self.reason
+
+
+class FakeRelay:
+    def __init__(self) -> None:
+        self.running = asyncio.Event()
+
+    async def run(self) -> None:
+        self.running.set()
+        await asyncio.Event().wait()
+
+
+async def test_the_lifecycle_snippet_starts_probes_and_stops_its_components() -> None:
+    create_service = run_snippet(3)["create_service"]
+    pool, relay = FakePool(), FakeRelay()
+
+    async def prune() -> None:
+        return None
+
+    app, lifecycle = create_service(pool, relay, prune)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sf") as caller,
+    ):
+        await asyncio.wait_for(relay.running.wait(), 2)
+        ready = await caller.get("/readyz")
+        pool.reason = "warming up"
+        warming = await caller.get("/readyz")
+
+    assert (ready.status_code, ready.text) == (200, "ready")
+    assert (warming.status_code, warming.text) == (503, "pool: warming up")
+    assert pool.events == ["open", "close"]
+    assert not lifecycle.started
+
+
+async def test_the_process_snippet_scrapes_a_real_child(tmp_path: Path) -> None:
+    requests_served = run_snippet(4)["requests_served"]
+    child = Path(__file__).parent / "lifecycle" / "child_server.py"
+
+    assert await requests_served(child, tmp_path / "child.log") == 5.0
+    assert "child.terminated" in (tmp_path / "child.log").read_text()

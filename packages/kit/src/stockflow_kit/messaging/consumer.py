@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry
 from stockflow_kit.messaging._telemetry import bus_metrics, consume_span
 from stockflow_kit.messaging.bus import BusClosedError, Delivery, MessagingError, Subscription
 from stockflow_kit.observability.correlation import bind_correlation, new_correlation_id
+from stockflow_kit.resilience import Backoff
 
 __all__ = ["BatchHandler", "Consumer", "MessageHandler", "per_message"]
 
@@ -75,6 +76,9 @@ class Consumer:
             outage does not burn through ``max_deliver`` at once.
         registry: Prometheus registry for the metrics (the default registry when ``None``).
         tracer_provider: Where the per-batch CONSUMER spans go (the global provider if ``None``).
+        backoff: The wait after a failed fetch (reset by the next good one); by default
+            ``Backoff(base=0.1, cap=5.0)``: full jitter, up to 0.1 s after the first failure,
+            doubling up to 5 s.
         max_in_flight: Batches being handled at once. With 1 (the default) the next fetch
             waits until the batch in hand is acked. With more, the runner fetches the next
             batch while earlier ones are still in the handler, so a pipelined handler (e.g. a
@@ -98,6 +102,7 @@ class Consumer:
         registry: CollectorRegistry | None = None,
         tracer_provider: trace.TracerProvider | None = None,
         max_in_flight: int = 1,
+        backoff: Backoff | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -107,6 +112,7 @@ class Consumer:
         self.max_wait = max_wait
         self.lag_interval = lag_interval
         self.retry_delay = retry_delay
+        self.backoff = backoff if backoff is not None else Backoff(base=0.1, cap=5.0)
         self._metrics = bus_metrics(registry)
         self._tracer_provider = tracer_provider
         self._stopping = False
@@ -125,7 +131,6 @@ class Consumer:
         self._stopped.clear()
         name = self.subscription.name
         next_lag = 0.0
-        failures = 0
         try:
             while not self._stopping:
                 if time.monotonic() >= next_lag:
@@ -141,11 +146,15 @@ class Consumer:
                     raise
                 except MessagingError as error:
                     self._slots.release()
-                    failures += 1
-                    _log.warning("messaging.fetch_failed", subscription=name, error=str(error))
-                    await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                    _log.warning(
+                        "messaging.fetch_failed",
+                        subscription=name,
+                        error=str(error),
+                        attempt=self.backoff.attempts + 1,
+                    )
+                    await self.backoff.wait()
                     continue
-                failures = 0
+                self.backoff.reset()
                 if not batch:
                     self._slots.release()
                     continue

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from stockflow_kit.messaging.bus import Bus
 from stockflow_kit.messaging.outbox import Outbox
 from stockflow_kit.observability.metrics import counter, gauge
+from stockflow_kit.resilience import Backoff
 
 __all__ = ["OutboxRelay"]
 
@@ -32,6 +33,9 @@ class OutboxRelay:
         batch_size: Records per claim (published in as few calls as topics allow).
         poll_interval: Seconds to sleep when the outbox is empty; :meth:`notify` wakes it.
         registry: Prometheus registry for ``outbox_backlog`` / ``outbox_oldest_age_seconds``.
+        backoff: The wait after a failed round (reset by the next good one); by default
+            ``Backoff(base=0.05, cap=5.0)``: full jitter, up to 50 ms after the first failure,
+            doubling up to 5 s.
     """
 
     def __init__(
@@ -42,8 +46,10 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 0.2,
         registry: CollectorRegistry | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self.outbox, self.bus = outbox, bus
+        self.backoff = backoff if backoff is not None else Backoff(base=0.05, cap=5.0)
         self.batch_size, self.poll_interval = batch_size, poll_interval
         self._backlog = gauge(
             "outbox_backlog", "Messages stored, not yet published.", ("outbox",), registry=registry
@@ -99,19 +105,20 @@ class OutboxRelay:
             self._stopped.set()
 
     async def _run(self) -> None:
-        failures = 0
         while not self._stopping:
             try:
                 relayed = await self.relay_once()
                 await self.record_backlog()
-                failures = 0
+                self.backoff.reset()
             except Exception as error:  # a failed round is retried; the rows stay stored
-                failures += 1
                 self._errors.inc()
                 _log.warning(
-                    "messaging.outbox_relay_failed", outbox=self.outbox.name, error=repr(error)
+                    "messaging.outbox_relay_failed",
+                    outbox=self.outbox.name,
+                    error=repr(error),
+                    attempt=self.backoff.attempts + 1,
                 )
-                await asyncio.sleep(min(0.05 * 2**failures, 5.0))
+                await self.backoff.wait()
                 continue
             if relayed < self.batch_size:
                 self._wakeup.clear()

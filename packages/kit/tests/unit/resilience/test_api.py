@@ -12,6 +12,7 @@ def test_the_public_api_is_pinned() -> None:
         [
             "DEADLINE_HEADER",
             "Attempt",
+            "Backoff",
             "BackoffHook",
             "Bulkhead",
             "BulkheadFullError",
