@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from typing import Final
 
@@ -54,6 +55,10 @@ class WorkerProcess:
                 "INVENTORY_PUBLISH_EVENTS": "true" if relay else "false",
                 "INVENTORY_FEEDER": feeder,
                 "INVENTORY_LOG_LEVEL": os.environ.get("INVENTORY_LOG_LEVEL", "WARNING"),
+                # The worker's internal routes are not used; it only needs a credential.
+                "STOCKFLOW_SERVICE_TOKEN": os.environ.get(
+                    "STOCKFLOW_SERVICE_TOKEN", secrets.token_urlsafe(16)
+                ),
             },
             port_env="INVENTORY_PORT",
         )

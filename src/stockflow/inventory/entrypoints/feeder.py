@@ -40,6 +40,7 @@ from stockflow.inventory.service_layer.batch import Outcome, Submission
 from stockflow.inventory.service_layer.ownership import Ownership
 from stockflow.inventory.service_layer.writer import InventoryWriter
 from stockflow.inventory.settings import InventorySettings
+from stockflow.platform.runner import configure_process
 from stockflow_kit.lifecycle import die_with_parent
 from stockflow_kit.messaging import ConsumerConfig, make_bus
 from stockflow_kit.resilience import Backoff
@@ -69,14 +70,6 @@ class Reply(msgspec.Struct, array_like=True, gc=False):
     error: str | None = None
 
 
-SETTINGS_ENV: Final = "STOCKFLOW_FEEDER_SETTINGS"
-"""The inventory's settings, as JSON, in the feeder child's environment."""
-SOCKET_ENV: Final = "STOCKFLOW_FEEDER_FD"
-"""The file descriptor of the feeder child's end of the socket pair."""
-PARENT_ENV: Final = "STOCKFLOW_FEEDER_PARENT"
-"""The writer's pid: the child exits when its parent is gone."""
-
-
 async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
     """One length-prefixed frame, or ``None`` at EOF."""
     try:
@@ -103,12 +96,15 @@ class PipeSink:
         self._encoder = msgspec.msgpack.Encoder()
         self._pending: dict[int, asyncio.Future[list[Outcome]]] = {}
         self._next = READY_TOKEN
+        self._failed: BaseException | None = None
 
     @property
     def ownership(self) -> Ownership:
         return self._ownership
 
     def enqueue_many(self, submissions: Sequence[Submission]) -> asyncio.Future[list[Outcome]]:
+        if self._failed is not None:  # the writer is gone: nothing can commit, nothing acks
+            raise FeederFailedError(str(self._failed))
         self._next += 1
         token = self._next
         items = [Item(s.message_id, s.correlation_id, s.command) for s in submissions]
@@ -127,6 +123,8 @@ class PipeSink:
             future.set_exception(FeederFailedError(reply.error))
 
     def fail_all(self, error: BaseException) -> None:
+        """Fail every batch in flight and refuse new ones (the writer went away)."""
+        self._failed = error
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(error)
@@ -139,9 +137,15 @@ async def _socket_streams(fd: int) -> tuple[asyncio.StreamReader, asyncio.Stream
     return await asyncio.open_connection(sock=sock, limit=2**26)
 
 
-async def run_feeder(settings: InventorySettings, fd: int) -> None:
-    """The feeder's main loop: consume into the socket until the writer closes it."""
+async def run_feeder(fd: int) -> None:
+    """The feeder's main loop: read the settings (the writer's first frame), then consume
+    into the socket until the writer closes it."""
     reader, writer = await _socket_streams(fd)
+    first = await read_frame(reader)
+    if first is None:
+        return  # the writer went away before it said anything
+    settings = InventorySettings.model_validate_json(first)
+    configure_process(settings, service="inventory-feeder", tracer="inventory-feeder")
     sink = PipeSink(Ownership(settings.partitions, 1, 0), writer)
     bus = make_bus(settings.bus_url, name="inventory-feeder")
     await bus.start()
@@ -219,23 +223,21 @@ class FeederProcess:
         if self._socket is not None:
             self._socket.close()
         mine, theirs = socket.socketpair()
-        env = {
-            **os.environ,
-            SETTINGS_ENV: self.settings.model_dump_json(exclude={"service_token"}),
-            SOCKET_ENV: str(theirs.fileno()),
-            PARENT_ENV: str(os.getpid()),
-        }
         try:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "stockflow.inventory.entrypoints.feeder",
-                env=env,
+                str(theirs.fileno()),
+                str(os.getpid()),
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
             )
         finally:
             theirs.close()
+        # The same settings as the writer's (the credential stays here: the feeder needs none).
+        settings = self.settings.model_dump_json(exclude={"service_token"}).encode()
+        mine.sendall(frame_bytes(settings))
         self._socket = mine
 
     async def _supervise(self) -> None:
@@ -289,13 +291,11 @@ class FeederProcess:
 
 
 def main() -> None:
-    """The feeder child (see the module docstring); exits when its parent is gone."""
-    from stockflow.platform.runner import configure_process
-
-    die_with_parent(parent=int(os.environ[PARENT_ENV]))
-    settings = InventorySettings.model_validate_json(os.environ[SETTINGS_ENV])
-    configure_process(settings, service="inventory-feeder", tracer="inventory-feeder")
-    asyncio.run(run_feeder(settings, int(os.environ[SOCKET_ENV])))
+    """``python -m stockflow.inventory.entrypoints.feeder FD PARENT_PID``: the feeder child
+    (see the module docstring); it exits when its parent is gone."""
+    fd, parent = (int(arg) for arg in sys.argv[1:3])
+    die_with_parent(parent=parent)
+    asyncio.run(run_feeder(fd))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from stockflow.inventory.service_layer.ports import (
     StoredEvent,
 )
 from stockflow_kit.messaging import Bus, Envelope, MessagingError
+from stockflow_kit.resilience import Backoff
 
 __all__ = ["PUBLISHED_CHECKPOINT", "EventRelay", "envelope_of"]
 
@@ -89,6 +90,7 @@ class EventRelay:
     async def run(self) -> None:
         self.position = await self.store.checkpoint(self.checkpoint)
         failures = 0
+        backoff = Backoff(base=0.1, cap=5.0)
         while True:
             self.wake.clear()
             try:
@@ -103,7 +105,7 @@ class EventRelay:
                     error=str(error),
                     failures=failures,
                 )
-                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                await backoff.wait()
                 continue
             except Exception as error:  # unexpected: logged loudly, but a dead relay is worse
                 failures += 1
@@ -113,9 +115,10 @@ class EventRelay:
                     failures=failures,
                     exc_info=error,
                 )
-                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                await backoff.wait()
                 continue
             failures = 0
+            backoff.reset()
             if published < self.batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.idle_wait)
