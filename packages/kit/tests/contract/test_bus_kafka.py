@@ -13,8 +13,22 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
-from stockflow_kit.messaging import Bus, Delivery
+from stockflow_kit.messaging import (
+    DEAD_LETTER_DELIVERY_COUNT_HEADER,
+    DEAD_LETTER_REASON_HEADER,
+    DEAD_LETTER_SUBSCRIPTION_HEADER,
+    DEAD_LETTER_TOPIC_HEADER,
+    Bus,
+    Delivery,
+    dead_letter_topic,
+)
+from stockflow_kit.messaging._contract_base import ContractBase
+from stockflow_kit.messaging._kafka_config import TOPIC_HEADER
+from stockflow_kit.messaging.kafka import KafkaBus, KafkaSubscription
 from stockflow_kit.messaging.local_brokers import LocalTansu
 from stockflow_kit.messaging.testing import BusContract, make_envelopes
 
@@ -69,3 +83,81 @@ class TestKafkaBus(BusContract):
         assert got["other"]
         subjects_one = {d.envelope.subject for d in got["one"]}
         assert not subjects_one & {d.envelope.subject for d in got["other"]}
+
+
+def dead_lettered(topic: str, subscription: str) -> float:
+    labels = {"topic": topic, "subscription": subscription, "outcome": "dead_lettered"}
+    return REGISTRY.get_sample_value("messaging_messages_total", labels) or 0.0
+
+
+class TestKafkaBusOnly(ContractBase):
+    """What the Kafka bus does beyond the contract."""
+
+    ack_wait = 1.5
+
+    @pytest.fixture
+    def bus_url(self, tansu: LocalTansu) -> str:
+        return f"{tansu.url}?prefix=ko-{uuid.uuid4().hex[:10]}&session_timeout=1&timeout=5"
+
+    async def test_dead_letter_publishes_at_once_with_the_headers_and_acks(
+        self, bus: Bus, topic: str
+    ) -> None:
+        bad, good = make_envelopes(2)
+        await bus.publish(topic, [bad, good])
+        sub = await bus.subscribe(topic, "strict", self.config())
+        assert isinstance(sub, KafkaSubscription)
+        first, second = await sub.fetch(10, max_wait=1.0)
+        with capture_logs() as logs:
+            await sub.dead_letter([first], reason="malformed")
+        await sub.ack([second])
+        dead_sub = await bus.subscribe(dead_letter_topic(topic), "dlq", self.config())
+        [dead] = await dead_sub.fetch(10, max_wait=1.0)
+        assert dead.envelope == bad
+        assert dead.headers[DEAD_LETTER_TOPIC_HEADER] == topic
+        assert dead.headers[DEAD_LETTER_SUBSCRIPTION_HEADER] == "strict"
+        assert dead.headers[DEAD_LETTER_DELIVERY_COUNT_HEADER] == "1"
+        assert dead.headers[DEAD_LETTER_REASON_HEADER] == "malformed"
+        assert dead_lettered(topic, "strict") == 1.0
+        [line] = [e for e in logs if e["event"] == "messaging.dead_lettered"]
+        assert (line["message_id"], line["reason"]) == (bad.id, "malformed")
+        assert list(await sub.fetch(10, max_wait=self.ack_wait * 2)) == []
+        assert (await sub.lag()).pending == 0
+
+    async def test_an_undecodable_record_is_dead_lettered_raw_and_the_rest_flows(
+        self, bus: Bus, bus_url: str, topic: str
+    ) -> None:
+        assert isinstance(bus, KafkaBus)
+        kafka_topic = bus.options.kafka_topic(topic)
+        sub = await bus.subscribe(topic, "reader", self.config())
+        producer = AIOKafkaProducer(bootstrap_servers=list(bus.options.bootstrap))
+        await producer.start()
+        try:
+            headers = [(TOPIC_HEADER, topic.encode())]
+            await producer.send_and_wait(kafka_topic, b"not an envelope", headers=headers)
+        finally:
+            await producer.stop()
+        [good] = make_envelopes(1)
+        await bus.publish(topic, [good])
+        with capture_logs() as logs:
+            got = [d.envelope for d in await sub.fetch(10, max_wait=2.0)]
+        assert got == [good]
+        [line] = [e for e in logs if e["event"] == "messaging.dead_lettered"]
+        assert line["reason"].startswith("undecodable envelope")
+        assert dead_lettered(topic, "reader") == 1.0
+        reader = AIOKafkaConsumer(
+            bus.options.kafka_topic("deadletter.x"),
+            bootstrap_servers=list(bus.options.bootstrap),
+            auto_offset_reset="earliest",
+        )
+        await reader.start()
+        try:
+            records = await reader.getmany(timeout_ms=3000)
+        finally:
+            await reader.stop()
+        [raw] = [r for batch in records.values() for r in batch]
+        assert raw.value == b"not an envelope"
+        assert dict(raw.headers)[DEAD_LETTER_TOPIC_HEADER] == topic.encode()
+
+    async def test_tansu_has_no_idempotent_producer_so_the_bus_falls_back(self, bus: Bus) -> None:
+        assert isinstance(bus, KafkaBus)
+        assert bus.idempotent is False
