@@ -142,9 +142,7 @@ class KafkaBus:
     async def _start_producer(self) -> Any:
         wanted = self.options.idempotence
         for idempotent in (True, False) if wanted == "auto" else (wanted == "true",):
-            producer = AIOKafkaProducer(
-                **self._common(), acks="all", enable_idempotence=idempotent, linger_ms=1
-            )
+            producer = AIOKafkaProducer(**self._common(), acks="all", enable_idempotence=idempotent)
             try:
                 await producer.start()
             except KafkaError:
