@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
+import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import REGISTRY
@@ -161,3 +162,13 @@ class TestKafkaBusOnly(ContractBase):
     async def test_tansu_has_no_idempotent_producer_so_the_bus_falls_back(self, bus: Bus) -> None:
         assert isinstance(bus, KafkaBus)
         assert bus.idempotent is False
+
+
+def test_a_private_tansu_listens_on_loopback_only(tansu: LocalTansu) -> None:
+    assert tansu.pid is not None
+    listening = {
+        (c.laddr.ip, c.laddr.port)
+        for c in psutil.Process(tansu.pid).net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    }
+    assert listening == {("127.0.0.1", tansu.port)}

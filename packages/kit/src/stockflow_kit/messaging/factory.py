@@ -1,5 +1,5 @@
-"""Pick a bus backend from a URL: ``memory://``, ``sqlite:///path/bus.sqlite3``, ``nats://host:port``,
-``kafka://host:port`` or ``pulsar://host:port``.
+"""Pick a bus backend from a URL: ``memory://``, ``sqlite:///path/bus.sqlite3``, ``nats://host:port``
+or ``kafka://host:port``.
 
 This is the one place that maps configuration to an adapter; bootstraps call it.
 """
@@ -19,8 +19,7 @@ def make_bus(url: str, *, name: str = "stockflow") -> Bus:
     Args:
         url: ``memory://`` (tests, one process), ``sqlite:///<path>`` (embedded, durable),
             ``nats://host:port`` (NATS JetStream), ``kafka://host:port`` (a Kafka-protocol
-            broker, :mod:`~stockflow_kit.messaging.kafka`), ``pulsar://host:port`` (a Pulsar
-            broker, :mod:`~stockflow_kit.messaging.pulsar`).
+            broker, :mod:`~stockflow_kit.messaging.kafka`).
         name: A name for the client connection and metrics labels.
 
     Raises:
@@ -44,7 +43,7 @@ def make_bus(url: str, *, name: str = "stockflow") -> Bus:
 
         return KafkaBus(url, name=name)
     msg = (
-        f"unsupported bus URL {url!r}: use memory://, sqlite:///<path>, nats://host:port,"
-        " kafka://host:port or pulsar://host:port"
+        f"unsupported bus URL {url!r}: use memory://, sqlite:///<path>, nats://host:port"
+        " or kafka://host:port"
     )
     raise ValueError(msg)

@@ -67,6 +67,11 @@ class _LocalBroker:
         """``<scheme>://127.0.0.1:<port>``."""
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
     def command(self) -> list[str]:
         """The command line that starts the broker."""
         raise NotImplementedError
