@@ -1,9 +1,9 @@
 """The durable subscription of :class:`~stockflow_kit.messaging.kafka.KafkaBus`: a consumer group.
 
 Fetch has its :class:`~._kafka_reader.KafkaReader` pull records of the assigned partitions
-into per-partition bookkeeping (:mod:`._kafka_partitions`), hands out deliveries, redelivers what passed ``ack_wait`` or was
-nakked, and dead-letters what is past ``max_deliver``; ack commits the group's offsets (see
-the :mod:`~stockflow_kit.messaging.kafka` docstring).
+into per-partition bookkeeping (:mod:`._kafka_partitions`), hands out deliveries, redelivers
+what passed ``ack_wait`` or was nakked, and dead-letters what is past ``max_deliver``; ack
+commits the group's offsets (see the :mod:`~stockflow_kit.messaging.kafka` docstring).
 """
 
 from __future__ import annotations
