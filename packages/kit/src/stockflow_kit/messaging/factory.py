@@ -1,4 +1,5 @@
-"""Pick a bus backend from a URL: ``memory://``, ``sqlite:///path/bus.sqlite3``, ``nats://host:port``.
+"""Pick a bus backend from a URL: ``memory://``, ``sqlite:///path/bus.sqlite3``, ``nats://host:port``
+or ``kafka://host:port``.
 
 This is the one place that maps configuration to an adapter; bootstraps call it.
 """
@@ -17,7 +18,8 @@ def make_bus(url: str, *, name: str = "stockflow") -> Bus:
 
     Args:
         url: ``memory://`` (tests, one process), ``sqlite:///<path>`` (embedded, durable),
-            ``nats://host:port`` (NATS JetStream).
+            ``nats://host:port`` (NATS JetStream), ``kafka://host:port`` (a Kafka-protocol
+            broker, :mod:`~stockflow_kit.messaging.kafka`).
         name: A name for the client connection and metrics labels.
 
     Raises:
@@ -36,5 +38,12 @@ def make_bus(url: str, *, name: str = "stockflow") -> Bus:
         from stockflow_kit.messaging.jetstream import JetStreamBus
 
         return JetStreamBus(url, name=name)
-    msg = f"unsupported bus URL {url!r}: use memory://, sqlite:///<path> or nats://host:port"
+    if scheme == "kafka":
+        from stockflow_kit.messaging.kafka import KafkaBus
+
+        return KafkaBus(url, name=name)
+    msg = (
+        f"unsupported bus URL {url!r}: use memory://, sqlite:///<path>, nats://host:port"
+        " or kafka://host:port"
+    )
     raise ValueError(msg)
