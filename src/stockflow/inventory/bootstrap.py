@@ -5,7 +5,6 @@ here; :meth:`InventoryService.start` does (the platform runner calls it).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ from stockflow.inventory.service_layer.reservations import ReservationCoordinato
 from stockflow.inventory.service_layer.writer import InventoryWriter
 from stockflow.inventory.settings import InventorySettings
 from stockflow.platform.spec import ServiceSpec
+from stockflow_kit.lifecycle import Component, Lifecycle, Periodic, component
 from stockflow_kit.messaging import Bus, ConsumerConfig
 
 __all__ = ["SPEC", "InventoryService", "build", "event_store_for"]
@@ -68,7 +68,13 @@ def event_store_for(url: str, *, schema: str = "inventory") -> EventStore:
 
 @dataclass(eq=False)
 class InventoryService:
-    """One inventory process: its parts and their lifecycle (started by the platform runner)."""
+    """One inventory process: its parts, and their lifecycle (started by the platform runner).
+
+    The lifecycle starts, in order: the store, the writer (loading its states first), the
+    relay, the consumers (or the feeder child) and the pruner; it stops them in reverse, so
+    the consumers settle the batch in hand before the writer and the store go away. If a part
+    fails to start, the ones already started are stopped again.
+    """
 
     settings: InventorySettings
     store: EventStore
@@ -80,26 +86,47 @@ class InventoryService:
     clock: Callable[[], datetime]
     peers: Peers | None = None
     app: FastAPI = field(init=False)
-    started: bool = False
-    _pruner: asyncio.Task[None] | None = None
+    lifecycle: Lifecycle = field(init=False)
+
+    def __post_init__(self) -> None:
+        processed = self.settings.processed_retention_seconds
+        parts: list[Component] = [
+            component(
+                "event store",
+                start=self.store.start,
+                stop=self.store.close,
+                readiness=self._store_readiness,
+            ),
+            component(
+                "writer",
+                start=self._start_writer,
+                stop=self.writer.stop,
+                readiness=self._writer_readiness,
+            ),
+        ]
+        if self.settings.publish_events:
+            parts.append(component("relay", start=self.relay.start, stop=self.relay.stop))
+        parts.append(
+            component(
+                "consumers",
+                start=self.consumers.start,
+                stop=self.consumers.stop,
+                readiness=lambda: None if self.consumers.running else "not consuming",
+            )
+        )
+        if self.peers is not None:
+            parts.append(component("peers", stop=self.peers.aclose))
+        parts.append(
+            Periodic("pruner", self._prune, interval=min(3600.0, processed), registry=self.registry)
+        )
+        self.lifecycle = Lifecycle(parts, name="inventory")
+
+    @property
+    def started(self) -> bool:
+        return self.lifecycle.started
 
     async def start(self) -> None:
-        """Open the store, rebuild the states, then start writer, relay and consumers.
-
-        If a step fails, what was started is stopped again before the error propagates.
-        """
-        await self.store.start()
-        try:
-            await self.writer.load()
-            self.writer.start()
-            if self.settings.publish_events:
-                self.relay.start()
-            await self.consumers.start()
-        except BaseException:
-            await self._stop_parts()
-            raise
-        self._pruner = asyncio.create_task(self._prune(), name="inventory-pruner")
-        self.started = True
+        await self.lifecycle.start()
         _log.info(
             "inventory.started",
             port=self.settings.port,
@@ -108,52 +135,43 @@ class InventoryService:
         )
 
     async def stop(self) -> None:
-        """Stop consuming (the batch in hand settles first), then the writer, relay, store."""
-        if not self.started:
-            return
-        self.started = False
-        if self._pruner is not None:
-            self._pruner.cancel()
-            await asyncio.gather(self._pruner, return_exceptions=True)
-        await self._stop_parts()
-        _log.info("inventory.stopped")
-
-    async def _stop_parts(self) -> None:
-        await self.consumers.stop()
-        await self.writer.stop()
-        await self.relay.stop()
-        if self.peers is not None:
-            await self.peers.aclose()
-        await self.store.close()
+        if self.lifecycle.started:
+            await self.lifecycle.stop()
+            _log.info("inventory.stopped")
 
     async def readiness(self) -> str | None:
         """``None`` when ready; else what is missing."""
+        return await self.lifecycle.readiness()
+
+    async def _start_writer(self) -> None:
+        await self.writer.load()
+        self.writer.start()
+
+    def _writer_readiness(self) -> str | None:
         if not self.writer.loaded:
-            return "the writer is still loading its states"
-        if not (self.writer.running and self.consumers.running):
-            return "the writer or the consumers are not running"
-        try:
-            await asyncio.wait_for(self.store.projection_checkpoint(), 2.0)
-        except Exception as error:  # any failure of the probe means: not ready
-            return f"the event store is not reachable ({type(error).__name__})"
+            return "still loading its states"
+        if not self.writer.running:
+            return "not running"
         failure = self.writer.committed.recent_storage_failure(_STORAGE_FAILURE_WINDOW)
         if failure is not None:
             return f"writes to the event store fail: {failure}"
         return None
 
+    async def _store_readiness(self) -> str | None:
+        try:
+            await self.store.projection_checkpoint()
+        except Exception as error:  # any failure of the probe means: not ready
+            return f"not reachable ({type(error).__name__})"
+        return None
+
     async def _prune(self) -> None:
-        """Forget processed ids and idempotency records past their windows, hourly."""
+        """Forget processed ids and idempotency records past their windows."""
         processed = timedelta(seconds=self.settings.processed_retention_seconds)
-        while True:
-            await asyncio.sleep(min(3600.0, processed.total_seconds()))
-            try:
-                pruned = await self.store.prune_processed(self.clock() - processed)
-                answers = await self.store.prune(
-                    self.clock().timestamp() - self.settings.idempotency_retention_seconds
-                )
-                _log.info("inventory.pruned", processed_ids=pruned, idempotency_records=answers)
-            except Exception as error:  # retried next round; logged, not swallowed silently
-                _log.warning("inventory.prune_failed", error=repr(error))
+        pruned = await self.store.prune_processed(self.clock() - processed)
+        answers = await self.store.prune(
+            self.clock().timestamp() - self.settings.idempotency_retention_seconds
+        )
+        _log.info("inventory.pruned", processed_ids=pruned, idempotency_records=answers)
 
 
 def build(
