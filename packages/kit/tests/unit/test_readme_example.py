@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry
 
+from stockflow_kit.messaging import Envelope, InMemoryBus
 from stockflow_kit.resilience import DEADLINE_HEADER
 
 README = Path(__file__).parents[2] / "README.md"
@@ -45,7 +46,7 @@ class FakeInventory:
 
 
 def test_the_readme_has_the_snippets_this_test_runs() -> None:
-    assert len(snippets()) == 2
+    assert len(snippets()) == 3
 
 
 async def test_the_main_snippet_serves_stock_and_maps_downstream_errors_to_problems() -> None:
@@ -92,6 +93,26 @@ async def test_the_bus_snippet_publishes_and_consumes_one_message() -> None:
     publish_and_consume = run_snippet(1)["publish_and_consume"]
 
     assert await publish_and_consume() == ["StockChecked"]
+
+
+async def test_the_sources_snippet_applies_good_messages_and_dead_letters_the_malformed() -> None:
+    count_stock = run_snippet(2)["count_stock"]
+    bus = InMemoryBus(registry=CollectorRegistry())
+    await bus.start()
+    envelopes = [
+        Envelope.new(kind, data, source="storefront", subject="SKU-1")
+        for kind, data in [
+            ("StockViewed", {}),
+            ("StockGuessed", {"quantity": "many"}),
+            ("StockCounted", {"quantity": 7}),
+        ]
+    ]
+    try:
+        counted, dead = await count_stock(bus, envelopes)
+    finally:
+        await bus.close()
+
+    assert (counted, dead) == ([7], ["StockGuessed"])
 
 
 @pytest.mark.parametrize("value", ["soon", "-1"])

@@ -1,0 +1,135 @@
+"""The SQLite log waits for news instead of polling: wakeups, the file watch, redelivery timing."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from stockflow_kit.messaging import ConsumerConfig, SqliteLogBus
+from stockflow_kit.messaging._sqlite_watch import DataVersionWatch
+from stockflow_kit.messaging.testing import make_envelopes
+
+TOPIC = "orders.events"
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'bus.sqlite3'}?max_poll_interval=0.2"
+
+
+@pytest.fixture
+async def bus(url: str) -> AsyncIterator[SqliteLogBus]:
+    bus = SqliteLogBus(url)
+    await bus.start()
+    yield bus
+    await bus.close()
+
+
+def count_claims(bus: SqliteLogBus) -> list[str]:
+    """Record the write transactions the bus's store connection begins from now on."""
+    begun: list[str] = []
+    bus.store().conn.set_trace_callback(
+        lambda sql: begun.append(sql) if sql.startswith("BEGIN IMMEDIATE") else None
+    )
+    return begun
+
+
+def test_the_idle_poll_bound_comes_from_the_url_or_the_argument() -> None:
+    assert SqliteLogBus("sqlite:///x.sqlite3").max_poll_interval == 0.5
+    assert SqliteLogBus("sqlite:///x.sqlite3?max_poll_interval=1").max_poll_interval == 1.0
+    assert SqliteLogBus("sqlite:///x.sqlite3", max_poll_interval=2.0).max_poll_interval == 2.0
+
+
+async def test_an_idle_consumer_does_not_claim_on_every_fetch(bus: SqliteLogBus) -> None:
+    sub = await bus.subscribe(TOPIC, "idle")
+    assert list(await sub.fetch(10, max_wait=0.05)) == []
+    await asyncio.sleep(0.05)  # the watch sees the bind's commit once
+    assert list(await sub.fetch(10, max_wait=0.05)) == []
+    begun = count_claims(bus)
+    for _ in range(20):  # one second of a consumer loop with max_wait=0.05
+        assert list(await sub.fetch(10, max_wait=0.05)) == []
+    assert begun == []  # nothing happened, so nothing was claimed
+    await bus.publish(TOPIC, make_envelopes(1))
+    assert len(await sub.fetch(10, max_wait=0.05)) == 1
+
+
+async def test_a_publish_of_the_same_bus_wakes_an_idle_fetch_at_once(bus: SqliteLogBus) -> None:
+    sub = await bus.subscribe(TOPIC, "idle")
+    assert list(await sub.fetch(10, max_wait=0.5)) == []  # the watch has backed off by now
+
+    async def publish_later() -> float:
+        await asyncio.sleep(0.1)
+        await bus.publish(TOPIC, make_envelopes(1))
+        return time.monotonic()
+
+    async with asyncio.TaskGroup() as tasks:
+        published = tasks.create_task(publish_later())
+        got = await sub.fetch(10, max_wait=5.0)
+        received = time.monotonic()
+    assert len(got) == 1
+    assert received - published.result() < 0.05
+
+
+async def test_an_idle_fetch_wakes_by_itself_when_a_delivery_expires(bus: SqliteLogBus) -> None:
+    await bus.publish(TOPIC, make_envelopes(1))
+    sub = await bus.subscribe(TOPIC, "slow", ConsumerConfig(ack_wait=0.3))
+    [first] = await sub.fetch(10, max_wait=1.0)
+    started = time.monotonic()
+    [again] = await sub.fetch(10, max_wait=5.0)  # nobody publishes: only the expiry wakes it
+    waited = time.monotonic() - started
+    assert (again.envelope.id, again.delivery_count) == (first.envelope.id, 2)
+    assert 0.2 < waited < 0.3 + 0.15
+
+
+async def test_a_publish_by_another_bus_reaches_an_idle_fetch_within_the_poll_bound(
+    bus: SqliteLogBus, url: str
+) -> None:
+    sub = await bus.subscribe(TOPIC, "idle")
+    other = SqliteLogBus(url)  # its own wakeup: only the file watch tells this bus
+    await other.start()
+
+    async def publish_later() -> float:
+        await asyncio.sleep(0.8)  # long enough for the watch to reach max_poll_interval
+        await other.publish(TOPIC, make_envelopes(1))
+        return time.monotonic()
+
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            published = tasks.create_task(publish_later())
+            got = await sub.fetch(10, max_wait=5.0)
+            received = time.monotonic()
+    finally:
+        await other.close()
+    assert len(got) == 1
+    assert received - published.result() < 0.2 + 0.1
+
+
+async def test_the_watch_backs_off_while_idle_and_snaps_back_on_a_change(tmp_path: Path) -> None:
+    path = str(tmp_path / "watched.sqlite3")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE t (x)")
+    changes = asyncio.Event()
+    watch = DataVersionWatch(
+        sqlite3.connect(path), changes.set, poll_interval=0.005, max_poll_interval=0.1
+    )
+    watch.start()
+    try:
+        await asyncio.sleep(0.6)
+        # 5+10+20+40+80 ms, then every 100 ms: about 9 reads, where a fixed 5 ms poll makes 120
+        assert 4 <= watch.reads <= 12
+        started = time.monotonic()
+        writer.execute("INSERT INTO t VALUES (1)")
+        await asyncio.wait_for(changes.wait(), 1.0)
+        assert time.monotonic() - started <= 0.1 + 0.05
+        reads = watch.reads
+        await asyncio.sleep(0.05)  # polling fast again right after the change
+        assert watch.reads - reads >= 3
+    finally:
+        await watch.stop()
+        watch.conn.close()
+        writer.close()
