@@ -5,13 +5,14 @@ Commits by other processes (or other buses on the file) are noticed by one task 
 reads ``PRAGMA data_version`` on a connection of its own (about 2 µs; the value changes when
 any other connection committed a change) and wakes every waiting fetch when it changed.
 
-The interval between two reads grows while nothing changes and snaps back on a change::
+The interval between two reads grows with the time the file has been quiet, and snaps back
+on a change::
 
-    interval_k = min(max_poll_interval, poll_interval * 2 ** k)
+    interval = min(max_poll_interval, max(poll_interval, quiet_seconds / 20))
 
-where *k* is the number of reads since the last change. With the defaults (5 ms, 0.5 s) a
-busy file is checked every 5 ms, and a file idle for a second or more twice a second: a
-message published by another process to an idle file waits at most ``max_poll_interval``.
+so a message from another process waits at most about 5 % of the quiet time before it (and
+never more than ``max_poll_interval``). With the defaults (5 ms, 0.5 s) a busy file is checked
+every 5 ms, one quiet for 1 s every 50 ms, one quiet for 10 s or more twice a second.
 Redeliveries do not depend on it: a waiting fetch wakes on its own when the next in-flight
 delivery's ``ack_wait`` expires.
 """
@@ -68,19 +69,21 @@ class DataVersionWatch:
     def _version(self) -> int:
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
+    def interval(self, quiet_seconds: float) -> float:
+        """The wait before the next read, after *quiet_seconds* without a change."""
+        return min(self.max_poll_interval, max(self.poll_interval, quiet_seconds / 20))
+
     async def _run(self) -> None:
-        interval = self.poll_interval
+        loop = asyncio.get_running_loop()
         try:
-            seen = self._version()
+            seen, changed_at = self._version(), loop.time()
             while True:
-                await asyncio.sleep(interval)
+                await asyncio.sleep(self.interval(loop.time() - changed_at))
                 version = self._version()
                 self.reads += 1
                 if version != seen:
-                    seen, interval = version, self.poll_interval
+                    seen, changed_at = version, loop.time()
                     self.on_change()
-                else:
-                    interval = min(interval * 2, self.max_poll_interval)
         except sqlite3.Error as error:
             # Without the version, assume a change every max_poll_interval: fetches then
             # claim (and report the file's errors themselves) instead of missing messages.

@@ -15,8 +15,9 @@ The tables and the claim algorithm are described in :mod:`._sqlite_store`:
 * **waiting**: a fetch that found nothing sleeps until something may have changed, instead of
   polling: publishes, naks and dead letters of the same bus wake it at once; commits by other
   processes are noticed by one watch per bus reading ``PRAGMA data_version`` every
-  ``poll_interval`` seconds (5 ms), backing off while the file is idle to
-  ``max_poll_interval`` (0.5 s; formula in :mod:`._sqlite_watch`); and it wakes by itself
+  ``poll_interval`` seconds (5 ms) while the file is busy, less often the longer it is quiet
+  (5 % of the quiet time), at most every ``max_poll_interval`` (0.5 s; formula in
+  :mod:`._sqlite_watch`); and it wakes by itself
   when the next in-flight delivery's ``ack_wait`` expires. Woken with nothing new (no wake,
   no expiry since its last empty claim), it does not claim again, so an idle consumer costs
   neither a transaction per ``max_wait`` nor a query per poll.

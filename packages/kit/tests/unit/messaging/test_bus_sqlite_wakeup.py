@@ -94,7 +94,7 @@ async def test_a_publish_by_another_bus_reaches_an_idle_fetch_within_the_poll_bo
     await other.start()
 
     async def publish_later() -> float:
-        await asyncio.sleep(0.8)  # long enough for the watch to reach max_poll_interval
+        await asyncio.sleep(0.8)  # the watch reads every 40 ms by then
         await other.publish(TOPIC, make_envelopes(1))
         return time.monotonic()
 
@@ -106,10 +106,24 @@ async def test_a_publish_by_another_bus_reaches_an_idle_fetch_within_the_poll_bo
     finally:
         await other.close()
     assert len(got) == 1
-    assert received - published.result() < 0.2 + 0.1
+    assert received - published.result() < 0.8 / 20 + 0.1
 
 
-async def test_the_watch_backs_off_while_idle_and_snaps_back_on_a_change(tmp_path: Path) -> None:
+def test_the_watch_reads_less_often_the_longer_the_file_is_quiet() -> None:
+    conn = sqlite3.connect(":memory:")
+    watch = DataVersionWatch(conn, lambda: None, poll_interval=0.005, max_poll_interval=0.5)
+    assert [watch.interval(quiet) for quiet in (0.0, 0.1, 1.0, 5.0, 10.0, 600.0)] == [
+        0.005,
+        0.005,
+        0.05,
+        0.25,
+        0.5,
+        0.5,
+    ]
+    conn.close()
+
+
+async def test_the_watch_backs_off_while_quiet_and_snaps_back_on_a_change(tmp_path: Path) -> None:
     path = str(tmp_path / "watched.sqlite3")
     writer = sqlite3.connect(path, isolation_level=None)
     writer.execute("CREATE TABLE t (x)")
@@ -119,9 +133,10 @@ async def test_the_watch_backs_off_while_idle_and_snaps_back_on_a_change(tmp_pat
     )
     watch.start()
     try:
-        await asyncio.sleep(0.6)
-        # 5+10+20+40+80 ms, then every 100 ms: about 9 reads, where a fixed 5 ms poll makes 120
-        assert 4 <= watch.reads <= 12
+        await asyncio.sleep(2.5)  # quiet for 2 s and more: one read per 0.1 s
+        reads = watch.reads
+        await asyncio.sleep(0.5)
+        assert watch.reads - reads <= 6  # a fixed 5 ms poll would make 100
         started = time.monotonic()
         writer.execute("INSERT INTO t VALUES (1)")
         await asyncio.wait_for(changes.wait(), 1.0)
