@@ -14,7 +14,10 @@ semantics, proved by one contract suite (:mod:`stockflow_kit.messaging.testing`)
   of the process and (JetStream) of the server. Several processes may consume one durable
   subscription; each message goes to one of them at a time.
 * **Fetch** returns up to ``max_messages`` waiting deliveries (a batch), waiting at most
-  ``max_wait`` seconds for the first one.
+  ``max_wait`` seconds for the first one. The wait is not a busy poll: new messages wake it
+  (JetStream: a lingering pull; the local buses: a wakeup from publishers, and on SQLite a
+  cheap watch for other processes' commits), and so does the expiry of an in-flight
+  delivery's ``ack_wait``, so an idle consumer costs next to nothing.
 * **Ack** only after the effect is committed. A delivery not acked within ``ack_wait`` is
   redelivered with ``delivery_count`` increased. ``nak`` asks for redelivery sooner.
 * **Dead letters**: a message fetched for the ``max_deliver + 1``-th time is not handed out;
