@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SqliteLogSubscription"]
 
+_EXPIRY_FLOOR: Final = 0.005
+"""Seconds a fetch sleeps at least before claiming a redelivery that is (about to be) due."""
 _encode_headers = msgspec.json.Encoder().encode
 _decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
@@ -77,8 +79,8 @@ class SqliteLogSubscription:
             if remaining <= 0:
                 return []
             if self._next_due is not None:
-                # never below poll_interval: an expiry the claim just missed must not spin
-                until_due = max(self._next_due - time.time(), bus.poll_interval)
+                # a floor, so that an expiry the claim just missed cannot make it spin
+                until_due = max(self._next_due - time.time(), _EXPIRY_FLOOR)
                 remaining = min(remaining, until_due)
             await bus.wait(remaining)
 
