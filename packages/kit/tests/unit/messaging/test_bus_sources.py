@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -234,10 +234,10 @@ async def test_readiness_tells_not_started_running_and_failed(bus: Bus) -> None:
     assert (await consumers.readiness(), consumers.running) == (None, True)
     await bus.close()  # the consumers did not ask for it: their runs end with an error
     for _ in range(200):  # the runs notice within one fetch (max_wait=0.05)
-        if not consumers.running:
+        if (reason := await consumers.readiness()) is not None:
             break
         await asyncio.sleep(0.01)
-    reason = await consumers.readiness()
+    assert not consumers.running
     assert reason is not None
     assert reason.startswith("counting: consumer 'counter' failed: BusClosedError")
     await consumers.stop()
@@ -249,3 +249,23 @@ async def test_a_stop_right_after_start_ends_every_consumer(bus: Bus) -> None:
     await consumers.start()
     await asyncio.wait_for(consumers.stop(), 2.0)
     assert not consumers.running
+
+
+@runtime_checkable
+class Component(Protocol):
+    """The shape of ``stockflow_kit.lifecycle.Component`` (written on another branch)."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def readiness(self) -> str | None: ...
+
+
+def test_consumers_have_the_shape_of_a_lifecycle_component() -> None:
+    consumers = Consumers(InMemoryBus(), [SOURCE], lambda source: Recorder(expected=1))
+    component: Component = consumers  # the static check (mypy)
+    assert isinstance(consumers, Component)  # the runtime check
+    assert component.name == "consumers"
