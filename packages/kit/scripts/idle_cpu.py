@@ -6,6 +6,10 @@ under a :class:`Consumer` (``max_wait=0.05``, as the inventory uses) and an
 CPU time over the window as a share of one core::
 
     .venv/bin/python packages/kit/scripts/idle_cpu.py --seconds 20 --consumers 2
+
+With ``--pid`` it reads another process instead (e.g. an idle ``stockflow up``)::
+
+    .venv/bin/python packages/kit/scripts/idle_cpu.py --seconds 20 --pid "$(pgrep -f 'stockflow up')"
 """
 
 from __future__ import annotations
@@ -64,16 +68,29 @@ async def measure(seconds: float, consumers: int, warmup: float) -> float:
     return used / elapsed
 
 
+async def measure_process(pid: int, seconds: float) -> float:
+    process = psutil.Process(pid)
+    before, started = process.cpu_times(), time.monotonic()
+    await asyncio.sleep(seconds)
+    after, elapsed = process.cpu_times(), time.monotonic() - started
+    return ((after.user - before.user) + (after.system - before.system)) / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--consumers", type=int, default=2)
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--pid", type=int, help="measure this process instead of the harness")
     args = parser.parse_args()
-    share = asyncio.run(measure(args.seconds, args.consumers, args.warmup))
+    if args.pid:
+        share = asyncio.run(measure_process(args.pid, args.seconds))
+        what = f"process {args.pid}"
+    else:
+        share = asyncio.run(measure(args.seconds, args.consumers, args.warmup))
+        what = f"{args.consumers} consumers, max_wait=0.05, one outbox relay"
     print(  # noqa: T201 - the script's output
-        f"idle CPU: {share * 100:.2f}% of one core over {args.seconds:.0f} s"
-        f" ({args.consumers} consumers, max_wait=0.05, one outbox relay)"
+        f"idle CPU: {share * 100:.2f}% of one core over {args.seconds:.0f} s ({what})"
     )
 
 
