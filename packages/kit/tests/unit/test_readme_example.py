@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry
 
 from stockflow_kit.http import IDEMPOTENT_REPLAYED_HEADER
+from stockflow_kit.messaging import Envelope, InMemoryBus
 from stockflow_kit.resilience import DEADLINE_HEADER
 
 README = Path(__file__).parents[2] / "README.md"
@@ -49,7 +50,7 @@ class FakeInventory:
 
 
 def test_the_readme_has_the_snippets_this_test_runs() -> None:
-    assert len(snippets()) == 5
+    assert len(snippets()) == 6
 
 
 async def test_the_main_snippet_serves_stock_and_maps_downstream_errors_to_problems() -> None:
@@ -108,11 +109,31 @@ def test_the_deadline_helper_falls_back_to_its_limit_on_a_malformed_header(value
     assert 1.9 < deadline.remaining() <= 2.0
 
 
+async def test_the_sources_snippet_applies_good_messages_and_dead_letters_the_malformed() -> None:
+    count_stock = run_snippet(2)["count_stock"]
+    bus = InMemoryBus(registry=CollectorRegistry())
+    await bus.start()
+    envelopes = [
+        Envelope.new(kind, data, source="storefront", subject="SKU-1")
+        for kind, data in [
+            ("StockViewed", {}),
+            ("StockGuessed", {"quantity": "many"}),
+            ("StockCounted", {"quantity": 7}),
+        ]
+    ]
+    try:
+        counted, dead = await count_stock(bus, envelopes)
+    finally:
+        await bus.close()
+
+    assert (counted, dead) == ([7], ["StockGuessed"])
+
+
 async def test_the_idempotency_snippet_replays_a_retry_and_refuses_a_changed_body(
     tmp_path: Path,
 ) -> None:
     path = str(tmp_path / "receipts.sqlite3")
-    app: FastAPI = run_snippet(2)["create_receipts_app"](path)
+    app: FastAPI = run_snippet(3)["create_receipts_app"](path)
     url = "/stock/SKU-1/receipts"
 
     async with (
@@ -162,7 +183,7 @@ class FakeRelay:
 
 
 async def test_the_lifecycle_snippet_starts_probes_and_stops_its_components() -> None:
-    create_service = run_snippet(3)["create_service"]
+    create_service = run_snippet(4)["create_service"]
     pool, relay = FakePool(), FakeRelay()
 
     async def prune() -> None:
@@ -185,7 +206,7 @@ async def test_the_lifecycle_snippet_starts_probes_and_stops_its_components() ->
 
 
 async def test_the_process_snippet_scrapes_a_real_child(tmp_path: Path) -> None:
-    requests_served = run_snippet(4)["requests_served"]
+    requests_served = run_snippet(5)["requests_served"]
     child = Path(__file__).parent / "lifecycle" / "child_server.py"
 
     assert await requests_served(child, tmp_path / "child.log") == 5.0

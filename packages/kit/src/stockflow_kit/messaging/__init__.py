@@ -1,8 +1,10 @@
 """Messaging: envelopes, the bus port and its backends, the consumer runner, outbox and inbox.
 
 Start with :func:`make_bus` (``memory://``, ``sqlite:///<path>``, ``nats://host:port``), publish
-:class:`Envelope` objects, and consume durable subscriptions with :class:`Consumer`. The bus
-semantics (ordering, acks, redelivery, dead letters, errors) are in :mod:`.bus`.
+:class:`Envelope` objects, and consume durable subscriptions with :class:`Consumer`, or declare
+:class:`Source` values and run them with :class:`Consumers` (:mod:`.sources`: translation,
+:class:`PermanentMessageError`). The bus semantics (ordering, acks, redelivery, dead letters,
+errors) are in :mod:`.bus`.
 """
 
 from stockflow_kit.messaging.bus import (
@@ -38,6 +40,13 @@ from stockflow_kit.messaging.inbox import PostgresInbox, SqliteInbox
 from stockflow_kit.messaging.memory import InMemoryBroker, InMemoryBus
 from stockflow_kit.messaging.outbox import Outbox, OutboxRecord, PostgresOutbox, SqliteOutbox
 from stockflow_kit.messaging.outbox_relay import OutboxRelay
+from stockflow_kit.messaging.sources import (
+    Consumers,
+    ItemsHandler,
+    PermanentMessageError,
+    Source,
+    translated,
+)
 from stockflow_kit.messaging.sqlite_log import SqliteLogBus
 
 __all__ = [
@@ -54,18 +63,22 @@ __all__ = [
     "Consumer",
     "ConsumerConfig",
     "ConsumerLag",
+    "Consumers",
     "Delivery",
     "Envelope",
     "InMemoryBroker",
     "InMemoryBus",
+    "ItemsHandler",
     "MessageHandler",
     "MessagingError",
     "Outbox",
     "OutboxRecord",
     "OutboxRelay",
+    "PermanentMessageError",
     "PostgresInbox",
     "PostgresOutbox",
     "PublishError",
+    "Source",
     "SqliteInbox",
     "SqliteLogBus",
     "SqliteOutbox",
@@ -79,4 +92,5 @@ __all__ = [
     "per_message",
     "stream_of",
     "topic_matches",
+    "translated",
 ]

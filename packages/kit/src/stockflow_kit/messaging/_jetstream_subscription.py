@@ -20,6 +20,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from stockflow_kit.messaging._dead_lettered import DeadLettered
 from stockflow_kit.messaging._jetstream_pull import PullInbox
 from stockflow_kit.messaging._telemetry import dead_letter_headers, log_dead_lettered
 from stockflow_kit.messaging.bus import (
@@ -63,6 +64,7 @@ class JetStreamSubscription:
         self._inbox = inbox
         self._filter = bus.naming.subject(topic, wildcard=True)
         self._reasons: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._dead_lettered = DeadLettered(lambda delivery: _message(delivery).reply)
         self._closed = False
 
     @property
@@ -116,9 +118,26 @@ class JetStreamSubscription:
             deliveries.append(Delivery(envelope, topic_of(msg.subject), count, headers, msg))
         return deliveries
 
+    async def dead_letter(self, deliveries: Sequence[Delivery], *, reason: str) -> None:
+        """Publish *deliveries* to ``deadletter.<stream>`` (PubAck awaited), then ``+TERM``.
+
+        Raises:
+            AckError: when one could not be published; it and the rest stay in flight.
+        """
+        for delivery in deliveries:
+            msg = _message(delivery)
+            if not await self._dead_letter(
+                msg, delivery.delivery_count, reason, delivery.envelope.id
+            ):
+                msg_id = delivery.envelope.id
+                raise AckError(f"message {msg_id!r} of {self._name!r} was not dead-lettered")
+            self._reasons.pop(delivery.envelope.id, None)
+            self._dead_lettered.add(delivery)
+
     async def _dead_letter(
         self, msg: Msg, delivery_count: int, reason: str, message_id: str | None = None
-    ) -> None:
+    ) -> bool:
+        """Dead-letter *msg*; tell whether it was (else it stays unacked and comes back)."""
         bus, topic = self._bus, self._bus.naming.topic(msg.subject)
         message_id = message_id or f"{self._stream}#{_stream_sequence(msg.reply)}"
         headers = dead_letter_headers(
@@ -143,7 +162,7 @@ class JetStreamSubscription:
                 message_id=message_id,
                 error=repr(err),
             )
-            return  # stays unacked: redelivered after ack_wait, dead-lettered then
+            return False  # stays unacked: redelivered after ack_wait, dead-lettered then
         log_dead_lettered(
             bus.metrics,
             topic=topic,
@@ -152,6 +171,7 @@ class JetStreamSubscription:
             delivery_count=delivery_count,
             reason=reason,
         )
+        return True
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Ack *deliveries*; returns once the server confirmed processing them.
@@ -159,6 +179,7 @@ class JetStreamSubscription:
         Raises:
             AckError: when that could not be confirmed; they may be redelivered.
         """
+        deliveries = self._dead_lettered.without(deliveries)
         await self._settle(deliveries, b"+ACK")
         if self._reasons:
             for delivery in deliveries:
@@ -173,6 +194,7 @@ class JetStreamSubscription:
         Raises:
             AckError: when the server did not confirm; they come back after ``ack_wait``.
         """
+        deliveries = self._dead_lettered.without(deliveries)
         if reason is not None:
             for delivery in deliveries:
                 self._reasons[delivery.envelope.id] = reason

@@ -160,16 +160,7 @@ class SqliteStore:
             ).fetchall()
             dead = [row for row in expired if row[2] >= max_deliver]
             again = [(*row[:2], row[2] + 1, *row[3:]) for row in expired if row[2] < max_deliver]
-            if dead:
-                conn.executemany(
-                    "INSERT INTO bus_messages (stream, topic, msg_id, published_at, headers, body)"
-                    " VALUES (?, ?, NULL, ?, ?, ?)",
-                    dead_letter(dead),
-                )
-                conn.executemany(
-                    "DELETE FROM bus_in_flight WHERE consumer = ? AND seq = ?",
-                    [(consumer, row[0]) for row in dead],
-                )
+            self._bury(consumer, dead, dead_letter)
             conn.executemany(
                 "UPDATE bus_in_flight SET deliveries = deliveries + 1, due = ?"
                 " WHERE consumer = ? AND seq = ?",
@@ -210,6 +201,40 @@ class SqliteStore:
             ).fetchone()[0]
         return Claim([*again, *fresh], dead, next_due, cursor)
 
+    def dead_letter(
+        self, consumer: int, seqs: Sequence[int], dead_letter: DeadLetterRows
+    ) -> list[Row]:
+        """Move the in-flight *seqs* to the dead-letter stream now; return the rows moved.
+
+        Seqs no longer in flight (acked, or moved already) are skipped.
+        """
+        found: list[Row] = []
+        with self._transaction():
+            for seq in seqs:
+                found += self.conn.execute(
+                    "SELECT f.seq, m.topic, f.deliveries, m.headers, m.body, f.reason"
+                    " FROM bus_in_flight f JOIN bus_messages m ON m.seq = f.seq"
+                    " WHERE f.consumer = ? AND f.seq = ?",
+                    (consumer, seq),
+                ).fetchall()
+            self._bury(consumer, found, dead_letter)
+        return found
+
+    def _bury(self, consumer: int, rows: list[Row], dead_letter: DeadLetterRows) -> None:
+        """Append *rows* to the dead-letter stream and forget their in-flight rows (in the
+        caller's transaction)."""
+        if not rows:
+            return
+        self.conn.executemany(
+            "INSERT INTO bus_messages (stream, topic, msg_id, published_at, headers, body)"
+            " VALUES (?, ?, NULL, ?, ?, ?)",
+            dead_letter(rows),
+        )
+        self.conn.executemany(
+            "DELETE FROM bus_in_flight WHERE consumer = ? AND seq = ?",
+            [(consumer, row[0]) for row in rows],
+        )
+
     def ack(self, consumer: int, seqs: Sequence[int]) -> None:
         """Forget the in-flight rows of *seqs*."""
         with self._transaction():
@@ -246,15 +271,6 @@ class SqliteStore:
             ).fetchone()
         times = [t for t in (first, oldest) if t is not None]
         return int(waiting) + int(taken), min(times) if times else None
-
-    def watch(self, consumer: int, stream: str) -> tuple[int, float | None]:
-        """Return the newest ``seq`` of *stream* and the consumer's earliest redelivery time."""
-        row = self.conn.execute(
-            "SELECT (SELECT coalesce(max(seq), 0) FROM bus_messages WHERE stream = ?),"
-            " (SELECT min(due) FROM bus_in_flight WHERE consumer = ?)",
-            (stream, consumer),
-        ).fetchone()
-        return int(row[0]), row[1]
 
     def trim(self, cutoff: float) -> int:
         """Delete messages published before *cutoff* that no consumer still needs."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
-from stockflow_kit.messaging._sqlite_store import Claim, Row
+from stockflow_kit.messaging._dead_lettered import DeadLettered
+from stockflow_kit.messaging._sqlite_store import Claim, Row, SqliteStore
 from stockflow_kit.messaging._telemetry import dead_letter_headers, log_dead_lettered
 from stockflow_kit.messaging.bus import (
     ACK_WAIT_EXPIRED_REASON,
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SqliteLogSubscription"]
 
+_EXPIRY_FLOOR: Final = 0.005
+"""Seconds a fetch sleeps at least before claiming a redelivery that is (about to be) due."""
 _encode_headers = msgspec.json.Encoder().encode
 _decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
@@ -41,6 +44,11 @@ class SqliteLogSubscription:
     ) -> None:
         self._bus, self._name, self._consumer = bus, name, consumer
         self._pattern, self._stream, self._config = pattern, stream_of(pattern), config
+        self._dead_lettered = DeadLettered(_seq)
+        # The wake generation of the last claim that found nothing, and its next redelivery:
+        # until either moves, claiming again would find nothing either.
+        self._quiet_since: int | None = None
+        self._next_due: float | None = None
 
     @property
     def name(self) -> str:
@@ -48,46 +56,55 @@ class SqliteLogSubscription:
         return self._name
 
     async def fetch(self, max_messages: int = 100, max_wait: float = 1.0) -> Sequence[Delivery]:
-        """Return up to *max_messages* deliveries, waiting at most *max_wait* s for the first."""
+        """Return up to *max_messages* deliveries, waiting at most *max_wait* s for the first.
+
+        While nothing is there it sleeps until woken (a publish, nak or dead letter of this
+        bus, a commit seen by the bus's watch of the file) or until the next in-flight
+        delivery expires; it claims again only then, not on every turn.
+        """
         bus = self._bus
         deadline = time.monotonic() + max_wait
         while True:
             store = bus.store()
-            try:
-                claim = await bus.execute(
-                    store.claim,
-                    self._consumer,
-                    self._stream,
-                    self._pattern,
-                    limit=max_messages,
-                    now=time.time(),
-                    ack_wait=self._config.ack_wait,
-                    max_deliver=self._config.max_deliver,
-                    dead_letter=self._dead_letter_rows,
-                )
-            except sqlite3.Error as error:
-                msg = f"fetching from {self._name!r} failed: {error}"
-                raise MessagingError(msg) from error
-            self._report_dead(claim)
-            if claim.deliveries:
-                deliveries = _deliveries(claim.deliveries)
-                bus.metrics.count_fetched(deliveries, self._name)
-                return deliveries
-            if not await self._wait_for_news(claim, deadline):
+            generation = bus.generation
+            if generation != self._quiet_since or self._redelivery_due():
+                claim = await self._claim(store, max_messages)
+                if claim.deliveries:
+                    self._quiet_since = None
+                    deliveries = _deliveries(claim.deliveries)
+                    bus.metrics.count_fetched(deliveries, self._name)
+                    return deliveries
+                self._quiet_since, self._next_due = generation, claim.next_due
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return []
+            if self._next_due is not None:
+                # a floor, so that an expiry the claim just missed cannot make it spin
+                until_due = max(self._next_due - time.time(), _EXPIRY_FLOOR)
+                remaining = min(remaining, until_due)
+            await bus.wait(remaining)
 
-    async def _wait_for_news(self, claim: Claim, deadline: float) -> bool:
-        next_due = claim.next_due
-        while (remaining := deadline - time.monotonic()) > 0:
-            timeout = min(remaining, self._bus.poll_interval)
-            if next_due is not None:
-                timeout = min(timeout, max(next_due - time.time(), 0.0))
-            if await self._bus.wait(timeout):
-                return True
-            newest, next_due = self._bus.watch(self._consumer, self._stream)
-            if newest > claim.cursor or (next_due is not None and next_due <= time.time()):
-                return True
-        return False
+    def _redelivery_due(self) -> bool:
+        return self._next_due is not None and self._next_due <= time.time()
+
+    async def _claim(self, store: SqliteStore, max_messages: int) -> Claim:
+        try:
+            claim = await self._bus.execute(
+                store.claim,
+                self._consumer,
+                self._stream,
+                self._pattern,
+                limit=max_messages,
+                now=time.time(),
+                ack_wait=self._config.ack_wait,
+                max_deliver=self._config.max_deliver,
+                dead_letter=self._dead_letter_rows,
+            )
+        except sqlite3.Error as error:
+            msg = f"fetching from {self._name!r} failed: {error}"
+            raise MessagingError(msg) from error
+        self._report_dead(claim.dead)
+        return claim
 
     def _dead_letter_rows(
         self, rows: list[Row]
@@ -112,8 +129,8 @@ class SqliteLogSubscription:
             for _, topic, deliveries, headers, body, reason in rows
         ]
 
-    def _report_dead(self, claim: Claim) -> None:
-        for _, topic, deliveries, _headers, body, reason in claim.dead:
+    def _report_dead(self, dead: Sequence[Row]) -> None:
+        for _, topic, deliveries, _headers, body, reason in dead:
             log_dead_lettered(
                 self._bus.metrics,
                 topic=topic,
@@ -122,11 +139,38 @@ class SqliteLogSubscription:
                 delivery_count=deliveries,
                 reason=reason or ACK_WAIT_EXPIRED_REASON,
             )
-        if claim.dead:
+        if dead:
             self._bus.wake()
 
+    async def dead_letter(self, deliveries: Sequence[Delivery], *, reason: str) -> None:
+        """Move *deliveries* to the dead-letter topic now, in one transaction; see the port."""
+        if not deliveries:
+            return
+        store = self._bus.store()
+        counts = {_seq(d): d.delivery_count for d in deliveries}
+
+        def as_given(rows: list[Row]) -> list[Row]:
+            return [
+                (seq, topic, counts[seq], h, body, reason) for seq, topic, _, h, body, _ in rows
+            ]
+
+        try:
+            moved = await self._bus.execute(
+                store.dead_letter,
+                self._consumer,
+                list(counts),
+                lambda rows: self._dead_letter_rows(as_given(rows)),
+            )
+        except sqlite3.Error as error:
+            msg = f"dead-lettering {len(deliveries)} deliveries of {self._name!r} failed: {error}"
+            raise AckError(msg) from error
+        for delivery in deliveries:
+            self._dead_lettered.add(delivery)
+        self._report_dead(as_given(moved))
+
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
-        """Mark *deliveries* done in one transaction."""
+        """Mark *deliveries* done in one transaction; dead-lettered ones are skipped."""
+        deliveries = self._dead_lettered.without(deliveries)
         if not deliveries:
             return
         store = self._bus.store()
@@ -140,7 +184,11 @@ class SqliteLogSubscription:
     async def nak(
         self, deliveries: Sequence[Delivery], *, delay: float = 0.0, reason: str | None = None
     ) -> None:
-        """Make *deliveries* due again after *delay* seconds, remembering *reason*."""
+        """Make *deliveries* due again after *delay* seconds, remembering *reason*.
+
+        Dead-lettered ones are skipped: they never come back.
+        """
+        deliveries = self._dead_lettered.without(deliveries)
         if not deliveries:
             return
         store, due = self._bus.store(), time.time() + delay

@@ -14,7 +14,10 @@ semantics, proved by one contract suite (:mod:`stockflow_kit.messaging.testing`)
   of the process and (JetStream) of the server. Several processes may consume one durable
   subscription; each message goes to one of them at a time.
 * **Fetch** returns up to ``max_messages`` waiting deliveries (a batch), waiting at most
-  ``max_wait`` seconds for the first one.
+  ``max_wait`` seconds for the first one. The wait is not a busy poll: new messages wake it
+  (JetStream: a lingering pull; the local buses: a wakeup from publishers, and on SQLite a
+  cheap watch for other processes' commits), and so does the expiry of an in-flight
+  delivery's ``ack_wait``, so an idle consumer costs next to nothing.
 * **Ack** only after the effect is committed. A delivery not acked within ``ack_wait`` is
   redelivered with ``delivery_count`` increased. ``nak`` asks for redelivery sooner.
 * **Dead letters**: a message fetched for the ``max_deliver + 1``-th time is not handed out;
@@ -24,6 +27,13 @@ semantics, proved by one contract suite (:mod:`stockflow_kit.messaging.testing`)
   subscription. The delivery count header holds the deliveries the message actually had
   (``max_deliver``); the reason is the last ``nak`` reason, else ``"ack_wait expired"``. A metric (``messaging_messages_total{outcome="dead_lettered"}``) and a
   log line (``messaging.dead_lettered``) record it: nothing is silently dropped.
+* **Dead-lettering at once**: :meth:`Subscription.dead_letter` does the same for a message
+  that can never succeed (malformed: see
+  :class:`~stockflow_kit.messaging.sources.PermanentMessageError`) without waiting for
+  ``max_deliver``: same topic, same four headers (the delivery count is the delivery's
+  ``delivery_count``, the reason the one given), same metric and log line. The delivery is then
+  done: a later ``ack`` or ``nak`` of it (the batch it came in) is a no-op, neither sent nor
+  counted, and never brings it back.
 
 Exception tree (adapters map driver errors into these at the boundary)::
 
@@ -174,6 +184,21 @@ class Subscription(Protocol):
     ) -> None:
         """Ask for redelivery of *deliveries* after *delay* seconds; *reason* is kept for the
         dead-letter headers."""
+        ...
+
+    async def dead_letter(self, deliveries: Sequence[Delivery], *, reason: str) -> None:
+        """Publish *deliveries* to the dead-letter topic at once, then ack them.
+
+        The headers are those of the dead-lettering after ``max_deliver``: original topic,
+        subscription, the delivery's ``delivery_count`` and *reason*. Each is counted
+        (``outcome="dead_lettered"``, not ``"acked"``) and logged (``messaging.dead_lettered``).
+        For messages that can never succeed (malformed). Acking or nakking them afterwards is
+        a no-op; deliveries no longer in flight (already acked) are skipped.
+
+        Raises:
+            AckError: when a delivery could not be dead-lettered; it is still in flight
+                (nak it, or it comes back after ``ack_wait``). Those done before it stay done.
+        """
         ...
 
     async def lag(self) -> ConsumerLag:

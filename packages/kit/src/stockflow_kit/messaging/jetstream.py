@@ -22,6 +22,9 @@ Design:
   subscription (best effort: another process's reasons are unknown → ``"ack_wait expired"``).
   A payload that is not an envelope is dead-lettered raw at once (no fetch could return it;
   operators read it from the ``deadletter`` stream with NATS tools).
+  :meth:`~JetStreamSubscription.dead_letter` takes the same path for a delivery in hand;
+  the subscription remembers the ones it terminated so that acking or nakking their batch
+  skips them.
 * **Ack/nak** are pipelined; the last one of a call is sent as a request, and since the
   server handles one connection's acks for a consumer in order, its reply confirms them all.
   A failed confirmation raises :class:`AckError`: the messages may be redelivered, which
@@ -44,6 +47,7 @@ Errors: nats-py's exceptions (``nats.errors.Error`` and its ``nats.js.errors`` s
     subscribe: APIError, Error; durable on another
                topic ............................... SubscribeError
     ack / nak: not connected, reply timeout, Error . AckError      (the messages come back)
+    dead_letter: publish not confirmed, Error ...... AckError      (the message comes back)
     lag: APIError, Error ........................... MessagingError
     fetch: ConnectionDrainingError ................. BusClosedError
     fetch: not connected, OutboundBufferLimitError . no error: returns []

@@ -196,7 +196,7 @@ class InMemorySubscription:
             if entry is None or entry.due != due:
                 continue  # acked, or rescheduled by a nak
             if entry.deliveries >= self._config.max_deliver:
-                self._dead_letter(index, entry)
+                self._dead_letter(index, entry.deliveries, entry.reason or ACK_WAIT_EXPIRED_REASON)
                 continue
             entry.deliveries += 1
             out.append(self._deliver(index, entry, now))
@@ -215,15 +215,14 @@ class InMemorySubscription:
         record = self._log[index]
         return Delivery(record.envelope, record.topic, entry.deliveries, record.headers, index)
 
-    def _dead_letter(self, index: int, entry: _InFlight) -> None:
+    def _dead_letter(self, index: int, delivery_count: int, reason: str) -> None:
         del self._state.in_flight[index]
         record = self._log[index]
-        reason = entry.reason or ACK_WAIT_EXPIRED_REASON
         headers = dead_letter_headers(
             record.headers,
             topic=record.topic,
             subscription=self._name,
-            delivery_count=entry.deliveries,
+            delivery_count=delivery_count,
             reason=reason,
         )
         self._bus.broker.append(
@@ -234,31 +233,44 @@ class InMemorySubscription:
             topic=record.topic,
             subscription=self._name,
             message_id=record.envelope.id,
-            delivery_count=entry.deliveries,
+            delivery_count=delivery_count,
             reason=reason,
         )
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
-        """Mark *deliveries* done."""
+        """Mark *deliveries* done; those no longer in flight are skipped (and not counted)."""
         self._bus._check_open()
-        for delivery in deliveries:
-            self._state.in_flight.pop(_index(delivery), None)
-        self._bus.metrics.count_deliveries(deliveries, self._name, "acked")
+        in_flight = self._state.in_flight
+        acked = [d for d in deliveries if in_flight.pop(_index(d), None) is not None]
+        self._bus.metrics.count_deliveries(acked, self._name, "acked")
 
     async def nak(
         self, deliveries: Sequence[Delivery], *, delay: float = 0.0, reason: str | None = None
     ) -> None:
-        """Redeliver *deliveries* after *delay* seconds, remembering *reason*."""
+        """Redeliver *deliveries* after *delay* seconds, remembering *reason*.
+
+        Deliveries no longer in flight (acked, dead-lettered) are skipped and not counted.
+        """
         self._bus._check_open()
         due = self._bus.broker.clock() + delay
+        nakked = []
         for delivery in deliveries:
             index = _index(delivery)
             entry = self._state.in_flight.get(index)
             if entry is not None:
                 entry.due, entry.reason = due, reason or entry.reason
                 heapq.heappush(self._state.due, (due, index))
-        self._bus.metrics.count_deliveries(deliveries, self._name, "nakked")
+                nakked.append(delivery)
+        self._bus.metrics.count_deliveries(nakked, self._name, "nakked")
         self._bus.broker.wake()
+
+    async def dead_letter(self, deliveries: Sequence[Delivery], *, reason: str) -> None:
+        """Move *deliveries* to the dead-letter topic now; see the port's docstring."""
+        self._bus._check_open()
+        for delivery in deliveries:
+            index = _index(delivery)
+            if index in self._state.in_flight:
+                self._dead_letter(index, delivery.delivery_count, reason)
 
     async def lag(self) -> ConsumerLag:
         """Messages not yet acked, and the age of the oldest."""

@@ -12,9 +12,15 @@ The tables and the claim algorithm are described in :mod:`._sqlite_store`:
 * **fetch** claims in one ``BEGIN IMMEDIATE`` transaction: due redeliveries first (moving those
   past ``max_deliver`` to ``deadletter.<stream>``), then new rows after the consumer's cursor,
   recording one in-flight row each. **ack** deletes in-flight rows, **nak** makes them due.
-* **waiting**: publishers of the same bus wake waiting fetches at once; other processes are
-  noticed by polling the log's newest ``seq`` (a few microseconds on a read connection) every
-  ``poll_interval`` seconds.
+* **waiting**: a fetch that found nothing sleeps until something may have changed, instead of
+  polling: publishes, naks and dead letters of the same bus wake it at once; commits by other
+  processes are noticed by one watch per bus reading ``PRAGMA data_version`` every
+  ``poll_interval`` seconds (5 ms) while the file is busy, less often the longer it is quiet
+  (5 % of the quiet time), at most every ``max_poll_interval`` (0.5 s; formula in
+  :mod:`._sqlite_watch`); and it wakes by itself
+  when the next in-flight delivery's ``ack_wait`` expires. Woken with nothing new (no wake,
+  no expiry since its last empty claim), it does not claim again, so an idle consumer costs
+  neither a transaction per ``max_wait`` nor a query per poll.
 
 SQL runs inline on the event loop by default: one claim or ack of 1,000 messages takes a few
 milliseconds, and a worker thread adds a context switch per call and contends for the GIL,
@@ -42,6 +48,7 @@ from prometheus_client import CollectorRegistry
 
 from stockflow_kit.messaging._sqlite_store import SqliteStore, connect
 from stockflow_kit.messaging._sqlite_subscription import SqliteLogSubscription
+from stockflow_kit.messaging._sqlite_watch import DataVersionWatch
 from stockflow_kit.messaging._telemetry import bus_metrics, publish_span
 from stockflow_kit.messaging._wakeup import Wakeup
 from stockflow_kit.messaging.bus import (
@@ -67,10 +74,14 @@ class SqliteLogBus:
 
     Args:
         url: ``sqlite:///<path>``; query options ``synchronous`` (``NORMAL``/``FULL``),
-            ``offload`` (``1`` to run SQL on a dedicated thread) and ``poll_interval``.
+            ``offload`` (``1`` to run SQL on a dedicated thread), ``poll_interval`` and
+            ``max_poll_interval``.
         registry: Prometheus registry for the messaging metrics (default registry if ``None``).
         offload: Run SQL on a dedicated thread; overrides the URL option.
-        poll_interval: Seconds between checks for messages from other processes.
+        poll_interval: Seconds between checks for commits of other processes while the file
+            is busy (default 0.005).
+        max_poll_interval: The longest interval between those checks, reached while the file
+            is idle: the most a message from another process waits (default 0.5).
         busy_timeout: Seconds to wait for another process's write lock before failing.
     """
 
@@ -81,6 +92,7 @@ class SqliteLogBus:
         registry: CollectorRegistry | None = None,
         offload: bool | None = None,
         poll_interval: float | None = None,
+        max_poll_interval: float | None = None,
         busy_timeout: float = 10.0,
     ) -> None:
         parts = urlsplit(url)
@@ -95,10 +107,11 @@ class SqliteLogBus:
             raise ValueError(msg)
         self.offload = offload if offload is not None else options.get("offload") == "1"
         self.poll_interval = poll_interval or float(options.get("poll_interval", 0.005))
+        self.max_poll_interval = max_poll_interval or float(options.get("max_poll_interval", 0.5))
         self.metrics = bus_metrics(registry)
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._store: SqliteStore | None = None
-        self._watch: SqliteStore | None = None
+        self._watch: DataVersionWatch | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._wakeup = Wakeup()
 
@@ -118,15 +131,19 @@ class SqliteLogBus:
             )
             store = SqliteStore(conn)
             await self.execute(store.create_schema)
-            self._watch = SqliteStore(
+            watch = DataVersionWatch(
                 connect(
                     self.path, synchronous=self.synchronous, busy_timeout_ms=self._busy_timeout_ms
-                )
+                ),
+                self.wake,
+                poll_interval=self.poll_interval,
+                max_poll_interval=self.max_poll_interval,
             )
         except sqlite3.Error as error:
             msg = f"cannot open the bus log {self.path!r}: {error}"
             raise MessagingError(msg) from error
-        self._store = store
+        self._store, self._watch = store, watch
+        watch.start()
 
     async def close(self) -> None:
         """Close the file; waiting fetches raise :class:`BusClosedError`. Idempotent."""
@@ -134,6 +151,7 @@ class SqliteLogBus:
         self._store = self._watch = self._executor = None
         self.wake()
         if watch is not None:
+            await watch.stop()
             watch.conn.close()
         if store is not None:
             if executor is not None:
@@ -165,11 +183,10 @@ class SqliteLogBus:
         """Wait up to *seconds* for :meth:`wake`; tell whether it came."""
         return await self._wakeup.wait(seconds)
 
-    def watch(self, consumer: int, stream: str) -> tuple[int, float | None]:
-        """Return the newest seq of *stream* and *consumer*'s next redelivery time."""
-        if self._watch is None:
-            raise BusClosedError(f"the bus log {self.path!r} is not open")
-        return self._watch.watch(consumer, stream)
+    @property
+    def generation(self) -> int:
+        """Changes each time waiting fetches are woken (see :class:`._wakeup.Wakeup`)."""
+        return self._wakeup.generation
 
     # ------------------------------------------------------------------ the port
     async def publish(

@@ -37,6 +37,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from stockflow_kit.messaging._contract_base import make_envelopes
+from stockflow_kit.messaging._contract_dead_letters import DeadLetterCases
 from stockflow_kit.messaging._contract_delivery import DeliveryCases
 from stockflow_kit.messaging._contract_recovery import RecoveryCases
 from stockflow_kit.messaging.bus import Bus, ConsumerConfig, Delivery, Subscription
@@ -46,11 +47,12 @@ from stockflow_kit.messaging.factory import make_bus
 __all__ = ["BusContract", "CrashAfterPublishBus", "SimulatedCrashError", "make_envelopes"]
 
 
-class BusContract(DeliveryCases, RecoveryCases):
+class BusContract(DeliveryCases, DeadLetterCases, RecoveryCases):
     """The abstract contract suite of the bus port; see the module docstring for its fixtures.
 
-    The cases live in :mod:`._contract_delivery` and :mod:`._contract_recovery`; the fixtures,
-    capability flags and helpers in :mod:`._contract_base`.
+    The cases live in :mod:`._contract_delivery`, :mod:`._contract_dead_letters` and
+    :mod:`._contract_recovery`; the fixtures, capability flags and helpers in
+    :mod:`._contract_base`.
     """
 
 
