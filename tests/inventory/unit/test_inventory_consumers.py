@@ -67,7 +67,7 @@ async def test_a_malformed_message_is_dead_lettered_and_the_rest_applied(
     await eventually(applied)
     letters = await dead.fetch(10, 2.0)
     assert len(letters) == 2
-    assert letters[0].headers[DEAD_LETTER_REASON_HEADER].startswith("malformed")
+    assert letters[0].headers[DEAD_LETTER_REASON_HEADER].startswith("MalformedMessageError")
     assert (
         service.registry.get_sample_value(
             "inventory_malformed_messages_total", {"topic": COMMANDS_TOPIC}

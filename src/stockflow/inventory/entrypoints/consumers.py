@@ -1,15 +1,17 @@
 """The inventory's bus consumers: its commands and the orders' events, fed to the writer.
 
-Each fetched batch becomes one group of submissions to the writer (which may merge it with
-other batches and HTTP commands into one commit); the batch is acked by the kit's
-:class:`~stockflow_kit.messaging.Consumer` only after every submission's outcome is known,
-i.e. after the commit. A writer failure raises, so the runner naks the batch: redelivery, then
-dead letter.
+The two topics are a table of the kit's :class:`~stockflow_kit.messaging.Source` (topic,
+durable, translate), consumed by the kit's :class:`~stockflow_kit.messaging.Consumers`. Each
+fetched batch becomes one group of submissions to the writer (which may merge it with other
+batches and HTTP commands into one commit); the batch is acked only after every submission's
+outcome is known, i.e. after the commit. A writer failure raises, so the batch is nakked:
+redelivery, then dead letter.
 
 A malformed message (unknown type, payload that does not fit its schema) is never retried: it
-cannot get better. It is published at once to the dead-letter topic with the usual headers and
-the reason, counted (``inventory_malformed_messages_total``) and logged, then acked with its
-batch, so it can never become a crash loop.
+cannot get better. Its translation raises :class:`MalformedMessageError` (a
+:class:`~stockflow_kit.messaging.PermanentMessageError`), so the kit dead-letters it at once
+through the bus port, with the usual headers and the reason; it is also counted here
+(``inventory_malformed_messages_total``).
 
 Several replicas (ADR 0005): every replica consumes both topics through its own durables
 (``<durable>-r<index>``) and keeps its part of each message (``Ownership.route``). A
@@ -22,11 +24,9 @@ replica none of this runs: the durables keep their names and the hot path its sh
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Sequence
 from typing import Final, Protocol
 
-import structlog
 from prometheus_client import CollectorRegistry
 
 from stockflow.contracts.inventory_commands import COMMANDS_TOPIC
@@ -41,50 +41,36 @@ from stockflow.inventory.service_layer.batch import Outcome, Submission
 from stockflow.inventory.service_layer.ownership import Ownership, Spanning
 from stockflow.inventory.service_layer.reservations import ReservationCoordinator
 from stockflow_kit.messaging import (
-    DEAD_LETTER_DELIVERY_COUNT_HEADER,
-    DEAD_LETTER_REASON_HEADER,
-    DEAD_LETTER_SUBSCRIPTION_HEADER,
-    DEAD_LETTER_TOPIC_HEADER,
-    BatchHandler,
     Bus,
-    Consumer,
     ConsumerConfig,
+    Consumers,
     Delivery,
     Envelope,
-    dead_letter_topic,
+    ItemsHandler,
+    Source,
 )
 from stockflow_kit.observability import counter
 
-__all__ = ["COMMANDS_DURABLE", "ORDERS_DURABLE", "InventoryConsumers", "durable_name"]
+__all__ = ["COMMANDS_DURABLE", "ORDERS_DURABLE", "SOURCES", "InventoryConsumers", "durable_suffix"]
 
 COMMANDS_DURABLE: Final = "inventory-commands"
 ORDERS_DURABLE: Final = "inventory-orders"
-_log = structlog.get_logger("stockflow.inventory")
 
-Translate = Callable[[Envelope], Command | None]
-
-
-@dataclass(frozen=True)
-class _Source:
-    topic: str
-    durable: str
-    translate: Translate
-
-
-def durable_name(durable: str, ownership: Ownership) -> str:
-    """The durable of one replica: the plain name with one replica (compatible), else
-    ``<durable>-r<index>``: every replica must see every message."""
-    return durable if ownership.owns_all else f"{durable}-r{ownership.replica_index}"
-
-
-SOURCES: Final = (
-    _Source(COMMANDS_TOPIC, COMMANDS_DURABLE, command_of),
-    _Source(ORDERS_EVENTS_TOPIC, ORDERS_DURABLE, command_of_order_event),
+SOURCES: Final[tuple[Source[Command], ...]] = (
+    Source(COMMANDS_TOPIC, COMMANDS_DURABLE, command_of),
+    Source(ORDERS_EVENTS_TOPIC, ORDERS_DURABLE, command_of_order_event),
 )
+"""What the inventory consumes: topic, durable name, envelope -> command (``None``: ignore)."""
+
+
+def durable_suffix(ownership: Ownership) -> str:
+    """The durables of one replica: the plain names with one replica (compatible), else
+    ``<durable>-r<index>``: every replica must see every message."""
+    return "" if ownership.owns_all else f"-r{ownership.replica_index}"
 
 
 class CommandSink(Protocol):
-    """Where consumed commands go: the writer itself, or the pipe to it (:mod:`.feeder`)."""
+    """Where consumed commands go: the writer itself, or the socket to it (:mod:`.feeder`)."""
 
     @property
     def ownership(self) -> Ownership: ...
@@ -93,7 +79,7 @@ class CommandSink(Protocol):
 
 
 class InventoryConsumers:
-    """Consume both topics through durable subscriptions into ``writer``."""
+    """Consume :data:`SOURCES` through durable subscriptions into ``writer``."""
 
     def __init__(
         self,
@@ -107,101 +93,83 @@ class InventoryConsumers:
         in_flight_batches: int = 2,
         coordinator: ReservationCoordinator | None = None,
     ) -> None:
-        self.bus = bus
         self.writer = writer
         self.ownership = writer.ownership
         self.coordinator = coordinator
         if not self.ownership.owns_all and coordinator is None:
             raise ValueError("several replicas need a ReservationCoordinator (peer URLs)")
-        self.batch_size = batch_size
-        self.max_wait = max_wait
-        self.config = config
-        self.registry = registry
-        self.in_flight_batches = in_flight_batches
         self.malformed = counter(
             "inventory_malformed_messages",
             "Messages whose type or payload the inventory cannot read (dead-lettered at once).",
             ["topic"],
             registry=registry,
         )
-        self._consumers: list[Consumer] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self.consumers = Consumers(
+            bus,
+            [self._counted(source) for source in SOURCES],
+            self._handler,
+            config=config,
+            batch_size=batch_size,
+            max_wait=max_wait,
+            # Fetch batch N+1 while N commits: the writer decides it meanwhile.
+            max_in_flight=in_flight_batches,
+            registry=registry,
+            durable_suffix=durable_suffix(self.ownership),
+            name="inventory consumers",
+        )
 
     async def start(self) -> None:
-        for source in SOURCES:
-            durable = durable_name(source.durable, self.ownership)
-            subscription = await self.bus.subscribe(source.topic, durable, self.config)
-            consumer = Consumer(
-                subscription,
-                self._handler(source),
-                batch_size=self.batch_size,
-                max_wait=self.max_wait,
-                registry=self.registry,
-                # Fetch batch N+1 while N commits: the writer decides it meanwhile.
-                max_in_flight=self.in_flight_batches,
-            )
-            self._consumers.append(consumer)
-            self._tasks.append(asyncio.create_task(consumer.run(), name=durable))
+        await self.consumers.start()
 
     async def stop(self) -> None:
-        await asyncio.gather(*(c.stop() for c in self._consumers), return_exceptions=True)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for consumer in self._consumers:
-            await consumer.subscription.close()
-        self._consumers.clear()
-        self._tasks.clear()
+        await self.consumers.stop()
 
     @property
     def running(self) -> bool:
-        return bool(self._tasks) and all(not task.done() for task in self._tasks)
+        return self.consumers.running
 
-    def _handler(self, source: _Source) -> BatchHandler:
+    def _counted(self, source: Source[Command]) -> Source[Command]:
+        translate, malformed = source.translate, self.malformed.labels(source.topic)
+
+        def counting(envelope: Envelope) -> Command | None:
+            try:
+                return translate(envelope)
+            except MalformedMessageError:
+                malformed.inc()
+                raise
+
+        return Source(source.topic, source.durable, counting)
+
+    def _handler(self, _source: Source[Command]) -> ItemsHandler[Command]:
         if not self.ownership.owns_all:
-            return self._routing_handler(source)
+            return self._routing_handler()
+        enqueue = self.writer.enqueue_many
 
-        async def handle(batch: Sequence[Delivery]) -> None:
-            submissions = []
-            for delivery in batch:
-                envelope = delivery.envelope
-                try:
-                    command = source.translate(envelope)
-                except MalformedMessageError as error:
-                    await self._dead_letter(source, delivery, str(error))
-                    continue
-                if command is None:
-                    continue
-                submissions.append(
+        async def handle(items: Sequence[tuple[Delivery, Command]]) -> None:
+            # One future for the whole batch; it raises if the batch's commit failed.
+            await enqueue(
+                [
                     Submission(
-                        message_id=envelope.id,
+                        message_id=delivery.envelope.id,
                         command=command,
-                        correlation_id=envelope.correlation_id,
+                        correlation_id=delivery.envelope.correlation_id,
                     )
-                )
-            if submissions:
-                # One future for the whole batch; it raises if the batch's commit failed.
-                await self.writer.enqueue_many(submissions)
+                    for delivery, command in items
+                ]
+            )
 
         return handle
 
-    def _routing_handler(self, source: _Source) -> BatchHandler:
+    def _routing_handler(self) -> ItemsHandler[Command]:
         ownership = self.ownership
         coordinator = self.coordinator
         assert coordinator is not None
 
-        async def handle(batch: Sequence[Delivery]) -> None:
+        async def handle(items: Sequence[tuple[Delivery, Command]]) -> None:
             submissions: list[Submission] = []
             spanning: list[Spanning] = []
-            for delivery in batch:
+            for delivery, command in items:
                 envelope = delivery.envelope
-                try:
-                    command = source.translate(envelope)
-                except MalformedMessageError as error:
-                    await self._dead_letter(source, delivery, str(error))
-                    continue
-                if command is None:
-                    continue
                 part = ownership.route(envelope.id, command, envelope.correlation_id)
                 if isinstance(part, Submission):
                     submissions.append(part)
@@ -222,22 +190,3 @@ class InventoryConsumers:
                     raise result
 
         return handle
-
-    async def _dead_letter(self, source: _Source, delivery: Delivery, reason: str) -> None:
-        self.malformed.labels(source.topic).inc()
-        _log.error(
-            "inventory.malformed_message",
-            topic=source.topic,
-            message_id=delivery.envelope.id,
-            message_type=delivery.envelope.type,
-            reason=reason,
-        )
-        headers = {
-            DEAD_LETTER_TOPIC_HEADER: delivery.topic,
-            DEAD_LETTER_SUBSCRIPTION_HEADER: source.durable,
-            DEAD_LETTER_DELIVERY_COUNT_HEADER: str(delivery.delivery_count),
-            DEAD_LETTER_REASON_HEADER: f"malformed: {reason}"[:500],
-        }
-        await self.bus.publish(
-            dead_letter_topic(delivery.topic), [delivery.envelope], headers=headers
-        )

@@ -27,7 +27,7 @@ from stockflow.inventory.domain.commands import (
     ReserveStock,
     ShipStock,
 )
-from stockflow_kit.messaging import Envelope
+from stockflow_kit.messaging import Envelope, PermanentMessageError
 
 __all__ = ["IGNORED_ORDER_EVENTS", "MalformedMessageError", "command_of", "command_of_order_event"]
 
@@ -35,7 +35,7 @@ IGNORED_ORDER_EVENTS: Final = frozenset({"OrderConfirmed", "OrderRejected"})
 """Order events the inventory has nothing to do for (acked, no effect)."""
 
 
-class MalformedMessageError(ValueError):
+class MalformedMessageError(PermanentMessageError):
     """The envelope's type is unknown or its data does not fit the type's schema."""
 
 
