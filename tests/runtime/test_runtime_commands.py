@@ -1,0 +1,212 @@
+"""`stockflow up`, `up --distributed` and `serve` as a user runs them: real processes, real ports.
+
+Every failure at start is one line that says what to do, with a non-zero exit; every service
+of the registry comes up under the one runner.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from stockflow.runtime.registry import SERVICES
+from stockflow_kit.lifecycle import ServiceProcess, free_port
+
+STOCKFLOW = str(Path(sys.executable).with_name("stockflow"))
+pytestmark = pytest.mark.slow
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, within: float = 60
+) -> subprocess.CompletedProcess[str]:
+    merged = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [STOCKFLOW, *args], capture_output=True, text=True, env=merged, timeout=within, check=False
+    )
+
+
+def free_base() -> int:
+    """A port base whose five ports are free now."""
+    for _ in range(50):
+        base = free_port() // 10 * 10
+        if base + 5 > 65_535:
+            continue
+        try:
+            for port in range(base, base + 5):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise AssertionError("no free port base")
+
+
+def up(data_dir: Path, base: int, log: Path) -> ServiceProcess:
+    inventory = next(s for s in SERVICES if s.name == "inventory")
+    return ServiceProcess(
+        [STOCKFLOW, "up", "--data-dir", str(data_dir), "--port-base", str(base)],
+        name="stockflow up",
+        port=base + inventory.port_offset,
+        log=log,
+    )
+
+
+async def test_up_serves_every_service_of_the_registry_and_a_second_up_is_refused(
+    tmp_path: Path,
+) -> None:
+    base = free_base()
+    system = up(tmp_path / "data", base, tmp_path / "up.log")
+    system.start()
+    try:
+        await system.wait_ready(within=60)
+        async with httpx.AsyncClient(timeout=5) as client:
+            for spec in SERVICES:
+                ready = await client.get(f"http://127.0.0.1:{base + spec.port_offset}/readyz")
+                assert ready.status_code == 200, (spec.name, ready.text)
+        token = (tmp_path / "data" / "service-token").read_text().strip()
+        assert len(token) >= 32
+        assert oct((tmp_path / "data" / "service-token").stat().st_mode)[-3:] == "600"
+        second = run_cli("up", "--data-dir", str(tmp_path / "data"), "--port-base", str(base + 10))
+        assert second.returncode == 1
+        assert "in use by another stockflow" in second.stderr
+        assert "Traceback" not in second.stderr
+        clash = run_cli("up", "--data-dir", str(tmp_path / "other"), "--port-base", str(base))
+        assert clash.returncode == 1
+        assert "already in use" in clash.stderr
+        assert "--port-base" in clash.stderr
+        assert "Traceback" not in clash.stderr
+    finally:
+        assert system.terminate() == 0
+    text = (tmp_path / "up.log").read_text()
+    assert "inventory.stopped" in text
+    assert "color_message" not in text
+
+
+def test_up_on_a_data_dir_that_is_a_file_says_so_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    result = run_cli("up", "--data-dir", str(tmp_path / "file"), "--port-base", str(free_base()))
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "--data-dir" in result.stderr
+
+
+def test_up_on_a_corrupt_data_dir_says_which_file_in_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "inventory.sqlite3").write_bytes(b"this is not a SQLite database" * 100)
+    result = run_cli("up", "--data-dir", str(data), "--port-base", str(free_base()))
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "inventory.sqlite3" in last
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_to_start_without_a_service_credential(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("SERVICE_TOKEN")}
+    env |= {
+        "INVENTORY_EVENT_STORE_URL": f"sqlite:///{tmp_path / 'inventory.sqlite3'}",
+        "BUS_URL": f"sqlite:///{tmp_path / 'bus.sqlite3'}",
+        "INVENTORY_PORT": str(free_port()),
+    }
+    result = subprocess.run(
+        [STOCKFLOW, "serve", "inventory"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "STOCKFLOW_SERVICE_TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_names_an_unreachable_database_and_how_to_start_it(tmp_path: Path) -> None:
+    result = run_cli(
+        "serve",
+        "inventory",
+        env={
+            "INVENTORY_EVENT_STORE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x",
+            "BUS_URL": f"sqlite:///{tmp_path / 'bus.sqlite3'}",
+            "INVENTORY_PORT": str(free_port()),
+        },
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "is PostgreSQL running?" in last
+    assert "pg_ctlcluster" in last
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_names_a_bad_setting_by_its_variable(tmp_path: Path) -> None:
+    result = run_cli("serve", "inventory", env={"INVENTORY_PORT": "eighty"})
+    assert result.returncode == 1
+    assert "INVENTORY_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_of_an_unknown_service_lists_the_known_ones() -> None:
+    result = run_cli("serve", "nothing")
+    assert result.returncode == 2
+    assert all(spec.name in result.stderr for spec in SERVICES)
+
+
+@pytest.mark.integration
+async def test_up_distributed_creates_each_database_and_serves_every_service(
+    tmp_path: Path, postgres_url: str, nats_url: str
+) -> None:
+    import asyncpg
+
+    base = free_base()
+    database = f"sftest_{uuid.uuid4().hex[:8]}"
+    admin = postgres_url.rsplit("/", 1)[0] + "/postgres"
+    inventory = next(s for s in SERVICES if s.name == "inventory")
+    system = ServiceProcess(
+        [
+            STOCKFLOW,
+            "up",
+            "--distributed",
+            "--port-base",
+            str(base),
+            "--database-url",
+            f"{admin.rsplit('/', 1)[0]}/{database}",
+            "--nats-url",
+            f"{nats_url}?prefix=t{uuid.uuid4().hex[:8]}",
+        ],
+        name="stockflow up --distributed",
+        port=base + inventory.port_offset,
+        log=tmp_path / "up.log",
+    )
+    system.start()
+    try:
+        await system.wait_ready(within=90)
+        async with httpx.AsyncClient(timeout=5) as client:
+            for spec in SERVICES:
+                ready = await client.get(f"http://127.0.0.1:{base + spec.port_offset}/readyz")
+                assert ready.status_code == 200, (spec.name, ready.text)
+        conn = await asyncpg.connect(admin)
+        try:
+            names = {
+                r["datname"]
+                for r in await conn.fetch(
+                    "SELECT datname FROM pg_database WHERE datname LIKE $1", f"{database}_%"
+                )
+            }
+        finally:
+            await conn.close()
+        assert names == {f"{database}_{spec.name}" for spec in SERVICES if spec.store_field}
+    finally:
+        assert system.terminate() == 0
+        conn = await asyncpg.connect(admin)
+        try:
+            for spec in SERVICES:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{database}_{spec.name}" WITH (FORCE)')
+        finally:
+            await conn.close()
