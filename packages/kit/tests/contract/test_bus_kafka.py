@@ -27,7 +27,7 @@ from stockflow_kit.messaging import (
     Delivery,
     dead_letter_topic,
 )
-from stockflow_kit.messaging._contract_base import ContractBase
+from stockflow_kit.messaging._contract_base import ContractBase, counted
 from stockflow_kit.messaging._kafka_config import TOPIC_HEADER
 from stockflow_kit.messaging.kafka import KafkaBus, KafkaSubscription
 from stockflow_kit.messaging.local_brokers import LocalTansu
@@ -121,6 +121,32 @@ class TestKafkaBusOnly(ContractBase):
         assert dead_lettered(topic, "strict") == 1.0
         [line] = [e for e in logs if e["event"] == "messaging.dead_lettered"]
         assert (line["message_id"], line["reason"]) == (bad.id, "malformed")
+        assert list(await sub.fetch(10, max_wait=self.ack_wait * 2)) == []
+        assert (await sub.lag()).pending == 0
+
+    async def test_a_late_ack_of_a_message_dead_lettered_past_max_deliver_is_a_no_op(
+        self, bus: Bus, topic: str
+    ) -> None:
+        await bus.publish(topic, make_envelopes(1))
+        sub = await bus.subscribe(topic, "late", self.config(max_deliver=1))
+        first = await sub.fetch(10, max_wait=1.0)
+        assert [d.delivery_count for d in first] == [1]
+        assert list(await sub.fetch(10, max_wait=self.ack_wait * 2)) == []  # dead-lettered
+        assert dead_lettered(topic, "late") == 1.0
+        await sub.ack(first)  # too late: it is done, neither an AckError nor counted
+        await sub.nak(first)
+        assert counted(topic, "late", "acked") == counted(topic, "late", "nakked") == 0
+        assert list(await sub.fetch(10, max_wait=self.ack_wait * 2)) == []
+
+    async def test_acking_a_delivery_twice_is_a_no_op_counted_once(
+        self, bus: Bus, topic: str
+    ) -> None:
+        await bus.publish(topic, make_envelopes(2))
+        sub = await bus.subscribe(topic, "twice", self.config())
+        batch = await sub.fetch(10, max_wait=1.0)
+        await sub.ack(batch[:1])
+        await sub.ack(batch)
+        assert counted(topic, "twice", "acked") == 2
         assert list(await sub.fetch(10, max_wait=self.ack_wait * 2)) == []
         assert (await sub.lag()).pending == 0
 

@@ -42,6 +42,8 @@ class Pending:
         due: Monotonic time at which it is handed out again (ack_wait, nak delay).
         out: True while a consumer holds it.
         reason: The last nak reason.
+        dead_lettered: True once it was dead-lettered: a later ack or nak of any of its
+            deliveries is a no-op (the record is finished and never comes back).
     """
 
     state: PartitionState
@@ -56,6 +58,7 @@ class Pending:
     due: float = 0.0
     out: bool = False
     reason: str | None = None
+    dead_lettered: bool = False
 
 
 @dataclass(slots=True, eq=False)

@@ -103,7 +103,7 @@ class KafkaSubscription:
         for pending in batch:
             if pending.count >= self._config.max_deliver:
                 reason = pending.reason or ACK_WAIT_EXPIRED_REASON
-                await self._dead_letter(pending, pending.count, reason, pending.envelope.id)
+                await self._dead_letter(pending, pending.count, reason)
                 continue
             pending.count, pending.out, pending.due = pending.count + 1, True, deadline
             pending.state.hand_out(pending)
@@ -112,33 +112,43 @@ class KafkaSubscription:
             )
         return deliveries
 
-    async def _dead_letter(
-        self, pending: Pending, delivery_count: int, reason: str, message_id: str
-    ) -> bool:
+    async def _dead_letter(self, pending: Pending, delivery_count: int, reason: str) -> bool:
         """Dead-letter *pending* and finish it; if that fails it comes back after ack_wait."""
         sent = await self._reader.send_dead_letter(
-            pending.topic, pending, pending.headers, delivery_count, reason, message_id
+            pending.topic, pending, pending.headers, delivery_count, reason, pending.envelope.id
         )
         if sent:
+            pending.dead_lettered = True  # later acks and naks of its deliveries: no-ops
             pending.state.finish(pending.offset)
         else:
             pending.out, pending.due = False, time.monotonic() + self._config.ack_wait
         return sent
 
-    def _current(self, deliveries: Sequence[Delivery]) -> tuple[list[Pending], int]:
-        """The pending records of *deliveries* still owned here, and how many are stale."""
-        current: list[Pending] = []
+    def _current(self, deliveries: Sequence[Delivery]) -> tuple[dict[Delivery, Pending], int]:
+        """The deliveries of *deliveries* still open here (with their records), and how many
+        are stale.
+
+        A delivery whose record is finished (acked, dead-lettered) is neither: skipped. A
+        stale one belongs to a partition revoked since (its new owner redelivers it).
+        """
+        current: dict[Delivery, Pending] = {}
+        stale = 0
         for delivery in deliveries:
             pending = delivery.token
             if not isinstance(pending, Pending):
                 raise TypeError(f"not a delivery of a Kafka bus: {delivery!r}")
-            state = self._reader.states.get(pending.state.tp)
-            if state is pending.state and pending.offset in state.open:
-                current.append(pending)
-        return current, len(deliveries) - len(current)
+            if pending.dead_lettered:
+                continue
+            if self._reader.states.get(pending.state.tp) is not pending.state:
+                stale += 1
+            elif pending.state.open.get(pending.offset) is pending:
+                current[delivery] = pending
+        return current, stale
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Finish *deliveries* and commit the group's offsets; returns once committed.
+
+        Deliveries already finished (acked, or dead-lettered) are skipped, not counted.
 
         Raises:
             AckError: when the commit failed or their partitions went to another consumer
@@ -146,12 +156,12 @@ class KafkaSubscription:
         """
         self._check()
         current, stale = self._current(deliveries)
-        for pending in current:
+        for pending in current.values():
             pending.state.finish(pending.offset)
-        await self._commit({p.state for p in current})
+        await self._commit({p.state for p in current.values()})
         if stale:
             raise AckError(f"{stale} delivery(ies) belong to a reassigned partition")
-        self._bus.metrics.count_deliveries(deliveries, self._name, "acked")
+        self._bus.metrics.count_deliveries(current, self._name, "acked")
 
     async def _commit(self, states: set[PartitionState]) -> None:
         offsets = {s.tp: p for s in states if (p := s.commit_position()) is not None}
@@ -167,35 +177,40 @@ class KafkaSubscription:
     ) -> None:
         """Hand *deliveries* out again after *delay* s; keep *reason* for the dead letter.
 
+        Deliveries already finished (acked, or dead-lettered) are skipped: they never come
+        back, and are not counted.
+
         Raises:
             AckError: when their partitions went to another consumer (it redelivers them).
         """
         self._check()
         current, stale = self._current(deliveries)
         due = time.monotonic() + delay
-        for pending in current:
+        for pending in current.values():
             pending.out, pending.due = False, due
             pending.reason = reason if reason is not None else pending.reason
         if stale:
             raise AckError(f"{stale} delivery(ies) belong to a reassigned partition")
-        self._bus.metrics.count_deliveries(deliveries, self._name, "nakked")
+        self._bus.metrics.count_deliveries(current, self._name, "nakked")
 
     async def dead_letter(self, deliveries: Sequence[Delivery], *, reason: str) -> None:
         """Publish *deliveries* to the dead-letter topic at once, then ack them.
 
         For messages that can never succeed (malformed). Same headers as after
-        ``max_deliver`` (with each delivery's ``delivery_count``).
+        ``max_deliver``, with each delivery's ``delivery_count``. Deliveries already finished
+        (acked, or dead-lettered) are skipped; a later ack or nak of these is a no-op.
 
         Raises:
-            AckError: when some could not be dead-lettered or committed; they come back.
+            AckError: when some could not be dead-lettered or committed (they come back), or
+                belong to a partition reassigned since (its new owner redelivers them).
         """
         self._check()
         current, stale = self._current(deliveries)
         failed = 0
-        for pending in current:
-            if not await self._dead_letter(pending, pending.count, reason, pending.envelope.id):
+        for delivery, pending in current.items():
+            if not await self._dead_letter(pending, delivery.delivery_count, reason):
                 failed += 1
-        await self._commit({p.state for p in current})
+        await self._commit({p.state for p in current.values()})
         if stale or failed:
             raise AckError(f"{stale + failed} delivery(ies) were not dead-lettered")
 

@@ -27,8 +27,9 @@ Design:
   ``delivery_count`` counts exactly while one consumer owns the partition, and a record
   handed out before a takeover (marked in the ``<durable>.delivered`` group) counts as
   delivered once before, so after a crash it comes back with count 2 (not more).
-* **Dead letters**: past ``max_deliver`` the record is published to ``deadletter.<stream>``
-  (Kafka topic ``deadletter``) with the four dead-letter headers, then finished.
+* **Dead letters**: past ``max_deliver``, or at once by ``dead_letter``, the record is published
+  to ``deadletter.<stream>`` (Kafka topic ``deadletter``) with the four dead-letter headers,
+  then finished: a later ack or nak of its deliveries is a no-op, as is one of an acked record.
 
 Errors: aiokafka's ``KafkaError`` tree (plus ``OSError``, ``TimeoutError``) is mapped here::
 
