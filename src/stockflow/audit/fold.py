@@ -20,6 +20,7 @@ import msgspec
 from stockflow.audit.report import MAX_EXAMPLES, Check, Violation
 from stockflow.contracts.inventory import (
     EVENT_TYPES,
+    ReservationRejected,
     ReservationReleased,
     StockAdjusted,
     StockReceived,
@@ -41,6 +42,7 @@ class SkuTotals:
         "last_sequence",
         "on_hand",
         "received",
+        "rejections",
         "reserved",
         "shipped",
     )
@@ -53,6 +55,7 @@ class SkuTotals:
         self.received = 0
         self.adjusted = 0
         self.shipped = 0
+        self.rejections = 0
 
     @property
     def available(self) -> int:
@@ -145,7 +148,9 @@ class AuditFold:
                 self._settle(totals, sku, order_id, qty, "shipped", where)
                 totals.on_hand -= qty
                 totals.shipped += qty
-            case _:  # ReservationRejected, LowStockDetected: facts that move no stock
+            case ReservationRejected():  # a fact that moves no stock
+                totals.rejections += 1
+            case _:  # LowStockDetected: likewise
                 pass
 
     def _settle(
@@ -187,6 +192,8 @@ class AuditFold:
                 )
         for sku in sorted(self.skus.keys() - seen):
             totals = self.skus[sku]
+            if totals.events == totals.rejections:
+                continue  # only rejected reservations: a stream, but no stock (API.md 404)
             self.report(
                 Violation(
                     Check.PROJECTION,

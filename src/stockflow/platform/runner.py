@@ -60,9 +60,10 @@ class Unit:
 
     def dependencies(self) -> dict[str, str]:
         """Its URLs by role, for start-up messages."""
-        urls = {"bus": self.settings.bus_url}
-        if self.spec.store_field is not None:
+        urls = {}
+        if self.spec.store_field is not None:  # first: a failing start is most often its store
             urls["database"] = str(getattr(self.settings, self.spec.store_field))
+        urls["bus"] = self.settings.bus_url
         return urls
 
 

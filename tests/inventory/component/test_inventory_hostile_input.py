@@ -124,3 +124,17 @@ async def test_the_openapi_document_describes_bodies_headers_and_problems(
     internal = document["paths"]["/internal/reservations"]["post"]
     assert internal["security"] == [{"serviceCredential": []}]
     assert "serviceCredential" in document["components"]["securitySchemes"]
+
+
+async def test_a_rejected_reservation_of_an_unknown_sku_creates_no_stock(
+    client: httpx.AsyncClient, service: InventoryService
+) -> None:
+    body = {"order_id": "o-1", "lines": [{"sku": "NOPE", "qty": 1}]}
+    reserved = await client.post("/internal/reservations", json=body, headers=TOKEN)
+    assert reserved.json()["status"] == "rejected"
+    assert_problem(await client.get("/inventory/NOPE"), 404)
+    assert await service.store.get_stock("NOPE") is None
+    events = (await client.get("/inventory/NOPE/events")).json()["events"]
+    assert [e["type"] for e in events] == ["ReservationRejected"]  # the fact is kept
+    assert (await receive(client, "NOPE", 2, "po")).json()["version"] == 2
+    assert (await client.get("/inventory/NOPE")).json()["on_hand"] == 2

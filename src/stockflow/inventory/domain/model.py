@@ -81,10 +81,19 @@ class StockState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     version: int = 0
     reservations: Mapping[str, int] = msgspec.field(default_factory=dict)
     low_stock_below: int | None = None
+    stocked: bool | None = None
+    """Whether anything but rejections ever happened to the SKU (a receipt first of all).
+    ``None`` in snapshots written before the field existed: read as ``version > 0``."""
 
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved
+
+    @property
+    def has_stock(self) -> bool:
+        """Whether the SKU has a stock record: a reservation rejected for a SKU nobody ever
+        received leaves an event in its stream, but no stock row (a GET is a 404)."""
+        return self.stocked if self.stocked is not None else self.version > 0
 
 
 def decide(
@@ -254,6 +263,7 @@ def apply(state: StockState, event: Event) -> StockState:
         version=state.version + 1,
         reservations=reservations,
         low_stock_below=low_stock_below,
+        stocked=state.has_stock or not isinstance(event, ReservationRejected),
     )
 
 

@@ -134,7 +134,8 @@ class BatchDecision:
 
     @property
     def stock(self) -> list[StockRow]:
-        return [_row(state) for state in self.states.values()]
+        """The projection rows of the touched SKUs that have a stock record."""
+        return [_row(state) for state in self.states.values() if state.has_stock]
 
 
 def _row(state: StockState) -> StockRow:

@@ -27,7 +27,7 @@ class CommittedReads:
     def row(self, sku: str) -> StockRow | None:
         """The committed row of an owned SKU (``None``: never recorded)."""
         state = self.committed.states.get(sku)
-        if state is None:
+        if state is None or not state.has_stock:
             return None
         return StockRow(
             sku=state.sku, on_hand=state.on_hand, reserved=state.reserved, version=state.version

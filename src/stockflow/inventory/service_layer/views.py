@@ -54,6 +54,7 @@ async def fold_stock(log: EventLog, *, page: int = 5000) -> FoldedStock:
     rows = [
         StockRow(sku=s.sku, on_hand=s.on_hand, reserved=s.reserved, version=s.version)
         for s in sorted(states.values(), key=lambda s: s.sku)
+        if s.has_stock  # a stream of rejections only has no stock row
     ]
     return FoldedStock(rows=rows, position=position)
 
