@@ -284,3 +284,48 @@ def _leaks(value: object) -> bool:
 @given(_nested(5))
 def test_no_value_under_a_sensitive_key_survives_redaction(value: object) -> None:
     assert not _leaks(_redact(payload=value))
+
+
+def test_uvicorns_color_message_is_dropped_from_json_lines(log_lines) -> None:
+    configure_logging(json=True, stream=log_lines.stream)
+
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]",
+        42,
+        extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
+    )
+
+    [line] = log_lines.records()
+    assert line["event"] == "Started server process [42]"
+    assert "color_message" not in line
+    assert "\x1b" not in log_lines.stream.getvalue()
+
+
+def test_structlog_and_stdlib_lines_share_the_stream_in_the_order_written(log_lines) -> None:
+    configure_logging(json=True, stream=log_lines.stream)
+
+    structlog.get_logger("ours").info("t.first")
+    logging.getLogger("theirs").warning("t.second")
+    structlog.get_logger("ours").error("t.third", password="p")
+
+    lines = log_lines.records()
+    assert [(r["event"], r["logger"], r["level"]) for r in lines] == [
+        ("t.first", "ours", "info"),
+        ("t.second", "theirs", "warning"),
+        ("t.third", "ours", "error"),
+    ]
+    assert lines[2]["password"] == REDACTED
+
+
+def test_values_json_cannot_encode_natively_are_written_as_their_repr(log_lines) -> None:
+    configure_logging(json=True, stream=log_lines.stream)
+
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    structlog.get_logger("t").info("t.odd", thing=Opaque(), by_number={1: "one"})
+
+    [line] = log_lines.records()
+    assert line["thing"] == "<opaque>"
+    assert line["by_number"] == {"1": "one"}
