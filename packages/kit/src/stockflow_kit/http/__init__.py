@@ -11,6 +11,7 @@ RFC 9457 helpers of :mod:`.problems`.
 """
 
 from stockflow_kit.http._instrument import instrument
+from stockflow_kit.http._limits import DEFAULT_BODY_TIMEOUT_SECONDS, DEFAULT_MAX_IN_FLIGHT
 from stockflow_kit.http.client import (
     IDEMPOTENCY_KEY_HEADER,
     DownstreamClientError,
@@ -24,9 +25,11 @@ from stockflow_kit.http.client import (
     is_downstream_failure,
 )
 from stockflow_kit.http.middleware import (
+    CLIENT_CLOSED,
     DEFAULT_QUIET_PATHS,
     UNMATCHED,
     BodySizeLimitMiddleware,
+    BodyTimeoutMiddleware,
     CorrelationMiddleware,
     LoadSheddingMiddleware,
     MetricsMiddleware,
@@ -52,12 +55,16 @@ from stockflow_kit.http.problems import (
 
 __all__ = [
     "ABOUT_BLANK",
+    "CLIENT_CLOSED",
+    "DEFAULT_BODY_TIMEOUT_SECONDS",
+    "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_QUIET_PATHS",
     "IDEMPOTENCY_KEY_HEADER",
     "INTERNAL_ERROR_DETAIL",
     "PROBLEM_MEDIA_TYPE",
     "UNMATCHED",
     "BodySizeLimitMiddleware",
+    "BodyTimeoutMiddleware",
     "CorrelationMiddleware",
     "DownstreamClientError",
     "DownstreamError",
