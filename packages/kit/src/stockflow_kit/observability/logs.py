@@ -49,6 +49,7 @@ __all__ = [
 # uvicorn installs its own handlers on these (with propagate=False) unless started with
 # log_config=None; we send them back to the root handler so they share our format.
 _SERVER_LOGGERS: Final = ("uvicorn", "uvicorn.error", "uvicorn.access")
+_SERVER_ACCESS_LOGGER: Final = "uvicorn.access"
 _encoder: Final = msgspec.json.Encoder(enc_hook=repr)
 
 
@@ -157,6 +158,7 @@ def configure_logging(
     level: str | int = "INFO",
     service: str | None = None,
     stream: TextIO | None = None,
+    server_access_log: bool = False,
 ) -> None:
     """Configure structlog and the standard library's logging to write one format.
 
@@ -166,8 +168,10 @@ def configure_logging(
     per-call cost of that is measured in ``docs/benchmarks.md``). Handlers that others
     installed on the root logger (pytest's, for example) are left alone. The uvicorn
     loggers are sent to the root handler; start uvicorn with ``log_config=None`` so that it
-    does not reinstall its own, and with ``access_log=False`` since
-    :class:`~stockflow_kit.http.MetricsMiddleware` writes the access log.
+    does not reinstall its own. uvicorn's own access log is switched off (unless
+    *server_access_log*), whether this runs before or after uvicorn reads its
+    configuration: :class:`~stockflow_kit.http.MetricsMiddleware` writes the access log,
+    and a second line per request would double its cost.
 
     Args:
         json: ``True`` for JSON lines, ``False`` for the human console renderer. ``None``
@@ -178,6 +182,7 @@ def configure_logging(
             has one, as lines bound by the HTTP middleware of a named service do).
         stream: Where lines go; :data:`sys.stderr` at call time when ``None`` (the
             default), which keeps standard output free for a CLI's results.
+        server_access_log: Keep uvicorn's ``uvicorn.access`` lines; ``False`` by default.
 
     Raises:
         ValueError: *level* is not a logging level.
@@ -222,7 +227,7 @@ def configure_logging(
         server_logger = logging.getLogger(name)
         server_logger.handlers.clear()
         server_logger.setLevel(logging.NOTSET)
-        server_logger.propagate = True
+        server_logger.propagate = server_access_log or name != _SERVER_ACCESS_LOGGER
 
     structlog.configure(
         processors=[

@@ -329,3 +329,19 @@ def test_values_json_cannot_encode_natively_are_written_as_their_repr(log_lines)
     [line] = log_lines.records()
     assert line["thing"] == "<opaque>"
     assert line["by_number"] == {"1": "one"}
+
+
+def test_uvicorns_access_log_is_off_unless_asked_for(log_lines) -> None:
+    access = logging.getLogger("uvicorn.access")
+    configure_logging(json=True, stream=log_lines.stream)
+
+    # uvicorn asks Logger.hasHandlers() once per connection, and skips its line if False.
+    assert not access.hasHandlers()
+    access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", "/", "1.1", 200)
+    assert log_lines.records() == []
+
+    configure_logging(json=True, stream=log_lines.stream, server_access_log=True)
+    access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", "/", "1.1", 200)
+
+    [line] = log_lines.records()
+    assert line["logger"] == "uvicorn.access"
