@@ -11,23 +11,19 @@ same connections and duration, after a short warm-up:
    ``stockflow serve <service>`` on a fresh temporary data directory (configured by
    :data:`SERVICE_LAUNCHES`) and seeded first.
 
-Each row reports requests/s, p50 and p99 latency, and ``x bare``: its requests/s over bare's
-and its p99 over bare's. Nothing is asserted: the figures depend on the machine.
+Each row reports requests/s, p50 and p99 latency, ``x bare`` (its requests/s over bare's,
+and its p99 over bare's), and the server's CPU time per request (user + system, read from
+``/proc/<pid>/stat`` before and after the measurement; empty where there is no ``/proc``)
+with ``cpu x``, bare's CPU per request over the row's. On a machine shared with other
+work the CPU figure moves less than requests/s: a busy neighbour steals wall time, not the
+CPU a request costs. Nothing is asserted: the figures depend on the machine.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -35,6 +31,7 @@ from typing import Final
 import msgspec
 
 from stockflow.bench.http_load import LoadResult, Target, run_load, wrk_path
+from stockflow.bench.http_servers import cpu_seconds, free_port, request, running, stockflow_command
 
 __all__ = [
     "BASELINES",
@@ -123,6 +120,9 @@ class HttpRow(msgspec.Struct, frozen=True, kw_only=True):
         result: What the client measured.
         rps_ratio: requests/s over bare's (under uvicorn).
         p99_ratio: p99 over bare's.
+        cpu_us_per_request: Server CPU time per request, in microseconds (``None``
+            without ``/proc``).
+        cpu_ratio: bare's CPU per request over this row's (``None`` without ``/proc``).
     """
 
     name: str
@@ -132,6 +132,8 @@ class HttpRow(msgspec.Struct, frozen=True, kw_only=True):
     result: LoadResult
     rps_ratio: float
     p99_ratio: float
+    cpu_us_per_request: float | None = None
+    cpu_ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -167,35 +169,39 @@ def run_http_bench(
     config: HttpBenchConfig, *, progress: Callable[[str], None] = print
 ) -> list[HttpRow]:
     """Measure every row of *config* in one run; the first row is bare under the first server."""
-    measured: list[tuple[str, str, str, str, LoadResult]] = []
+    measured: list[tuple[str, str, str, str, LoadResult, float | None]] = []
     with tempfile.TemporaryDirectory(prefix="stockflow-bench-http-") as tmp:
         for server in config.servers:
             for name, description in BASELINES:
                 argv = [sys.executable, "-m", "stockflow.bench.http_apps", name, "--server", server]
-                target = Target(port=_free_port(), path=STOCK_PATH)
-                with _process([*argv, "--port", str(target.port)], Path(tmp) / name, {}, target):
-                    result = _measure(target, config)
-                progress(f"{name} ({server}): {_summary(result)}")
-                measured.append((name, description, server, f"GET {STOCK_PATH}", result))
+                target = Target(port=free_port(), path=STOCK_PATH)
+                workdir = Path(tmp) / f"{name}-{server}"
+                with running([*argv, "--port", str(target.port)], workdir, {}, target) as pid:
+                    result, cpu = _measure(target, config, pid)
+                progress(f"{name} ({server}): {_summary(result, cpu)}")
+                measured.append((name, description, server, f"GET {STOCK_PATH}", result, cpu))
         for service in config.services:
             launch = SERVICE_LAUNCHES[service]
             data = Path(tmp) / service
             data.mkdir()
-            port = _free_port()
+            port = free_port()
             env = {**launch.env(data, port), **config.service_env}
-            with _process([*_stockflow(), "serve", service], data, env, Target(port=port)):
+            with running(
+                [*stockflow_command(), "serve", service], data, env, Target(port=port)
+            ) as pid:
                 for method, path, body in launch.seed:
-                    _request(Target(port=port, method=method, path=path, body=body))
+                    request(Target(port=port, method=method, path=path, body=body))
                 for route in (r for r in SERVICE_ROUTES if r.service == service):
                     target = Target(
                         port=port, method=route.method, path=route.path, body=route.body
                     )
-                    result = _measure(target, config)
+                    result, cpu = _measure(target, config, pid)
                     name = f"{service} {route.name}"
-                    progress(f"{name}: {_summary(result)}")
+                    progress(f"{name}: {_summary(result, cpu)}")
                     what = f"{route.method} {route.path} under stockflow serve {service}"
-                    measured.append((name, what, "uvicorn", f"{route.method} {route.path}", result))
-    bare = measured[0][4]
+                    route_name = f"{route.method} {route.path}"
+                    measured.append((name, what, "uvicorn", route_name, result, cpu))
+    bare, bare_cpu = measured[0][4], measured[0][5]
     return [
         HttpRow(
             name=name,
@@ -205,97 +211,46 @@ def run_http_bench(
             result=result,
             rps_ratio=result.requests_per_s / bare.requests_per_s if bare.requests_per_s else 0.0,
             p99_ratio=result.p99_ms / bare.p99_ms if bare.p99_ms else 0.0,
+            cpu_us_per_request=cpu,
+            cpu_ratio=bare_cpu / cpu if bare_cpu and cpu else None,
         )
-        for name, description, server, route, result in measured
+        for name, description, server, route, result, cpu in measured
     ]
 
 
 def format_http_table(rows: Sequence[HttpRow]) -> str:
     """The rows as a fixed-width table, with the client and its settings in the title."""
-    header = f"{'row':<20} {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-    header += f"{'x bare':>7} {'p99 x':>6} {'non-2xx':>8} {'errors':>6}  what"
+    header = f"{'row':<16} {'server':<8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+    header += f"{'x bare':>7} {'p99 x':>6} {'cpu us':>7} {'cpu x':>6} {'non-2xx':>7} "
+    header += f"{'errors':>6}  what"
     lines = [header, "-" * len(header)]
     for row in rows:
         r = row.result
+        cpu = "" if row.cpu_us_per_request is None else f"{row.cpu_us_per_request:.0f}"
+        cpu_x = "" if row.cpu_ratio is None else f"{row.cpu_ratio:.2f}x"
         lines.append(
-            f"{row.name:<20} {row.server:<8} {r.requests_per_s:>9,.0f} {r.p50_ms:>8.2f} "
-            f"{r.p99_ms:>8.2f} {row.rps_ratio:>6.2f}x {row.p99_ratio:>5.2f}x {r.non_2xx:>8} "
-            f"{r.errors:>6}  {row.description}"
+            f"{row.name:<16} {row.server:<8} {r.requests_per_s:>8,.0f} {r.p50_ms:>7.2f} "
+            f"{r.p99_ms:>7.2f} {row.rps_ratio:>6.2f}x {row.p99_ratio:>5.2f}x {cpu:>7} "
+            f"{cpu_x:>6} {r.non_2xx:>7} {r.errors:>6}  {row.description}"
         )
     return "\n".join(lines)
 
 
-def _measure(target: Target, config: HttpBenchConfig) -> LoadResult:
+def _measure(target: Target, config: HttpBenchConfig, pid: int) -> tuple[LoadResult, float | None]:
+    """Load *target*; also the CPU microseconds process *pid* spent per request."""
     if config.warmup > 0:
         run_load(target, connections=config.connections, duration=config.warmup, tool="builtin")
-    return run_load(
+    before = cpu_seconds(pid)
+    result = run_load(
         target, connections=config.connections, duration=config.duration, tool=config.tool
     )
+    after = cpu_seconds(pid)
+    if before is None or after is None or not result.requests:
+        return result, None
+    return result, (after - before) / result.requests * 1e6
 
 
-def _summary(result: LoadResult) -> str:
-    return f"{result.requests_per_s:,.0f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms"
-
-
-def _stockflow() -> list[str]:
-    script = Path(sys.executable).with_name("stockflow")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from stockflow.runtime.cli import main; main()"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _request(target: Target, timeout: float = 5.0) -> int:
-    request = urllib.request.Request(target.url, data=target.body, method=target.method)
-    if target.body is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status: int = response.status
-            return status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
-@contextmanager
-def _process(
-    argv: Sequence[str], workdir: Path, env: Mapping[str, str], target: Target
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run *argv* (its output to ``<workdir>.log``) until ``GET /readyz`` answers 200."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = workdir.with_suffix(".log").open("wb")
-    process = subprocess.Popen(
-        argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=workdir
-    )
-    try:
-        _wait_ready(process, Target(port=target.port, path="/readyz"), workdir)
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def _wait_ready(process: subprocess.Popen[bytes], readyz: Target, workdir: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = workdir.with_suffix(".log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}:\n{output}")
-        try:
-            if _request(readyz, timeout=1.0) == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{process.args!r} was not ready within 60 s")
+def _summary(result: LoadResult, cpu: float | None) -> str:
+    text = f"{result.requests_per_s:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
+    text += f"p99 {result.p99_ms:.2f} ms"
+    return text if cpu is None else f"{text}, {cpu:.0f} us CPU/request"
