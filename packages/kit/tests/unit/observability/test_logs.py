@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import io
 import logging
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -345,3 +347,19 @@ def test_uvicorns_access_log_is_off_unless_asked_for(log_lines) -> None:
 
     [line] = log_lines.records()
     assert line["logger"] == "uvicorn.access"
+
+
+def test_timestamps_are_utc_iso_with_microseconds_and_follow_the_clock(log_lines) -> None:
+    configure_logging(json=True, stream=log_lines.stream)
+    before = datetime.now(UTC)
+
+    for _ in range(3):
+        structlog.get_logger("t").info("t.when")
+
+    after = datetime.now(UTC)
+    stamps = [r["timestamp"] for r in log_lines.records()]
+    for stamp in stamps:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp)
+        parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        assert before - timedelta(microseconds=1) <= parsed <= after
+    assert stamps == sorted(stamps)
