@@ -51,6 +51,8 @@ class LoadResult(msgspec.Struct, frozen=True, kw_only=True):
         p99_ms: 99th percentile latency, in milliseconds.
         non_2xx: Responses with a status outside 200-399.
         errors: Connect, read, write and timeout errors.
+        ok_p99_ms: 99th percentile latency of the 2xx/3xx responses alone (the built-in
+            client only; ``None`` from wrk, which does not split latency by status).
     """
 
     tool: str
@@ -61,6 +63,7 @@ class LoadResult(msgspec.Struct, frozen=True, kw_only=True):
     p99_ms: float
     non_2xx: int
     errors: int
+    ok_p99_ms: float | None = None
 
 
 def wrk_path() -> str | None:
@@ -168,6 +171,7 @@ async def run_builtin(target: Target, *, connections: int, duration: float) -> L
     """Drive *target* from *connections* asyncio connections for *duration* seconds."""
     request = _request_bytes(target)
     latencies: list[float] = []
+    ok_latencies: list[float] = []
     counts = {"non_2xx": 0, "errors": 0}
     deadline = time.perf_counter() + duration
 
@@ -182,8 +186,11 @@ async def run_builtin(target: Target, *, connections: int, duration: float) -> L
                 sent = time.perf_counter()
                 writer.write(request)
                 status = await _read_response(reader)
-                latencies.append(time.perf_counter() - sent)
-                if not 200 <= status < 400:
+                latency = time.perf_counter() - sent
+                latencies.append(latency)
+                if 200 <= status < 400:
+                    ok_latencies.append(latency)
+                else:
                     counts["non_2xx"] += 1
         except (OSError, asyncio.IncompleteReadError, ValueError):
             counts["errors"] += 1
@@ -194,6 +201,7 @@ async def run_builtin(target: Target, *, connections: int, duration: float) -> L
     await asyncio.gather(*(connection() for _ in range(connections)))
     seconds = time.perf_counter() - started
     latencies.sort()
+    ok_latencies.sort()
     return LoadResult(
         tool="builtin",
         requests=len(latencies),
@@ -203,6 +211,7 @@ async def run_builtin(target: Target, *, connections: int, duration: float) -> L
         p99_ms=_percentile(latencies, 0.99) * 1000,
         non_2xx=counts["non_2xx"],
         errors=counts["errors"],
+        ok_p99_ms=_percentile(ok_latencies, 0.99) * 1000,
     )
 
 

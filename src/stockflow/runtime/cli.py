@@ -336,12 +336,41 @@ def bench_http_command(
         list[str] | None,
         typer.Option("--service", help="Services to measure (repeatable). Default: all."),
     ] = None,
+    shedding_sweep: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of the table: in-flight limits to try on the inventory write route, "
+            "comma separated ('none,32,64,128,256'), each on a fresh service.",
+        ),
+    ] = None,
+    sweep_connections: Annotated[
+        int, typer.Option(help="Concurrent writers for --shedding-sweep.", min=1)
+    ] = 1000,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write results here.")
     ] = None,
 ) -> None:
     """Requests/s and p50/p99 of bare FastAPI, the kit's middleware and each service's routes."""
     import msgspec
+
+    if shedding_sweep is not None:
+        from stockflow.bench.http_shedding import format_shedding_table, run_shedding_sweep
+
+        limits = [
+            None if part.strip() == "none" else int(part)
+            for part in shedding_sweep.split(",")
+            if part.strip()
+        ]
+        sweep = run_shedding_sweep(
+            limits,
+            connections=sweep_connections,
+            duration=2.0 if quick else duration,
+            progress=lambda line: typer.echo(line, err=True),
+        )
+        typer.echo(format_shedding_table(sweep))
+        if json_file is not None:
+            json_file.write_bytes(msgspec.json.format(msgspec.json.encode(sweep)))
+        return
 
     from stockflow.bench.http import (
         SERVICE_LAUNCHES,
