@@ -71,11 +71,28 @@ def wrk_path() -> str | None:
     return shutil.which("wrk")
 
 
-def run_load(target: Target, *, connections: int, duration: float, tool: str) -> LoadResult:
-    """Run *tool* (``"wrk"`` or ``"builtin"``) against *target*."""
+def run_load(
+    target: Target,
+    *,
+    connections: int,
+    duration: float,
+    tool: str,
+    honour_retry_after: bool = False,
+) -> LoadResult:
+    """Run *tool* (``"wrk"`` or ``"builtin"``) against *target*.
+
+    *honour_retry_after* is for the built-in client (wrk never waits).
+    """
     if tool == "wrk":
         return run_wrk(target, connections=connections, duration=duration)
-    return asyncio.run(run_builtin(target, connections=connections, duration=duration))
+    return asyncio.run(
+        run_builtin(
+            target,
+            connections=connections,
+            duration=duration,
+            honour_retry_after=honour_retry_after,
+        )
+    )
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -154,21 +171,33 @@ def _request_bytes(target: Target) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + (target.body or b"")
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, float | None]:
+    """Read one response; its status and its ``Retry-After`` in seconds, if any."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = 0
+    retry_after: float | None = None
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name = name.strip().lower()
+        if name == b"content-length":
             length = int(value)
+        elif name == b"retry-after":
+            retry_after = float(value)
     if length:
         await reader.readexactly(length)
-    return status
+    return status, retry_after
 
 
-async def run_builtin(target: Target, *, connections: int, duration: float) -> LoadResult:
-    """Drive *target* from *connections* asyncio connections for *duration* seconds."""
+async def run_builtin(
+    target: Target, *, connections: int, duration: float, honour_retry_after: bool = False
+) -> LoadResult:
+    """Drive *target* from *connections* asyncio connections for *duration* seconds.
+
+    With *honour_retry_after*, a connection answered with a ``Retry-After`` waits that long
+    (at most until the end of the run) before its next request, as a well-behaved client
+    does after a 503; otherwise it asks again at once.
+    """
     request = _request_bytes(target)
     latencies: list[float] = []
     ok_latencies: list[float] = []
@@ -185,13 +214,15 @@ async def run_builtin(target: Target, *, connections: int, duration: float) -> L
             while time.perf_counter() < deadline:
                 sent = time.perf_counter()
                 writer.write(request)
-                status = await _read_response(reader)
+                status, retry_after = await _read_response(reader)
                 latency = time.perf_counter() - sent
                 latencies.append(latency)
                 if 200 <= status < 400:
                     ok_latencies.append(latency)
                 else:
                     counts["non_2xx"] += 1
+                if honour_retry_after and retry_after:
+                    await asyncio.sleep(min(retry_after, max(0.0, deadline - time.perf_counter())))
         except (OSError, asyncio.IncompleteReadError, ValueError):
             counts["errors"] += 1
         finally:

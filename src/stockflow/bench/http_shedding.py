@@ -6,6 +6,10 @@ feeds :func:`stockflow_kit.http.instrument`'s ``max_in_flight``) is driven by ma
 concurrent closed-loop writers (1,000 by default) with the built-in client, which splits
 latency by status: the p99 of the admitted (2xx) requests is what the limit protects, and
 the share of 503s is what it costs. "none" runs with a limit no load reaches.
+
+The writers honour ``Retry-After`` by default (a shed writer waits the second it is told
+to), as the kit's :class:`~stockflow_kit.http.ResilientClient` does; writers that retry
+at once turn every shed into another request and measure a 503 storm instead.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ def run_shedding_sweep(
     duration: float = 6.0,
     warmup: float = 1.0,
     service_env: Mapping[str, str] | None = None,
+    honour_retry_after: bool = True,
     progress: Callable[[str], None] = print,
 ) -> list[SheddingRow]:
     """Measure *route_name* of *service* once per limit in *limits*, each on a fresh service."""
