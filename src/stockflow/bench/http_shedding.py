@@ -81,7 +81,11 @@ def run_shedding_sweep(
                 target = Target(port=port, method=route.method, path=route.path, body=route.body)
                 run_load(target, connections=connections, duration=warmup, tool="builtin")
                 result = run_load(
-                    target, connections=connections, duration=duration, tool="builtin"
+                    target,
+                    connections=connections,
+                    duration=duration,
+                    tool="builtin",
+                    honour_retry_after=honour_retry_after,
                 )
         ok = result.requests - result.non_2xx
         row = SheddingRow(
