@@ -120,3 +120,46 @@ def test_a_short_run_measures_the_baselines_and_the_inventory_routes(client: str
         assert (row.result.non_2xx, row.result.errors) == (0, 0), row
     assert len(lines) == len(rows)
     assert "inventory write" in format_http_table(rows)
+
+
+@pytest.mark.slow
+def test_a_shedding_sweep_row_splits_admitted_latency_from_the_sheds() -> None:
+    from stockflow.bench.http_shedding import format_shedding_table, run_shedding_sweep
+
+    lines: list[str] = []
+    [row] = run_shedding_sweep(
+        [None], connections=4, duration=0.5, warmup=0.1, progress=lines.append
+    )
+
+    assert row.max_in_flight is None
+    assert row.result.requests > 0
+    assert row.result.ok_p99_ms is not None
+    assert row.goodput_per_s == pytest.approx(row.result.requests_per_s, rel=0.01)
+    assert row.shed_share == 0.0
+    assert lines
+    assert "none" in format_shedding_table([row])
+
+
+async def test_a_client_told_to_retry_after_waits_before_asking_again(
+    unused_tcp_port: int,
+) -> None:
+    import asyncio
+
+    async def shed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        answer = b"HTTP/1.1 503 Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(answer)
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            writer.close()  # the client is done
+
+    server = await asyncio.start_server(shed, "127.0.0.1", unused_tcp_port)
+    async with server:
+        target = Target(port=unused_tcp_port, path="/")
+        eager = await run_builtin(target, connections=2, duration=0.3)
+        polite = await run_builtin(target, connections=2, duration=0.3, honour_retry_after=True)
+
+    assert eager.requests > 10
+    assert polite.requests == 2  # one each, then a wait past the end of the run
+    assert polite.non_2xx == 2

@@ -51,6 +51,7 @@ BASELINES: Final = (
     ("bare", "bare FastAPI route returning the stock JSON"),
     ("kit", "+ instrument(app, log_requests=False)"),
     ("kit_logging", "+ configure_logging() and the access line"),
+    ("kit_sampled", "the same, access line for 1 in 10 fast successes"),
 )
 """The baseline applications (names in :data:`stockflow.bench.http_apps.APPS`), in order."""
 

@@ -6,7 +6,9 @@ stock JSON a service read answers (encoded by msgspec, as the inventory does):
 * ``bare``: the route alone, the baseline every ratio is taken against;
 * ``kit``: the same plus :func:`stockflow_kit.http.instrument` without the access log;
 * ``kit_logging``: the same plus :func:`stockflow_kit.observability.configure_logging` (JSON
-  lines on standard error) and one access line per request.
+  lines on standard error) and one access line per request;
+* ``kit_sampled``: as ``kit_logging`` with ``log_sample_rate=0.1`` (errors and slow requests
+  would still all be written).
 
 Each also has ``GET /readyz`` so the bench can wait for it. Run one with
 ``python -m stockflow.bench.http_apps <app> --port N [--server uvicorn|granian]``; uvicorn is
@@ -28,7 +30,7 @@ from starlette.responses import Response
 from stockflow_kit.http import instrument
 from stockflow_kit.observability import configure_logging
 
-__all__ = ["APPS", "SERVERS", "bare_app", "kit_app", "kit_logging_app", "main"]
+__all__ = ["APPS", "SERVERS", "bare_app", "kit_app", "kit_logging_app", "kit_sampled_app", "main"]
 
 SERVERS: Final = ("uvicorn", "granian")
 """The ASGI servers a baseline application can run under."""
@@ -79,10 +81,19 @@ def kit_logging_app() -> FastAPI:
     return app
 
 
+def kit_sampled_app() -> FastAPI:
+    """As :func:`kit_logging_app`, with one access line per 10 fast successful requests."""
+    configure_logging(json=True, level="INFO", service="bench")
+    app = _routes()
+    instrument(app, service="bench", registry=CollectorRegistry(), log_sample_rate=0.1)
+    return app
+
+
 APPS: Final[dict[str, Callable[[], FastAPI]]] = {
     "bare": bare_app,
     "kit": kit_app,
     "kit_logging": kit_logging_app,
+    "kit_sampled": kit_sampled_app,
 }
 """The baseline applications by name."""
 
