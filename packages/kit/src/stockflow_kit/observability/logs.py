@@ -143,7 +143,8 @@ class _LineWriter:
     """structlog's logger: writes each rendered line to the handler's stream, under its lock.
 
     Sharing the handler's lock keeps a structlog line and a standard-library record from
-    interleaving. ``name`` is the logger name given to :func:`structlog.get_logger`.
+    interleaving. ``name`` is the logger name given to :func:`structlog.get_logger`. A
+    stream that cannot be written loses the line instead of raising into the caller.
     """
 
     def __init__(self, handler: _KitHandler, name: str) -> None:
@@ -157,6 +158,10 @@ class _LineWriter:
             stream = handler.stream
             stream.write(line + "\n")
             stream.flush()
+        except (OSError, ValueError):
+            # A closed or broken stream (a pipe whose reader went away) loses the line but
+            # never fails the request that logged it, as with the logging module's handlers.
+            pass
         finally:
             handler.release()
 

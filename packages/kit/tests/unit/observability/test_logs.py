@@ -363,3 +363,15 @@ def test_timestamps_are_utc_iso_with_microseconds_and_follow_the_clock(log_lines
         parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
         assert before - timedelta(microseconds=1) <= parsed <= after
     assert stamps == sorted(stamps)
+
+
+def test_a_stream_that_cannot_be_written_never_fails_the_caller(log_lines) -> None:
+    closed = io.StringIO()
+    configure_logging(json=True, stream=closed)
+    closed.close()
+
+    structlog.get_logger("t").info("t.lost")  # no ValueError from the closed stream
+
+    configure_logging(json=True, stream=log_lines.stream)
+    structlog.get_logger("t").info("t.kept")
+    assert [r["event"] for r in log_lines.records()] == ["t.kept"]
