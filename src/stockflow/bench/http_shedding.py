@@ -5,7 +5,9 @@ started with the limit in its environment (``<SERVICE>_MAX_IN_FLIGHT``, the sett
 feeds :func:`stockflow_kit.http.instrument`'s ``max_in_flight``) is driven by many
 concurrent closed-loop writers (1,000 by default) with the built-in client, which splits
 latency by status: the p99 of the admitted (2xx) requests is what the limit protects, and
-the share of 503s is what it costs. "none" runs with a limit no load reaches.
+the share of 503s is what it costs. "none" runs with a limit no load reaches. A limit below
+the number of writers that sheds nothing is reported as a warning: the service does not
+read the setting (yet).
 
 The writers honour ``Retry-After`` by default (a shed writer waits the second it is told
 to), as the kit's :class:`~stockflow_kit.http.ResilientClient` does; writers that retry
@@ -96,6 +98,11 @@ def run_shedding_sweep(
             shed_share=result.non_2xx / result.requests if result.requests else 0.0,
         )
         progress(_line(row))
+        if limit is not None and limit < connections and result.non_2xx == 0:
+            progress(
+                f"warning: nothing was shed at max_in_flight={limit} with {connections} writers: "
+                f"does {service} read {service.upper()}_MAX_IN_FLIGHT?"
+            )
         rows.append(row)
     return rows
 
