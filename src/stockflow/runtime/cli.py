@@ -370,6 +370,96 @@ def bench_events_command(
 # ---------------------------------------------------------------- end of audit, bench events
 
 
+# ---------------------------------------------------------------- bench http
+@bench_app.command("http")
+def bench_http_command(
+    duration: Annotated[float, typer.Option(help="Seconds per measurement.", min=1)] = 6.0,
+    connections: Annotated[
+        int, typer.Option(help="Concurrent keep-alive connections.", min=1)
+    ] = 32,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="2 s per row and a short warm-up (a smoke run).")
+    ] = False,
+    client: Annotated[
+        str, typer.Option(help="auto (wrk when installed), wrk or builtin.")
+    ] = "auto",
+    granian: Annotated[
+        bool, typer.Option("--granian", help="Also run the baseline rows under granian.")
+    ] = False,
+    service: Annotated[
+        list[str] | None,
+        typer.Option("--service", help="Services to measure (repeatable). Default: all."),
+    ] = None,
+    shedding_sweep: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of the table: in-flight limits to try on the inventory write route, "
+            "comma separated ('none,32,64,128,256'), each on a fresh service.",
+        ),
+    ] = None,
+    sweep_connections: Annotated[
+        int, typer.Option(help="Concurrent writers for --shedding-sweep.", min=1)
+    ] = 1000,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Also write results here.")
+    ] = None,
+) -> None:
+    """Requests/s and p50/p99 of bare FastAPI, the kit's middleware and each service's routes."""
+    import msgspec
+
+    if shedding_sweep is not None:
+        from stockflow.bench.http_shedding import format_shedding_table, run_shedding_sweep
+
+        limits = [
+            None if part.strip() == "none" else int(part)
+            for part in shedding_sweep.split(",")
+            if part.strip()
+        ]
+        sweep = run_shedding_sweep(
+            limits,
+            connections=sweep_connections,
+            duration=2.0 if quick else duration,
+            progress=lambda line: typer.echo(line, err=True),
+        )
+        typer.echo(format_shedding_table(sweep))
+        if json_file is not None:
+            json_file.write_bytes(msgspec.json.format(msgspec.json.encode(sweep)))
+        return
+
+    from stockflow.bench.http import (
+        SERVICE_LAUNCHES,
+        HttpBenchConfig,
+        format_http_table,
+        run_http_bench,
+    )
+
+    services = service or list(SERVICE_LAUNCHES)
+    unknown = set(services) - set(SERVICE_LAUNCHES)
+    if unknown or client not in {"auto", "wrk", "builtin"}:
+        _echo_err(f"unknown service(s) {sorted(unknown)} or client {client!r}")
+        raise typer.Exit(2)
+    config = HttpBenchConfig(
+        duration=2.0 if quick else duration,
+        connections=connections,
+        warmup=0.5 if quick else 1.0,
+        client=client,
+        servers=("uvicorn", "granian") if granian else ("uvicorn",),
+        services=services,
+    )
+    typer.echo(
+        f"client {config.tool}, {config.connections} connections, {config.duration:g} s per row",
+        err=True,
+    )
+    rows = run_http_bench(config, progress=lambda line: typer.echo(line, err=True))
+    typer.echo(format_http_table(rows))
+    if json_file is not None:
+        json_file.write_bytes(msgspec.json.format(msgspec.json.encode(rows)))
+        typer.echo(f"wrote {json_file}", err=True)
+
+
+# ---------------------------------------------------------------- end of bench http
+
+
 def main() -> None:
     """Entry point of the ``stockflow`` script."""
     try:

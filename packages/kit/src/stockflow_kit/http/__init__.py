@@ -12,6 +12,7 @@ request carrying an ``Idempotency-Key``, from a store that can commit it with th
 """
 
 from stockflow_kit.http._instrument import instrument
+from stockflow_kit.http._limits import DEFAULT_BODY_TIMEOUT_SECONDS, DEFAULT_MAX_IN_FLIGHT
 from stockflow_kit.http.client import (
     IDEMPOTENCY_KEY_HEADER,
     DownstreamClientError,
@@ -50,9 +51,11 @@ from stockflow_kit.http.idempotency import (
     idempotency_request_hash,
 )
 from stockflow_kit.http.middleware import (
+    CLIENT_CLOSED,
     DEFAULT_QUIET_PATHS,
     UNMATCHED,
     BodySizeLimitMiddleware,
+    BodyTimeoutMiddleware,
     CorrelationMiddleware,
     LoadSheddingMiddleware,
     MetricsMiddleware,
@@ -78,9 +81,12 @@ from stockflow_kit.http.problems import (
 
 __all__ = [
     "ABOUT_BLANK",
+    "CLIENT_CLOSED",
+    "DEFAULT_BODY_TIMEOUT_SECONDS",
     "DEFAULT_IDEMPOTENCY_CALLER",
     "DEFAULT_IDEMPOTENCY_RETENTION",
     "DEFAULT_MAX_IDEMPOTENCY_KEY_LENGTH",
+    "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_QUIET_PATHS",
     "IDEMPOTENCY_ERRORS",
     "IDEMPOTENCY_KEY_HEADER",
@@ -90,6 +96,7 @@ __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "UNMATCHED",
     "BodySizeLimitMiddleware",
+    "BodyTimeoutMiddleware",
     "CorrelationMiddleware",
     "DownstreamClientError",
     "DownstreamError",

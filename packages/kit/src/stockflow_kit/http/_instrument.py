@@ -7,7 +7,12 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from stockflow_kit.http._exposition import metrics_endpoint
-from stockflow_kit.http._limits import BodySizeLimitMiddleware, LoadSheddingMiddleware
+from stockflow_kit.http._limits import (
+    DEFAULT_BODY_TIMEOUT_SECONDS,
+    BodySizeLimitMiddleware,
+    BodyTimeoutMiddleware,
+    LoadSheddingMiddleware,
+)
 from stockflow_kit.http._problem import ErrorTable
 from stockflow_kit.http.middleware import CorrelationMiddleware, MetricsMiddleware
 from stockflow_kit.http.problems import install_problem_handlers
@@ -21,7 +26,10 @@ def instrument(
     registry: CollectorRegistry | None = None,
     max_body_bytes: int | None = 1_048_576,
     max_in_flight: int | None = None,
+    body_timeout_seconds: float | None = DEFAULT_BODY_TIMEOUT_SECONDS,
     log_requests: bool = True,
+    log_sample_rate: float = 1.0,
+    slow_request_seconds: float = 1.0,
     tracer_provider: TracerProvider | None = None,
     metrics_path: str | None = "/metrics",
 ) -> None:
@@ -34,6 +42,7 @@ def instrument(
 
     The middleware, outermost first: :class:`CorrelationMiddleware`,
     :class:`MetricsMiddleware`, :class:`LoadSheddingMiddleware` (with *max_in_flight*),
+    :class:`BodyTimeoutMiddleware` (with *body_timeout_seconds*),
     :class:`BodySizeLimitMiddleware` (with *max_body_bytes*), then middleware the
     application added *before* this call, then
     :class:`~stockflow_kit.http.problems.ProblemMiddleware` around the routing. So every
@@ -54,8 +63,16 @@ def instrument(
             when several share a process.
         max_body_bytes: The request body limit; 1 MiB by default, ``None`` for no limit.
         max_in_flight: Shed requests beyond this many in flight; ``None`` (the default)
-            never sheds.
+            never sheds. :data:`~stockflow_kit.http.DEFAULT_MAX_IN_FLIGHT` is the measured
+            recommendation for a service.
+        body_timeout_seconds: Answer 408 when a request body takes longer to arrive;
+            :data:`~stockflow_kit.http.DEFAULT_BODY_TIMEOUT_SECONDS` (10 s) by default,
+            ``None`` for no limit.
         log_requests: Write one access-log line per request; ``True`` by default.
+        log_sample_rate: The share of fast successful requests written to the access log
+            (errors and slow requests always are); 1 by default. See
+            :class:`MetricsMiddleware`.
+        slow_request_seconds: Requests at least this long are always logged; 1 s by default.
         tracer_provider: Where spans go; the global provider when ``None``.
         metrics_path: Where to serve the metrics; ``/metrics`` by default, ``None`` for
             nowhere (if they are served on another port).
@@ -70,9 +87,17 @@ def instrument(
     install_problem_handlers(app, errors)
     if max_body_bytes is not None:
         app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)
+    if body_timeout_seconds is not None:
+        app.add_middleware(BodyTimeoutMiddleware, timeout_seconds=body_timeout_seconds)
     if max_in_flight is not None:
         app.add_middleware(LoadSheddingMiddleware, max_in_flight=max_in_flight)
-    app.add_middleware(MetricsMiddleware, registry=registry, log_requests=log_requests)
+    app.add_middleware(
+        MetricsMiddleware,
+        registry=registry,
+        log_requests=log_requests,
+        log_sample_rate=log_sample_rate,
+        slow_request_seconds=slow_request_seconds,
+    )
     app.add_middleware(CorrelationMiddleware, service=service, tracer_provider=tracer_provider)
     if metrics_path is not None:
         app.add_route(

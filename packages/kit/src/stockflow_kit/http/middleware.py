@@ -5,8 +5,9 @@ Outermost first, as :func:`stockflow_kit.http.instrument` installs them:
 1. :class:`CorrelationMiddleware`: correlation id, W3C trace context, the SERVER span;
 2. :class:`MetricsMiddleware`: RED metrics by route template, and the access log;
 3. :class:`LoadSheddingMiddleware`: 503 beyond a number of requests in flight;
-4. :class:`BodySizeLimitMiddleware`: 413 for oversized request bodies;
-5. :class:`~stockflow_kit.http.problems.ProblemMiddleware`: exceptions become problems.
+4. :class:`BodyTimeoutMiddleware`: 408 for request bodies that arrive too slowly;
+5. :class:`BodySizeLimitMiddleware`: 413 for oversized request bodies;
+6. :class:`~stockflow_kit.http.problems.ProblemMiddleware`: exceptions become problems.
 
 Each is plain ASGI (no ``BaseHTTPMiddleware``): it wraps ``receive`` and ``send`` and runs
 the application in the same task, so context variables bound here are visible to handlers
@@ -16,34 +17,36 @@ and log lines. :func:`metrics_app`, :func:`metrics_endpoint` and :func:`metrics_
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable
 from typing import Final
 
 import structlog
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, StatusCode, TracerProvider
-from prometheus_client import CollectorRegistry
+from opentelemetry.trace import ProxyTracerProvider, Span, SpanKind, StatusCode, TracerProvider
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stockflow_kit.http._access import CLIENT_CLOSED, DEFAULT_QUIET_PATHS, MetricsMiddleware
 from stockflow_kit.http._exposition import metrics_app, metrics_endpoint, metrics_route
-from stockflow_kit.http._limits import BodySizeLimitMiddleware, LoadSheddingMiddleware
+from stockflow_kit.http._limits import (
+    BodySizeLimitMiddleware,
+    BodyTimeoutMiddleware,
+    LoadSheddingMiddleware,
+)
 from stockflow_kit.http._routes import OTHER_METHOD, UNMATCHED, method_label, route_template
 from stockflow_kit.observability.correlation import (
     CORRELATION_HEADER,
     bind_correlation,
-    get_correlation_id,
     is_valid_correlation_id,
     new_correlation_id,
 )
-from stockflow_kit.observability.metrics import http_server_metrics
-from stockflow_kit.observability.tracing import current_trace_ids, extract_trace_context
+from stockflow_kit.observability.tracing import extract_trace_context
 
 __all__ = [
+    "CLIENT_CLOSED",
     "DEFAULT_QUIET_PATHS",
     "UNMATCHED",
     "BodySizeLimitMiddleware",
+    "BodyTimeoutMiddleware",
     "CorrelationMiddleware",
     "LoadSheddingMiddleware",
     "MetricsMiddleware",
@@ -52,13 +55,10 @@ __all__ = [
     "metrics_route",
 ]
 
-DEFAULT_QUIET_PATHS: Final = frozenset({"/metrics", "/healthz", "/readyz"})
-"""Paths left out of the access log by default (they are still counted in the metrics)."""
-
 _TRACER_NAME: Final = "stockflow_kit.http"
 _SCOPE_KEY: Final = "stockflow_kit.correlation_id"
 _HEADER_NAME: Final = CORRELATION_HEADER.lower().encode("latin-1")
-_log = structlog.get_logger(_TRACER_NAME)
+_TRACEPARENT: Final = b"traceparent"
 
 
 class CorrelationMiddleware:
@@ -67,14 +67,15 @@ class CorrelationMiddleware:
     The ``X-Correlation-ID`` request header is kept when well-formed
     (:func:`~stockflow_kit.observability.correlation.is_valid_correlation_id`) and replaced
     by a new id otherwise, or generated when absent. The id is bound with
-    :func:`~stockflow_kit.observability.correlation.bind_correlation` and in structlog's
-    context variables (with ``trace_id``, ``span_id`` and *service*) for the whole request,
-    and set on the response.
+    :func:`~stockflow_kit.observability.correlation.bind_correlation` for the whole request
+    (the log processors of :func:`~stockflow_kit.observability.configure_logging` add it,
+    and the current span's ``trace_id``/``span_id``, to every line), *service* is bound in
+    structlog's context variables, and the id is set on the response.
 
     The span is named ``"<METHOD> <route template>"`` (just the method for unmatched
     requests), is a child of the W3C ``traceparent`` of the request, and carries the stable
     HTTP semantic-convention attributes; 5xx responses and exceptions mark it as an error.
-    Without a configured tracer provider nothing is recorded, but the incoming trace
+    Without a configured tracer provider no span is started at all, but an incoming trace
     context still becomes current, so logs and outgoing calls carry the caller's trace id.
 
     When an outer layer already owns the server span (FastAPI's native telemetry, active
@@ -99,52 +100,80 @@ class CorrelationMiddleware:
     ) -> None:
         self.app = app
         self.service = service
+        self._tracer_provider = tracer_provider
         self._tracer = trace.get_tracer(_TRACER_NAME, tracer_provider=tracer_provider)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or _SCOPE_KEY in scope:
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        incoming = headers.get(CORRELATION_HEADER)
+        incoming: bytes | None = None
+        traceparent = False
+        for name, value in scope["headers"]:
+            if name == _HEADER_NAME:
+                if incoming is None:
+                    incoming = value
+            elif name == _TRACEPARENT:
+                traceparent = True
+        given = None if incoming is None else incoming.decode("latin-1")
         correlation_id = (
-            incoming
-            if incoming is not None and is_valid_correlation_id(incoming)
-            else new_correlation_id()
+            given if given is not None and is_valid_correlation_id(given) else new_correlation_id()
         )
         scope[_SCOPE_KEY] = correlation_id
         root_path = str(scope.get("root_path", ""))
         outer = _outer_server_span(scope)
-        span = outer if outer is not None else self._start_span(scope, headers)
+        span: Span | None = outer
+        if span is None and self._records_spans():
+            span = self._start_span(scope, Headers(scope=scope))
+        elif span is None and traceparent:
+            # No tracing here, but the caller's trace continues through this hop: its
+            # context becomes current, for log lines and outgoing calls.
+            span = trace.get_current_span(extract_trace_context(Headers(scope=scope)))
+        owned = span is not None and outer is None and span.is_recording()
         status: int | None = None
+        header_value = correlation_id.encode("latin-1")
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 kept = [(k, v) for k, v in message.get("headers", ()) if k.lower() != _HEADER_NAME]
-                kept.append((_HEADER_NAME, correlation_id.encode("latin-1")))
+                kept.append((_HEADER_NAME, header_value))
                 message = {**message, "headers": kept}
             await send(message)
 
-        fields = {"correlation_id": correlation_id}
-        fields.update(current_trace_ids(trace.set_span_in_context(span)))
-        if self.service is not None:
-            fields["service"] = self.service
         error: BaseException | None = None
-        with (
-            bind_correlation(correlation_id),
-            structlog.contextvars.bound_contextvars(**fields),
-            trace.use_span(span, record_exception=False, set_status_on_exception=False),
-        ):
-            try:
-                await self.app(scope, receive, send_with_id)
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                if outer is None:
-                    _finish_span(span, scope, root_path=root_path, status=status, error=error)
+        tokens = (
+            structlog.contextvars.bind_contextvars(service=self.service)
+            if self.service is not None
+            else None
+        )
+        try:
+            with bind_correlation(correlation_id):
+                if span is None:
+                    await self.app(scope, receive, send_with_id)
+                    return
+                with trace.use_span(span, record_exception=False, set_status_on_exception=False):
+                    try:
+                        await self.app(scope, receive, send_with_id)
+                    except BaseException as exc:
+                        error = exc
+                        raise
+                    finally:
+                        if owned:
+                            _finish_span(
+                                span, scope, root_path=root_path, status=status, error=error
+                            )
+        finally:
+            if tokens is not None:
+                structlog.contextvars.reset_contextvars(**tokens)
+
+    def _records_spans(self) -> bool:
+        # Without a tracer provider of our own or a global one, a span would record nothing:
+        # none is started (the no-op tracer's work and its context switch are skipped).
+        if self._tracer_provider is not None:
+            return True
+        return not isinstance(trace.get_tracer_provider(), ProxyTracerProvider)
 
     def _start_span(self, scope: Scope, headers: Headers) -> Span:
         method = method_label(scope["method"])
@@ -166,81 +195,6 @@ class CorrelationMiddleware:
             kind=SpanKind.SERVER,
             attributes=attributes,
         )
-
-
-class MetricsMiddleware:
-    """Record RED metrics for each HTTP request and write one access-log line.
-
-    The instruments are those of
-    :func:`~stockflow_kit.observability.metrics.http_server_metrics`: the route label is the
-    matched route *template* (:data:`UNMATCHED` when no route matched), never the raw path;
-    unknown methods are counted as ``_OTHER``. A request whose application raised before
-    responding is counted as a 500.
-
-    The access-log line ``http.request_completed`` has ``method``, ``route``, ``path``,
-    ``status``, ``duration_ms``, ``client``, ``correlation_id`` and ``trace_id``/``span_id``
-    (when there is a span); it is written at *info*, or *error* for 5xx.
-
-    Args:
-        app: The ASGI application to wrap.
-        registry: Where the instruments live; the process-wide default when ``None``.
-        log_requests: Write the access log; ``True`` by default.
-        quiet_paths: Exact paths left out of the access log (not out of the metrics);
-            :data:`DEFAULT_QUIET_PATHS` by default.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        registry: CollectorRegistry | None = None,
-        log_requests: bool = True,
-        quiet_paths: Iterable[str] = DEFAULT_QUIET_PATHS,
-    ) -> None:
-        self.app = app
-        self.metrics = http_server_metrics(registry)
-        self.log_requests = log_requests
-        self.quiet_paths = frozenset(quiet_paths)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        method = method_label(scope["method"])
-        root_path = str(scope.get("root_path", ""))
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        in_flight = self.metrics.in_flight.labels(method)
-        in_flight.inc()
-        started = time.perf_counter()
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            elapsed = time.perf_counter() - started
-            in_flight.dec()
-            route = route_template(scope, root_path=root_path) or UNMATCHED
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.duration.labels(method, route).observe(elapsed)
-            if self.log_requests and scope["path"] not in self.quiet_paths:
-                client = scope.get("client")
-                log = _log.error if status >= 500 else _log.info
-                log(
-                    "http.request_completed",
-                    method=scope["method"],
-                    route=route,
-                    path=scope["path"],
-                    status=status,
-                    duration_ms=round(elapsed * 1000, 3),
-                    client=client[0] if client else None,
-                    correlation_id=get_correlation_id(),
-                    **current_trace_ids(),
-                )
 
 
 def _outer_server_span(scope: Scope) -> Span | None:

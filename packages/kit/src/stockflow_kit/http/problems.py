@@ -28,7 +28,7 @@ import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -77,7 +77,9 @@ class ProblemMiddleware:
     """Pure ASGI middleware that turns exceptions into problem responses.
 
     Starlette ``HTTPException`` keeps its status, detail and headers; exceptions mapped by
-    *table* become their row; any other exception becomes a 500 with
+    *table* become their row; a ``ClientDisconnect`` (the client hung up while its body was
+    read; FastAPI wraps it in a 400 ``HTTPException``) ends the request without a response
+    and without a log line of its own; any other exception becomes a 500 with
     :data:`INTERNAL_ERROR_DETAIL`, logged once (``http.unhandled_exception``, with
     ``exc_info`` and the correlation id) and not re-raised, so outer middleware sees an
     ordinary 500 response. If the response had already started, the exception is logged and
@@ -110,6 +112,8 @@ class ProblemMiddleware:
         try:
             await self.app(scope, receive, send_tracking)
         except Exception as exc:
+            if _is_client_disconnect(exc):
+                return  # nobody to answer; the metrics middleware records a 499
             if started:
                 _log_unhandled(scope, exc)
                 raise
@@ -222,6 +226,10 @@ def internal_error_response(*, instance: str | None = None) -> Response:
 
 async def _handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)  # registered for HTTPException only
+    if isinstance(exc.__cause__, ClientDisconnect):
+        # FastAPI's 400 for a body it could not read because the client hung up: there is
+        # nobody to answer. Re-raised for ProblemMiddleware, which ends the request quietly.
+        raise exc.__cause__
     return http_exception_response(exc, instance=request.url.path)
 
 
@@ -239,6 +247,13 @@ def _log_unhandled(scope: Scope, exc: BaseException) -> None:
         error_type=type(exc).__qualname__,
         correlation_id=get_correlation_id(),
         exc_info=exc,
+    )
+
+
+def _is_client_disconnect(exc: Exception) -> bool:
+    leaf = _sole_exception(exc)
+    return isinstance(leaf, ClientDisconnect) or (
+        isinstance(leaf, HTTPException) and isinstance(leaf.__cause__, ClientDisconnect)
     )
 
 

@@ -1,26 +1,39 @@
-"""Structured logging: one structlog chain for our log lines and for the standard library's.
+"""Structured logging: one format for our log lines and for the standard library's.
 
-:func:`configure_logging` sets up structlog on top of :mod:`logging`, with a
-:class:`structlog.stdlib.ProcessorFormatter` on one root handler. Log lines from structlog and
-from stdlib loggers (uvicorn, asyncio, libraries) then go through the same processors and
-come out in one format: JSON lines for machines, or a coloured console for people.
+:func:`configure_logging` sets up two paths to one root handler and its stream:
 
-Every line gets an ISO-8601 UTC ``timestamp``, ``level``, ``logger``, the ``correlation_id``
-(and ``causation_id``) bound in :mod:`stockflow_kit.observability.correlation`, and the
+* structlog's lines (ours: the access log, the bus, the services) are rendered by structlog
+  itself and written straight to the stream: a level-filtering bound logger (a call below
+  the level is a bare ``return``), one processor chain, a msgspec JSON encoder, no
+  :class:`logging.LogRecord` on the way;
+* the standard library's records (uvicorn, asyncio, libraries) reach the same stream through
+  a :class:`structlog.stdlib.ProcessorFormatter` with the same processors.
+
+Both come out in one format: JSON lines for machines, or a coloured console for people. Every
+line gets an ISO-8601 UTC ``timestamp``, ``level``, ``logger``, the ``correlation_id`` (and
+``causation_id``) bound in :mod:`stockflow_kit.observability.correlation`, and the
 ``trace_id``/``span_id`` of the current OpenTelemetry span; secrets are replaced by
-:data:`REDACTED`. The processors are plain callables and can be used on their own.
+:data:`REDACTED`; uvicorn's ``color_message`` (the message again, with ANSI colours) is
+dropped. The processors are plain callables and can be used on their own.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping
+import time
 from typing import Any, Final, TextIO
 
+import msgspec
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from stockflow_kit.observability._redaction import (
+    REDACTED,
+    SENSITIVE_KEYS,
+    is_sensitive_key,
+    redact_secrets,
+)
 from stockflow_kit.observability.correlation import get_causation_id, get_correlation_id
 from stockflow_kit.observability.tracing import current_trace_ids
 
@@ -34,81 +47,11 @@ __all__ = [
     "redact_secrets",
 ]
 
-REDACTED: Final = "[REDACTED]"
-"""What a secret value is replaced with."""
-
-SENSITIVE_KEYS: Final = frozenset(
-    {
-        "access_token",
-        "api_key",
-        "apikey",
-        "authorization",
-        "cookie",
-        "passwd",
-        "password",
-        "refresh_token",
-        "secret",
-        "set_cookie",
-        "token",
-    }
-)
-"""Normalised key names whose values are never logged; see :func:`is_sensitive_key`."""
-
-_MAX_DEPTH: Final = 8
 # uvicorn installs its own handlers on these (with propagate=False) unless started with
 # log_config=None; we send them back to the root handler so they share our format.
 _SERVER_LOGGERS: Final = ("uvicorn", "uvicorn.error", "uvicorn.access")
-
-
-def is_sensitive_key(key: object) -> bool:
-    """Tell whether values under *key* must be redacted.
-
-    The key is lowercased and ``-`` becomes ``_``; it is sensitive when it equals one of
-    :data:`SENSITIVE_KEYS` or ends with ``_`` plus one of them. So ``Authorization``,
-    ``Set-Cookie``, ``X-Api-Key`` and ``client_secret`` are sensitive; ``sku`` and
-    ``token_count`` are not. ``bytes`` keys (raw ASGI headers) are decoded as Latin-1.
-    """
-    if isinstance(key, bytes):
-        key = key.decode("latin-1")
-    if not isinstance(key, str):
-        return False
-    name = key.lower().replace("-", "_")
-    return name in SENSITIVE_KEYS or any(name.endswith("_" + s) for s in SENSITIVE_KEYS)
-
-
-def _redact(value: object, depth: int) -> object:
-    if depth > _MAX_DEPTH:
-        return value
-    if isinstance(value, Mapping):
-        return {
-            k: REDACTED if is_sensitive_key(k) else _redact(v, depth + 1) for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        items = [_redact_item(item, depth + 1) for item in value]
-        return items if isinstance(value, list) else tuple(items)
-    return value
-
-
-def _redact_item(item: object, depth: int) -> object:
-    # A (name, value) pair, as in ASGI's raw header list or httpx's multi_items().
-    if isinstance(item, tuple) and len(item) == 2 and is_sensitive_key(item[0]):
-        return (item[0], REDACTED)
-    return _redact(item, depth)
-
-
-def redact_secrets(_logger: WrappedLogger, _method_name: str, event_dict: EventDict) -> EventDict:
-    """A structlog processor that replaces secret values with :data:`REDACTED`.
-
-    Top-level keys, keys of nested mappings (including header objects such as
-    :class:`starlette.datastructures.Headers` or :class:`httpx.Headers`, which come out as
-    plain dicts) and ``(name, value)`` pairs inside lists and tuples are checked with
-    :func:`is_sensitive_key`. Containers are copied, never modified in place; nesting deeper
-    than eight levels is left as is.
-    """
-    return {
-        key: REDACTED if is_sensitive_key(key) else _redact(value, 0)
-        for key, value in event_dict.items()
-    }
+_SERVER_ACCESS_LOGGER: Final = "uvicorn.access"
+_encoder: Final = msgspec.json.Encoder(enc_hook=repr)
 
 
 def add_correlation_ids(
@@ -132,9 +75,45 @@ def add_trace_ids(_logger: WrappedLogger, _method_name: str, event_dict: EventDi
 
     Nothing is added without a valid span; values already in the event win.
     """
-    for key, value in current_trace_ids().items():
-        event_dict.setdefault(key, value)
+    if "trace_id" not in event_dict:
+        for key, value in current_trace_ids().items():
+            event_dict.setdefault(key, value)
     return event_dict
+
+
+def _drop_color_message(
+    _logger: WrappedLogger, _method_name: str, event_dict: EventDict
+) -> EventDict:
+    """A structlog processor that removes uvicorn's ``color_message`` extra.
+
+    uvicorn passes its message a second time, with ANSI colour escapes, as
+    ``extra={"color_message": ...}``; the line already has the plain ``event``.
+    """
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
+class _UtcTimestamper:
+    """Add ``timestamp`` as ISO-8601 UTC with microseconds (``2026-01-31T12:00:00.123456Z``).
+
+    What ``TimeStamper(fmt="iso", utc=True)`` writes, for a third of its cost: the date and
+    time down to the second are formatted once per second, not once per line.
+    """
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(
+        self, _logger: WrappedLogger, _method_name: str, event_dict: EventDict
+    ) -> EventDict:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        event_dict["timestamp"] = f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        return event_dict
 
 
 def _add_service(service: str) -> Processor:
@@ -145,8 +124,61 @@ def _add_service(service: str) -> Processor:
     return add_service
 
 
+def _render_json(_logger: WrappedLogger, _method_name: str, event_dict: EventDict) -> str:
+    # msgspec is several times faster than json.dumps on a log line; anything it cannot
+    # encode natively becomes its repr(), as structlog's JSONRenderer does. Keys that are
+    # not strings (msgspec refuses them) take the slower standard-library path.
+    try:
+        return _encoder.encode(event_dict).decode()
+    except TypeError:
+        line = structlog.processors.JSONRenderer(default=repr)(_logger, _method_name, event_dict)
+        return line if isinstance(line, str) else line.decode()
+
+
 class _KitHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The root handler we own; replaced, never duplicated, by the next configuration."""
+
+
+class _LineWriter:
+    """structlog's logger: writes each rendered line to the handler's stream, under its lock.
+
+    Sharing the handler's lock keeps a structlog line and a standard-library record from
+    interleaving. ``name`` is the logger name given to :func:`structlog.get_logger`. A
+    stream that cannot be written loses the line instead of raising into the caller.
+    """
+
+    def __init__(self, handler: _KitHandler, name: str) -> None:
+        self._handler = handler
+        self.name = name
+
+    def msg(self, line: str) -> None:
+        handler = self._handler
+        handler.acquire()
+        try:
+            stream = handler.stream
+            stream.write(line + "\n")
+            stream.flush()
+        except (OSError, ValueError):
+            # A closed or broken stream (a pipe whose reader went away) loses the line but
+            # never fails the request that logged it, as with the logging module's handlers.
+            pass
+        finally:
+            handler.release()
+
+    debug = info = warning = error = critical = msg
+
+
+class _LineWriterFactory:
+    def __init__(self, handler: _KitHandler) -> None:
+        self._handler = handler
+        self._writers: dict[str, _LineWriter] = {}
+
+    def __call__(self, *args: Any) -> _LineWriter:
+        name = str(args[0]) if args and args[0] is not None else ""
+        writer = self._writers.get(name)
+        if writer is None:
+            writer = self._writers.setdefault(name, _LineWriter(self._handler, name))
+        return writer
 
 
 def configure_logging(
@@ -155,15 +187,20 @@ def configure_logging(
     level: str | int = "INFO",
     service: str | None = None,
     stream: TextIO | None = None,
+    server_access_log: bool = False,
 ) -> None:
     """Configure structlog and the standard library's logging to write one format.
 
     Call it once from a composition root; calling it again replaces the previous
-    configuration (it never adds a second handler). Handlers that others installed on the
-    root logger (pytest's, for example) are left alone. The uvicorn loggers are sent to the
-    root handler; start uvicorn with ``log_config=None`` so that it does not reinstall its
-    own, and with ``access_log=False`` since :class:`~stockflow_kit.http.MetricsMiddleware`
-    writes the access log.
+    configuration (it never adds a second handler), and reaches loggers already created at
+    module level (structlog's loggers are not cached on first use for that reason: the
+    per-call cost of that is measured in ``docs/benchmarks.md``). Handlers that others
+    installed on the root logger (pytest's, for example) are left alone. The uvicorn
+    loggers are sent to the root handler; start uvicorn with ``log_config=None`` so that it
+    does not reinstall its own. uvicorn's own access log is switched off (unless
+    *server_access_log*), whether this runs before or after uvicorn reads its
+    configuration: :class:`~stockflow_kit.http.MetricsMiddleware` writes the access log,
+    and a second line per request would double its cost.
 
     Args:
         json: ``True`` for JSON lines, ``False`` for the human console renderer. ``None``
@@ -174,6 +211,7 @@ def configure_logging(
             has one, as lines bound by the HTTP middleware of a named service do).
         stream: Where lines go; :data:`sys.stderr` at call time when ``None`` (the
             default), which keeps standard output free for a CLI's results.
+        server_access_log: Keep uvicorn's ``uvicorn.access`` lines; ``False`` by default.
 
     Raises:
         ValueError: *level* is not a logging level.
@@ -186,8 +224,7 @@ def configure_logging(
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
-        structlog.stdlib.ExtraAdder(),
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _UtcTimestamper(),
         add_correlation_ids,
         add_trace_ids,
     ]
@@ -197,7 +234,7 @@ def configure_logging(
 
     renderer: list[Processor]
     if render_json:
-        renderer = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        renderer = [structlog.processors.format_exc_info, _render_json]
     else:
         # ConsoleRenderer formats exceptions itself (and warns if format_exc_info ran first).
         renderer = [structlog.dev.ConsoleRenderer(colors=_isatty(out))]
@@ -205,7 +242,7 @@ def configure_logging(
     handler = _KitHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_color_message],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
         )
     )
@@ -219,20 +256,17 @@ def configure_logging(
         server_logger = logging.getLogger(name)
         server_logger.handlers.clear()
         server_logger.setLevel(logging.NOTSET)
-        server_logger.propagate = True
+        server_logger.propagate = server_access_log or name != _SERVER_ACCESS_LOGGER
 
     structlog.configure(
         processors=[
-            structlog.stdlib.filter_by_level,
             *shared,
-            structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.processors.StackInfoRenderer(),
             structlog.processors.UnicodeDecoder(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            *renderer,
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        # Not cached, so that a later configure_logging() reaches module-level loggers too.
+        logger_factory=_LineWriterFactory(handler),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         cache_logger_on_first_use=False,
     )
 

@@ -43,15 +43,20 @@ def configure_tracing(
     *,
     otlp_endpoint: str | None = None,
     exporter: SpanExporter | None = None,
-) -> TracerProvider:
-    """Install the process-wide tracer provider, once.
+) -> TracerProvider | None:
+    """Install the process-wide tracer provider, once, when spans have somewhere to go.
 
     The provider's resource carries ``service.name``. Spans go to an OTLP/HTTP collector
     through a :class:`~opentelemetry.sdk.trace.export.BatchSpanProcessor` when *otlp_endpoint*
     is given, and to *exporter* through a
     :class:`~opentelemetry.sdk.trace.export.SimpleSpanProcessor` when that is given (an
-    ``InMemorySpanExporter`` in tests). With neither, spans are created and sampled but not
-    exported, which still gives log lines their ``trace_id``.
+    ``InMemorySpanExporter`` in tests).
+
+    With neither, nothing is installed and ``None`` is returned: a span nobody exports
+    would cost every request its creation (in the kit's middleware and in FastAPI's native
+    telemetry, which turns itself on with a provider) for nothing. Log lines then carry
+    ``correlation_id`` always, and ``trace_id``/``span_id`` when the caller sent a
+    ``traceparent``, whose context still flows through to outgoing calls.
 
     OpenTelemetry allows one global provider per process, so a second call (from this
     function or from anyone else who installed an SDK provider) changes nothing and returns
@@ -66,12 +71,14 @@ def configure_tracing(
             default.
 
     Returns:
-        The global tracer provider.
+        The global tracer provider, or ``None`` when there is none to install.
     """
     with _lock:
         current = trace.get_tracer_provider()
         if isinstance(current, TracerProvider):
             return current
+        if otlp_endpoint is None and exporter is None:
+            return None
         provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
         if otlp_endpoint is not None:
             # Imported here: the exporter pulls in requests and protobuf, which a process

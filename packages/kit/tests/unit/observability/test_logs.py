@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import io
 import logging
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -284,3 +286,92 @@ def _leaks(value: object) -> bool:
 @given(_nested(5))
 def test_no_value_under_a_sensitive_key_survives_redaction(value: object) -> None:
     assert not _leaks(_redact(payload=value))
+
+
+def test_uvicorns_color_message_is_dropped_from_json_lines(log_lines) -> None:
+    configure_logging(json=True, stream=log_lines.stream)
+
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]",
+        42,
+        extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
+    )
+
+    [line] = log_lines.records()
+    assert line["event"] == "Started server process [42]"
+    assert "color_message" not in line
+    assert "\x1b" not in log_lines.stream.getvalue()
+
+
+def test_structlog_and_stdlib_lines_share_the_stream_in_the_order_written(log_lines) -> None:
+    configure_logging(json=True, stream=log_lines.stream)
+
+    structlog.get_logger("ours").info("t.first")
+    logging.getLogger("theirs").warning("t.second")
+    structlog.get_logger("ours").error("t.third", password="p")
+
+    lines = log_lines.records()
+    assert [(r["event"], r["logger"], r["level"]) for r in lines] == [
+        ("t.first", "ours", "info"),
+        ("t.second", "theirs", "warning"),
+        ("t.third", "ours", "error"),
+    ]
+    assert lines[2]["password"] == REDACTED
+
+
+def test_values_json_cannot_encode_natively_are_written_as_their_repr(log_lines) -> None:
+    configure_logging(json=True, stream=log_lines.stream)
+
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    structlog.get_logger("t").info("t.odd", thing=Opaque(), by_number={1: "one"})
+
+    [line] = log_lines.records()
+    assert line["thing"] == "<opaque>"
+    assert line["by_number"] == {"1": "one"}
+
+
+def test_uvicorns_access_log_is_off_unless_asked_for(log_lines) -> None:
+    access = logging.getLogger("uvicorn.access")
+    configure_logging(json=True, stream=log_lines.stream)
+
+    # uvicorn asks Logger.hasHandlers() once per connection, and skips its line if False.
+    assert not access.hasHandlers()
+    access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", "/", "1.1", 200)
+    assert log_lines.records() == []
+
+    configure_logging(json=True, stream=log_lines.stream, server_access_log=True)
+    access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", "/", "1.1", 200)
+
+    [line] = log_lines.records()
+    assert line["logger"] == "uvicorn.access"
+
+
+def test_timestamps_are_utc_iso_with_microseconds_and_follow_the_clock(log_lines) -> None:
+    configure_logging(json=True, stream=log_lines.stream)
+    before = datetime.now(UTC)
+
+    for _ in range(3):
+        structlog.get_logger("t").info("t.when")
+
+    after = datetime.now(UTC)
+    stamps = [r["timestamp"] for r in log_lines.records()]
+    for stamp in stamps:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp)
+        parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        assert before - timedelta(microseconds=1) <= parsed <= after
+    assert stamps == sorted(stamps)
+
+
+def test_a_stream_that_cannot_be_written_never_fails_the_caller(log_lines) -> None:
+    closed = io.StringIO()
+    configure_logging(json=True, stream=closed)
+    closed.close()
+
+    structlog.get_logger("t").info("t.lost")  # no ValueError from the closed stream
+
+    configure_logging(json=True, stream=log_lines.stream)
+    structlog.get_logger("t").info("t.kept")
+    assert [r["event"] for r in log_lines.records()] == ["t.kept"]

@@ -107,3 +107,15 @@ def test_a_malformed_traceparent_gives_a_context_without_a_parent() -> None:
 
 def test_there_are_no_trace_ids_outside_a_span() -> None:
     assert current_trace_ids() == {}
+
+
+@pytest.mark.usefixtures("fresh_tracing_globals")
+def test_without_an_exporter_no_provider_is_installed_and_spans_record_nothing() -> None:
+    assert configure_tracing("inventory") is None
+
+    with trace.get_tracer("test").start_as_current_span("work") as span:
+        pass
+
+    assert not isinstance(trace.get_tracer_provider(), TracerProvider)
+    assert not span.is_recording()
+    assert configure_tracing("inventory", exporter=InMemorySpanExporter()) is not None

@@ -1,0 +1,112 @@
+"""The server processes of ``stockflow bench http``: start, wait until ready, stop, CPU time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from stockflow.bench.http_load import Target
+
+__all__ = ["cpu_seconds", "free_port", "request", "running", "stockflow_command"]
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process *pid* and its descendants (granian's workers).
+
+    Read from ``/proc``; ``None`` where there is none.
+    """
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent pid, CPU seconds)
+    ticks = os.sysconf("SC_CLK_TCK")
+    try:
+        entries = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat.rpartition(")")[2].split()  # the command name may contain spaces
+        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    if pid not in stats:
+        return None
+    family, total = {pid}, 0.0
+    for candidate in sorted(stats):  # children have higher pids, except after wrap-around
+        parent, cpu = stats[candidate]
+        if candidate in family or parent in family:
+            family.add(candidate)
+            total += cpu
+    return total
+
+
+def stockflow_command() -> list[str]:
+    script = Path(sys.executable).with_name("stockflow")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from stockflow.runtime.cli import main; main()"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def request(target: Target, timeout: float = 5.0) -> int:
+    request = urllib.request.Request(target.url, data=target.body, method=target.method)
+    if target.body is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@contextmanager
+def running(
+    argv: Sequence[str], workdir: Path, env: Mapping[str, str], target: Target
+) -> Iterator[int]:
+    """Run *argv* (its output to ``<workdir>.log``) once ``GET /readyz`` answers 200; its pid."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir.with_suffix(".log").open("wb")
+    process = subprocess.Popen(
+        argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=workdir
+    )
+    try:
+        _wait_ready(process, Target(port=target.port, path="/readyz"), workdir)
+        yield process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _wait_ready(process: subprocess.Popen[bytes], readyz: Target, workdir: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = workdir.with_suffix(".log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}:\n{output}")
+        try:
+            if request(readyz, timeout=1.0) == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{process.args!r} was not ready within 60 s")
