@@ -256,12 +256,9 @@ def build(
         reads=CommittedReads(writer.committed, store),
         store=store,
         idempotency_store=store,
-        service_token=settings.token(),
+        settings=settings,
         readiness=service.readiness,
         registry=registry,
-        max_body_bytes=settings.max_body_bytes,
-        max_in_flight=settings.max_in_flight,
-        peer_urls=settings.peer_urls,
     )
     return service
 

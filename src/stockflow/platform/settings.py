@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Final, Literal
 
+from prometheus_client import CollectorRegistry
 from pydantic import Field, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -27,17 +28,16 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+from starlette.applications import Starlette
 
-__all__ = [
-    "DEFAULT_MAX_IN_FLIGHT",
-    "SHARED_FIELDS",
-    "LogFormat",
-    "ServiceSettings",
-    "service_config",
-]
+from stockflow_kit.http import (
+    DEFAULT_BODY_TIMEOUT_SECONDS,
+    DEFAULT_MAX_IN_FLIGHT,
+    ErrorTable,
+    instrument,
+)
 
-DEFAULT_MAX_IN_FLIGHT: Final = 256
-"""Requests a service handles at once before it sheds load (503); see docs/benchmarks.md."""
+__all__ = ["SHARED_FIELDS", "LogFormat", "ServiceSettings", "service_config"]
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -98,7 +98,15 @@ class ServiceSettings(BaseSettings):
     the data dir; ``stockflow serve`` refuses to start without it."""
     max_body_bytes: int = Field(65_536, ge=1024)
     max_in_flight: int = Field(DEFAULT_MAX_IN_FLIGHT, ge=1)
-    """Requests handled at once; beyond it a 503 with ``Retry-After`` (load shedding)."""
+    """Requests handled at once; beyond it a 503 with ``Retry-After`` (load shedding). The
+    default (64) is measured: docs/benchmarks.md, "Admission control"."""
+    body_timeout_seconds: float = Field(DEFAULT_BODY_TIMEOUT_SECONDS, gt=0)
+    """A request body that has not arrived within this many seconds gets a 408."""
+    log_sample_rate: float = Field(1.0, gt=0, le=1)
+    """Share of fast successful requests written to the access log (errors and slow requests
+    always are); 1 logs every request."""
+    slow_request_seconds: float = Field(1.0, gt=0)
+    """A request slower than this is always logged, whatever the sample rate."""
     batch_size: int = Field(1000, ge=1, le=10_000)
     """Most messages a consumer fetches (and a writer commits) at once."""
     batch_wait: float = Field(0.05, gt=0)
@@ -125,6 +133,27 @@ class ServiceSettings(BaseSettings):
     def json_logs(self) -> bool | None:
         """``configure_logging(json=…)``: ``None`` lets it decide by the terminal."""
         return {"auto": None, "json": True, "console": False}[self.log_format]
+
+    def instrument(
+        self,
+        app: Starlette,
+        *,
+        errors: ErrorTable | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        """The kit's HTTP layer on *app* with this service's limits and log settings: every
+        service is instrumented the same way (see ``stockflow_kit.http.instrument``)."""
+        instrument(
+            app,
+            service=self.service_name,
+            errors=errors,
+            registry=registry,
+            max_body_bytes=self.max_body_bytes,
+            max_in_flight=self.max_in_flight,
+            body_timeout_seconds=self.body_timeout_seconds,
+            log_sample_rate=self.log_sample_rate,
+            slow_request_seconds=self.slow_request_seconds,
+        )
 
     def token(self) -> str | None:
         """The service credential in clear, or ``None`` when none is configured."""

@@ -199,7 +199,9 @@ def up_command(
     from stockflow.runtime.embedded import run_embedded
 
     try:
-        asyncio.run(run_embedded(data_dir, port_base, host=host, announce=announce))
+        import uvloop
+
+        uvloop.run(run_embedded(data_dir, port_base, host=host, announce=announce))
     except StartupError as error:
         _fail_startup(error)
 

@@ -56,6 +56,7 @@ from stockflow.inventory.service_layer.writer import (
     PartitionNotOwnedError,
     WriterStoppedError,
 )
+from stockflow.platform.settings import ServiceSettings
 from stockflow_kit.http import (
     IDEMPOTENCY_ERRORS,
     PROBLEM_MEDIA_TYPE,
@@ -67,7 +68,6 @@ from stockflow_kit.http import (
     IdempotencyStore,
     idempotency_message_id,
     idempotency_request_hash,
-    instrument,
     problem_response,
 )
 from stockflow_kit.http.credentials import (
@@ -187,12 +187,9 @@ def create_app(
     reads: CommittedReads,
     store: EventStore,
     idempotency_store: IdempotencyStore,
-    service_token: str | None,
+    settings: ServiceSettings,
     readiness: Callable[[], Awaitable[str | None]],
     registry: CollectorRegistry | None = None,
-    max_body_bytes: int = 65_536,
-    max_in_flight: int | None = None,
-    peer_urls: Sequence[str] = (),
 ) -> FastAPI:
     """The inventory ASGI app. ``readiness()`` returns ``None`` when ready, else why not.
 
@@ -205,16 +202,10 @@ def create_app(
     retries there. Forwarding was rejected: it hides a misrouting client behind a second hop.
     """
     app = FastAPI(title="stockflow inventory", version="1", redirect_slashes=False)
-    instrument(
-        app,
-        service="inventory",
-        errors=ERRORS,
-        registry=registry,
-        max_body_bytes=max_body_bytes,
-        max_in_flight=max_in_flight,
-    )
+    settings.instrument(app, errors=ERRORS, registry=registry)
     app.router.routes.extend(probe_routes(readiness))
-    require_service = Depends(service_credential(service_token))
+    require_service = Depends(service_credential(settings.token()))
+    peer_urls: Sequence[str] = getattr(settings, "peer_urls", ())
     # Public writes come through edge (or staff tools) with one caller; internal ones from
     # services, so their keys never meet.
     public_keys = Idempotency(idempotency_store, caller=lambda _request: "public")
