@@ -190,7 +190,8 @@ async def run(
                 try:
                     await entry.service.start()
                 except Exception as error:
-                    _log.error("platform.start_failed", service=entry.unit.name, exc_info=error)
+                    # No traceback: the one line below says what failed and what to do.
+                    _log.error("platform.start_failed", service=entry.unit.name, error=repr(error))
                     raise StartupError(
                         explain(entry.unit.name, error, entry.unit.dependencies())
                     ) from error

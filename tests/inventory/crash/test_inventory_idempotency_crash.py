@@ -38,6 +38,8 @@ async def test_a_killed_server_keeps_every_committed_key_with_its_answer(tmp_pat
         "INVENTORY_EVENT_STORE_URL": f"sqlite:///{tmp_path / 'inventory.sqlite3'}",
         "BUS_URL": f"sqlite:///{tmp_path / 'bus.sqlite3'}",
         "INVENTORY_PUBLISH_EVENTS": "false",
+        # Every request in at once: admission control is not what this test is about.
+        "INVENTORY_MAX_IN_FLIGHT": str(4 * RECEIPTS),
     }
     worker = Worker(env, tmp_path / "worker.log")
     keys = [f"k{i}" for i in range(RECEIPTS)]

@@ -81,7 +81,10 @@ __all__ = ["KafkaBus", "KafkaSubscription"]
 _ERRORS: Final = (KafkaError, OSError, TimeoutError)
 _TOPIC_EXISTS: Final = 36
 _FETCH_WAIT_MS: Final = 50
-_PARTITION_FETCH_BYTES: Final = 256 * 1024
+_PARTITION_FETCH_BYTES: Final = 64 * 1024
+# aiokafka prefetches up to these many raw bytes; decoded records take several times as much,
+# so a small prefetch keeps a consumer's memory bounded under a backlog (the bus contract).
+_FETCH_BYTES: Final = 4 * _PARTITION_FETCH_BYTES
 
 
 class KafkaBus:
@@ -276,6 +279,7 @@ class KafkaBus:
             rebalance_timeout_ms=session_ms,
             fetch_max_wait_ms=_FETCH_WAIT_MS,
             max_partition_fetch_bytes=_PARTITION_FETCH_BYTES,
+            fetch_max_bytes=_FETCH_BYTES,
         )
         marker = AIOKafkaConsumer(
             **self._common(),
