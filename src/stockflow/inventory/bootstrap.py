@@ -30,6 +30,7 @@ from stockflow.inventory.settings import InventorySettings
 from stockflow.platform.spec import ServiceSpec
 from stockflow_kit.lifecycle import Component, Lifecycle, Periodic, component
 from stockflow_kit.messaging import Bus, ConsumerConfig
+from stockflow_kit.observability.forwarding import Collectable, ForwardedMetrics, MergedMetrics
 
 __all__ = ["SPEC", "InventoryService", "build", "event_store_for"]
 
@@ -227,8 +228,11 @@ def build(
         ),
     )
     consumers: InventoryConsumers | FeederProcess
+    metrics: Collectable = registry
     if settings.feeder == "process":
-        consumers = FeederProcess(writer, settings)
+        forwarded = ForwardedMetrics({"process": "feeder"})
+        consumers = FeederProcess(writer, settings, forwarded)
+        metrics = MergedMetrics(registry, forwarded)  # the feeder's metrics on our /metrics
     else:
         consumers = InventoryConsumers(
             bus,
@@ -259,6 +263,7 @@ def build(
         settings=settings,
         readiness=service.readiness,
         registry=registry,
+        metrics=metrics,
     )
     return service
 

@@ -36,6 +36,7 @@ from stockflow_kit.http import (
     ErrorTable,
     instrument,
 )
+from stockflow_kit.observability.forwarding import Collectable
 
 __all__ = ["SHARED_FIELDS", "LogFormat", "ServiceSettings", "service_config"]
 
@@ -140,9 +141,11 @@ class ServiceSettings(BaseSettings):
         *,
         errors: ErrorTable | None = None,
         registry: CollectorRegistry | None = None,
+        metrics: Collectable | None = None,
     ) -> None:
         """The kit's HTTP layer on *app* with this service's limits and log settings: every
-        service is instrumented the same way (see ``stockflow_kit.http.instrument``)."""
+        service is instrumented the same way (see ``stockflow_kit.http.instrument``).
+        *metrics*: what ``/metrics`` serves when more than *registry* (a child's, merged)."""
         instrument(
             app,
             service=self.service_name,
@@ -153,6 +156,7 @@ class ServiceSettings(BaseSettings):
             body_timeout_seconds=self.body_timeout_seconds,
             log_sample_rate=self.log_sample_rate,
             slow_request_seconds=self.slow_request_seconds,
+            metrics_source=metrics,
         )
 
     def token(self) -> str | None:

@@ -80,6 +80,19 @@ async def test_a_killed_feeder_is_restarted_and_nothing_is_lost_or_doubled(tmp_p
             # A fresh interpreter on a loaded 2-core machine: allow it time to import and bind.
             await eventually(replaced, within=45)
         await eventually(lambda: all_processed(store, [e.id for e in workload.commands]))
+
+        async def feeder_metrics_shown() -> bool:
+            async with httpx.AsyncClient() as client:
+                text = (await client.get(f"http://127.0.0.1:{worker.port}/metrics")).text
+            return any(
+                line.startswith("messaging_messages_total{")
+                and 'outcome="acked"' in line
+                and 'process="feeder"' in line
+                and float(line.rsplit(" ", 1)[1]) > 0
+                for line in text.splitlines()
+            )
+
+        await eventually(feeder_metrics_shown, within=10)  # the child's metrics, forwarded
         worker.terminate_gracefully()
         await assert_exactly_once(store, workload)
         assert "inventory.feeder_died" in worker.log.read_text()

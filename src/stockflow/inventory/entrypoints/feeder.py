@@ -33,6 +33,7 @@ from typing import Final
 
 import msgspec
 import structlog
+from prometheus_client import REGISTRY, generate_latest
 
 from stockflow.inventory.domain.commands import Command
 from stockflow.inventory.entrypoints.consumers import InventoryConsumers
@@ -43,6 +44,7 @@ from stockflow.inventory.settings import InventorySettings
 from stockflow.platform.runner import configure_process
 from stockflow_kit.lifecycle import die_with_parent
 from stockflow_kit.messaging import ConsumerConfig, make_bus
+from stockflow_kit.observability.forwarding import ForwardedMetrics
 from stockflow_kit.resilience import Backoff
 
 __all__ = ["FeederProcess", "Frame", "Item", "PipeSink", "Reply", "read_frame"]
@@ -50,6 +52,9 @@ __all__ = ["FeederProcess", "Frame", "Item", "PipeSink", "Reply", "read_frame"]
 _log = structlog.get_logger("stockflow.inventory")
 _LENGTH: Final = struct.Struct(">I")
 _STOP_SECONDS: Final = 10.0
+METRICS_TOKEN: Final = -1
+"""The token of a frame carrying the feeder's metrics (sent every :data:`METRICS_INTERVAL` s)."""
+METRICS_INTERVAL: Final = 2.0
 READY_TOKEN: Final = 0
 """The token of the feeder's first frame: it has bound its subscriptions and consumes."""
 
@@ -63,6 +68,8 @@ class Item(msgspec.Struct, array_like=True, gc=False):
 class Frame(msgspec.Struct, array_like=True, gc=False):
     token: int
     items: list[Item]
+    metrics: bytes | None = None
+    """With :data:`METRICS_TOKEN`: the feeder's metrics (Prometheus text format)."""
 
 
 class Reply(msgspec.Struct, array_like=True, gc=False):
@@ -137,6 +144,15 @@ async def _socket_streams(fd: int) -> tuple[asyncio.StreamReader, asyncio.Stream
     return await asyncio.open_connection(sock=sock, limit=2**26)
 
 
+async def _send_metrics(writer: asyncio.StreamWriter) -> None:
+    """Now and then, this process's metrics to the writer, which shows them on its /metrics."""
+    encoder = msgspec.msgpack.Encoder()
+    while not writer.is_closing():
+        text = generate_latest(REGISTRY)
+        writer.write(frame_bytes(encoder.encode(Frame(METRICS_TOKEN, [], text))))
+        await asyncio.sleep(METRICS_INTERVAL)
+
+
 async def run_feeder(fd: int) -> None:
     """The feeder's main loop: read the settings (the writer's first frame), then consume
     into the socket until the writer closes it."""
@@ -161,10 +177,12 @@ async def run_feeder(fd: int) -> None:
     # Token 0, no items: "subscribed and consuming". The writer reports ready only after it.
     writer.write(frame_bytes(msgspec.msgpack.encode(Frame(READY_TOKEN, []))))
     decoder = msgspec.msgpack.Decoder(Reply)
+    metrics = asyncio.create_task(_send_metrics(writer), name="feeder-metrics")
     try:
         while (payload := await read_frame(reader)) is not None:
             sink.answer(decoder.decode(payload))
     finally:  # the writer went away: nothing more is acked; the bus redelivers
+        metrics.cancel()
         sink.fail_all(FeederFailedError("the inventory writer closed the socket"))
         try:
             await asyncio.wait_for(consumers.stop(), _STOP_SECONDS)
@@ -180,9 +198,15 @@ class FeederProcess:
     ``running``), so the service does not care which mode it runs in.
     """
 
-    def __init__(self, writer: InventoryWriter, settings: InventorySettings) -> None:
+    def __init__(
+        self,
+        writer: InventoryWriter,
+        settings: InventorySettings,
+        metrics: ForwardedMetrics | None = None,
+    ) -> None:
         self.writer = writer
         self.settings = settings
+        self.metrics = metrics or ForwardedMetrics({"process": "feeder"})
         self._process: asyncio.subprocess.Process | None = None
         self._socket: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
@@ -252,6 +276,7 @@ class FeederProcess:
             finally:
                 pipe.close()
             code = await process.wait()
+            self.metrics.clear()  # its counters died with it
             if self._stopping:
                 return
             _log.error("inventory.feeder_died", returncode=code)
@@ -273,6 +298,9 @@ class FeederProcess:
             if frame.token == READY_TOKEN:
                 self._ready = True
                 self._backoff.reset()
+                continue
+            if frame.token == METRICS_TOKEN:
+                self.metrics.update((frame.metrics or b"").decode())
                 continue
             submissions = [
                 Submission(

@@ -84,6 +84,7 @@ from stockflow_kit.http.openapi import (
     problem_responses,
 )
 from stockflow_kit.observability import get_correlation_id
+from stockflow_kit.observability.forwarding import Collectable
 
 __all__ = ["ERRORS", "MAX_QUANTITY", "create_app"]
 
@@ -190,6 +191,7 @@ def create_app(
     settings: ServiceSettings,
     readiness: Callable[[], Awaitable[str | None]],
     registry: CollectorRegistry | None = None,
+    metrics: Collectable | None = None,
 ) -> FastAPI:
     """The inventory ASGI app. ``readiness()`` returns ``None`` when ready, else why not.
 
@@ -202,7 +204,7 @@ def create_app(
     retries there. Forwarding was rejected: it hides a misrouting client behind a second hop.
     """
     app = FastAPI(title="stockflow inventory", version="1", redirect_slashes=False)
-    settings.instrument(app, errors=ERRORS, registry=registry)
+    settings.instrument(app, errors=ERRORS, registry=registry, metrics=metrics)
     app.router.routes.extend(probe_routes(readiness))
     require_service = Depends(service_credential(settings.token()))
     peer_urls: Sequence[str] = getattr(settings, "peer_urls", ())

@@ -11,9 +11,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from stockflow_kit.observability.forwarding import Collectable
+
 
 def metrics_endpoint(
-    registry: CollectorRegistry | None = None,
+    registry: CollectorRegistry | Collectable | None = None,
 ) -> Callable[[Request], Awaitable[Response]]:
     """Return a request handler answering with the metrics of *registry*.
 
@@ -21,7 +23,9 @@ def metrics_endpoint(
     OpenMetrics is asked for.
 
     Args:
-        registry: What to expose; the process-wide default when ``None``.
+        registry: What to expose (a registry, or a view such as
+            :class:`~stockflow_kit.observability.forwarding.MergedMetrics`); the process-wide
+            default when ``None``.
     """
     source = REGISTRY if registry is None else registry
 

@@ -16,6 +16,7 @@ from stockflow_kit.http._limits import (
 from stockflow_kit.http._problem import ErrorTable
 from stockflow_kit.http.middleware import CorrelationMiddleware, MetricsMiddleware
 from stockflow_kit.http.problems import install_problem_handlers
+from stockflow_kit.observability.forwarding import Collectable
 
 
 def instrument(
@@ -32,6 +33,7 @@ def instrument(
     slow_request_seconds: float = 1.0,
     tracer_provider: TracerProvider | None = None,
     metrics_path: str | None = "/metrics",
+    metrics_source: Collectable | None = None,
 ) -> None:
     """Install problem responses, the kit's middleware and ``GET /metrics`` on *app*.
 
@@ -74,6 +76,9 @@ def instrument(
             :class:`MetricsMiddleware`.
         slow_request_seconds: Requests at least this long are always logged; 1 s by default.
         tracer_provider: Where spans go; the global provider when ``None``.
+        metrics_source: What ``/metrics`` serves when not just *registry*: e.g. a
+            :class:`~stockflow_kit.observability.forwarding.MergedMetrics` of the registry
+            and a child process's forwarded metrics.
         metrics_path: Where to serve the metrics; ``/metrics`` by default, ``None`` for
             nowhere (if they are served on another port).
 
@@ -101,5 +106,8 @@ def instrument(
     app.add_middleware(CorrelationMiddleware, service=service, tracer_provider=tracer_provider)
     if metrics_path is not None:
         app.add_route(
-            metrics_path, metrics_endpoint(registry), methods=["GET"], include_in_schema=False
+            metrics_path,
+            metrics_endpoint(registry if metrics_source is None else metrics_source),
+            methods=["GET"],
+            include_in_schema=False,
         )
