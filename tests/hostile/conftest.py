@@ -1,0 +1,97 @@
+"""The hostile-user probes run against every service of the registry, as a real process.
+
+Each service says here where its probes aim (a read route, a write route with a valid body, an
+internal route); :func:`test_every_service_has_probes` fails when a service is added to the
+registry without its entry, so no service escapes the suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stockflow.runtime.registry import SERVICES
+from stockflow_kit.lifecycle import ServiceProcess
+
+STOCKFLOW = str(Path(sys.executable).with_name("stockflow"))
+TOKEN = os.environ.get("STOCKFLOW_SERVICE_TOKEN", "test-service-credential")
+MAX_IN_FLIGHT = 4
+BODY_TIMEOUT = 1.5
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Where the probes aim at one service."""
+
+    read: str
+    write: str
+    write_body: dict[str, Any]
+    internal: str
+    internal_body: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)
+    """Its store in the test's directory: ``{dir}`` is replaced by it."""
+
+
+PROBES: dict[str, Probes] = {
+    "inventory": Probes(
+        read="/inventory/SKU-1",
+        write="/inventory/SKU-1/receipts",
+        write_body={"qty": 1, "reference": "probe"},
+        internal="/internal/reservations",
+        internal_body={"order_id": "o-1", "lines": [{"sku": "SKU-1", "qty": 1}]},
+        env={"INVENTORY_EVENT_STORE_URL": "sqlite:///{dir}/inventory.sqlite3"},
+    ),
+}
+
+
+@dataclass
+class Target:
+    """One running service under probe."""
+
+    name: str
+    probes: Probes
+    process: ServiceProcess
+
+    @property
+    def url(self) -> str:
+        return self.process.base_url
+
+
+@pytest.fixture(scope="module", params=[spec.name for spec in SERVICES])
+def target(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Target]:
+    """One process per service for the whole module (the probes leave it as they found it)."""
+    name: str = request.param
+    spec = next(s for s in SERVICES if s.name == name)
+    probes = PROBES[name]
+    directory = tmp_path_factory.mktemp(f"hostile-{name}")
+    env = {key: value.format(dir=directory) for key, value in probes.env.items()}
+    env |= {
+        "BUS_URL": f"sqlite:///{directory / 'bus.sqlite3'}",
+        "STOCKFLOW_SERVICE_TOKEN": TOKEN,
+        "STOCKFLOW_LOG_FORMAT": "json",
+        spec.env_name("max_in_flight"): str(MAX_IN_FLIGHT),
+        spec.env_name("body_timeout_seconds"): str(BODY_TIMEOUT),
+        spec.env_name("max_body_bytes"): "4096",
+    }
+    process = ServiceProcess(
+        [STOCKFLOW, "serve", name],
+        name=name,
+        env=env,
+        port_env=spec.env_name("port"),
+        log=directory / f"{name}.log",
+    )
+    process.start()
+    try:
+        asyncio.run(process.wait_ready(within=60))
+        yield Target(name, probes, process)
+    finally:
+        process.terminate()
