@@ -13,7 +13,7 @@ export UV_PYTHON_PREFERENCE ?= system
 export UV_NATIVE_TLS ?= 1
 export PACT_DO_NOT_TRACK ?= true
 
-.PHONY: help sync fmt lint test test-unit test-integration run bench audit chaos clean
+.PHONY: help sync fmt lint test test-fast test-unit test-integration run bench audit chaos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ lint: sync ## ruff, format check, mypy --strict, import contracts
 
 test: lint ## lint + the whole test suite (integration tests skip if a server is down, fail when CI=true)
 	$(BIN)/pytest -m "not chaos" $(PYTEST_ARGS)
+
+test-fast: lint ## lint + the suite without the slow tests (real processes, crash, hostile, brokers)
+	$(BIN)/pytest -m "not chaos and not slow" $(PYTEST_ARGS)
 
 test-unit: sync ## fast tests only (no servers)
 	$(BIN)/pytest -m "not integration and not chaos" $(PYTEST_ARGS)
