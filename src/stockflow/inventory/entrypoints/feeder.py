@@ -78,11 +78,12 @@ class Reply(msgspec.Struct, array_like=True, gc=False):
 
 
 async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
-    """One length-prefixed frame, or ``None`` at EOF."""
+    """One length-prefixed frame, or ``None`` when the other side is gone: EOF, or a reset (a
+    peer killed with unread data in its buffer resets the connection instead of closing it)."""
     try:
         header = await reader.readexactly(_LENGTH.size)
         return await reader.readexactly(_LENGTH.unpack(header)[0])
-    except asyncio.IncompleteReadError:
+    except (asyncio.IncompleteReadError, ConnectionError):
         return None
 
 
@@ -273,6 +274,10 @@ class FeederProcess:
             self._socket = None
             try:
                 await self._serve(reader, pipe)
+            except Exception as error:  # whatever broke the link, the feeder is replaced
+                _log.error("inventory.feeder_link_failed", error=repr(error))
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
             finally:
                 pipe.close()
             code = await process.wait()
