@@ -1,9 +1,15 @@
 """``IdempotencyRecordsContract``: stored responses per (scope, Idempotency-Key), put on their
-own or committed with their effect (``IdempotencyRecords``, ``CommitBatch.idempotency``)."""
+own or committed with their effect (``IdempotencyRecords``, ``CommitBatch.idempotency``).
+
+The event stores are Idempotency-Key stores like any other: the kit's ONE contract suite
+(:class:`~stockflow_kit.http.testing.IdempotencyStoreContract`) runs against each of them, its
+"caller's transaction" being a ``CommitBatch``; the cases here add what only a batch can do."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import cast
 
 import pytest
 from tests.inventory.contract.event_store_contract import StoreContract, batch, new_event, row
@@ -15,6 +21,8 @@ from stockflow.inventory.service_layer.ports import (
     IdempotencyRecord,
     StaleFenceError,
 )
+from stockflow_kit.http import IdempotencyStore
+from stockflow_kit.http.testing import IdempotencyStoreContract
 
 SCOPE = "POST /inventory/{sku}/receipts caller-1"
 CREATED = 1_795_000_000.25
@@ -40,29 +48,38 @@ def record(
     )
 
 
-class IdempotencyRecordsContract(StoreContract):
-    async def test_a_missing_record_is_none(self, store: EventStore) -> None:
-        assert await store.get(SCOPE, "k-1") is None
+class IdempotencyRecordsContract(StoreContract, IdempotencyStoreContract):
+    atomic = True
+    not_durable_reason = "not a durable store: nothing outlives an instance"
 
-    async def test_a_record_put_reads_back_with_every_field(self, store: EventStore) -> None:
-        stored = record(status=409, body=b'{"title":"Conflict"}')
-        assert await store.put(stored) == stored
-        assert await store.get(SCOPE, "k-1") == stored
+    @pytest.fixture(autouse=True)
+    def _remember_opener(self, open_store: Callable[[], EventStore]) -> None:
+        self._open_store = open_store
 
-    async def test_the_first_put_of_a_key_wins(self, store: EventStore) -> None:
-        first = record()
-        assert await store.put(first) == first
-        assert await store.put(record(request_hash="h2", status=500, body=b"{}")) == first
-        assert await store.get(SCOPE, "k-1") == first
+    @contextlib.asynccontextmanager
+    async def reopened(self, store: IdempotencyStore) -> AsyncIterator[IdempotencyStore]:
+        again = await self.reopen(cast(EventStore, store), self._open_store)
+        try:
+            yield again
+        finally:
+            await again.close()
 
-    async def test_the_same_key_in_two_scopes_is_two_records(self, store: EventStore) -> None:
-        mine = record()
-        theirs = record(scope="POST /inventory/{sku}/receipts caller-2", request_hash="h2")
-        assert await store.put(mine) == mine
-        assert await store.put(theirs) == theirs
-        assert await store.get(mine.scope, "k-1") == mine
-        assert await store.get(theirs.scope, "k-1") == theirs
-        assert await store.get("POST /inventory/{sku}/adjustments caller-1", "k-1") is None
+    async def add_in_transaction(
+        self, store: IdempotencyStore, record: IdempotencyRecord, *, commit: bool
+    ) -> bool:
+        """The caller's transaction of an event store is a ``CommitBatch``: one that commits,
+        or one that fails on a stale fence after its record was written in it."""
+        events = cast(EventStore, store)
+        if not commit:
+            await events.commit(batch(fence=Fence(key="rollback", expected_version=0)))
+            with pytest.raises(StaleFenceError):
+                await events.commit(
+                    batch(idempotency=[record], fence=Fence(key="rollback", expected_version=0))
+                )
+            return True
+        free = await events.get(record.scope, record.key) is None
+        await events.commit(batch(idempotency=[record]))
+        return free
 
     async def test_a_record_in_a_committed_batch_is_stored(self, store: EventStore) -> None:
         committed = record()
@@ -111,16 +128,6 @@ class IdempotencyRecordsContract(StoreContract):
         first = record()
         await store.commit(batch(idempotency=[first, record(request_hash="h2")]))
         assert await store.get(SCOPE, "k-1") == first
-
-    async def test_prune_forgets_only_records_created_before_the_cutoff(
-        self, store: EventStore
-    ) -> None:
-        old = [record("k-1", created_at=CREATED - 7200), record("k-2", created_at=CREATED - 3601)]
-        young = record("k-3", created_at=CREATED)
-        await store.commit(batch(idempotency=[*old, young]))
-        assert await store.prune(CREATED - 3600) == 2
-        assert [await store.get(SCOPE, k) for k in ("k-1", "k-2", "k-3")] == [None, None, young]
-        assert await store.prune(CREATED - 3600) == 0
 
     async def test_a_reopened_store_keeps_its_records(
         self, store: EventStore, open_store: Callable[[], EventStore]
