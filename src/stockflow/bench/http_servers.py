@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-import signal
+import secrets
 import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -15,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stockflow.bench.http_load import Target
+from stockflow_kit.lifecycle import ServiceProcess
 
 __all__ = ["cpu_seconds", "free_port", "request", "running", "stockflow_command"]
 
@@ -78,35 +78,23 @@ def request(target: Target, timeout: float = 5.0) -> int:
 def running(
     argv: Sequence[str], workdir: Path, env: Mapping[str, str], target: Target
 ) -> Iterator[int]:
-    """Run *argv* (its output to ``<workdir>.log``) once ``GET /readyz`` answers 200; its pid."""
+    """Run *argv* (its output to ``<workdir>.log``) once ``GET /readyz`` answers 200; its pid.
+
+    A service gets a random credential unless one is set (``stockflow serve`` needs one).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
-    log = workdir.with_suffix(".log").open("wb")
-    process = subprocess.Popen(
-        argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=workdir
+    credential = {"STOCKFLOW_SERVICE_TOKEN": secrets.token_urlsafe(16)}
+    process = ServiceProcess(
+        argv,
+        name=Path(argv[0]).name,
+        env={**credential, **os.environ, **env},
+        port=target.port,
+        log=workdir.with_suffix(".log"),
     )
+    process.start()
     try:
-        _wait_ready(process, Target(port=target.port, path="/readyz"), workdir)
+        asyncio.run(process.wait_ready(within=60))
+        assert process.pid is not None
         yield process.pid
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def _wait_ready(process: subprocess.Popen[bytes], readyz: Target, workdir: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = workdir.with_suffix(".log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}:\n{output}")
-        try:
-            if request(readyz, timeout=1.0) == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{process.args!r} was not ready within 60 s")
+        process.terminate(grace=20)
