@@ -55,7 +55,15 @@ letters, digits and ``._:-``, starting with a letter or digit. Order ids follow 
 Sku = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SKU_LENGTH, pattern=SKU_PATTERN)]
 OrderId = Sku
 Quantity = Annotated[int, msgspec.Meta(gt=0, le=MAX_QUANTITY)]
-Delta = Annotated[int, msgspec.Meta(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
+Delta = Annotated[
+    int,
+    msgspec.Meta(
+        ge=-MAX_QUANTITY,
+        le=MAX_QUANTITY,
+        description="A signed, non-zero correction.",
+        extra_json_schema={"not": {"const": 0}},
+    ),
+]
 
 
 class StockReceived(msgspec.Struct, frozen=True, kw_only=True):

@@ -138,3 +138,38 @@ async def test_a_rejected_reservation_of_an_unknown_sku_creates_no_stock(
     assert [e["type"] for e in events] == ["ReservationRejected"]  # the fact is kept
     assert (await receive(client, "NOPE", 2, "po")).json()["version"] == 2
     assert (await client.get("/inventory/NOPE")).json()["on_hand"] == 2
+
+
+async def test_a_whole_number_written_with_a_fraction_is_that_number(
+    client: httpx.AsyncClient,
+) -> None:
+    """JSON (and the published schema) do not tell 3 from 3.0; 3.5 stays invalid."""
+    created = await client.post("/inventory/A/receipts", json={"qty": 3.0})
+    assert created.status_code == 201, created.text
+    assert created.json()["on_hand"] == 3
+    assert_problem(await client.post("/inventory/A/receipts", json={"qty": 3.5}), 422)
+    assert_problem(await client.post("/inventory/A/receipts", json={"qty": "3"}), 422)
+
+
+async def test_a_sku_named_twice_in_a_release_is_released_once(
+    client: httpx.AsyncClient, service: InventoryService
+) -> None:
+    """Found by schemathesis: the second release of one SKU raised inside the writer's loop
+    and stopped the writer (every later write answered 503)."""
+    assert (await receive(client, "A", 5, "po")).status_code == 201
+    body = {"order_id": "o-1", "lines": [{"sku": "A", "qty": 2}]}
+    assert (await client.post("/internal/reservations", json=body, headers=TOKEN)).is_success
+    released = await client.post(
+        "/internal/reservations/o-1/release", json={"skus": ["A", "A"]}, headers=TOKEN
+    )
+    assert released.status_code == 200, released.text
+    assert [e["type"] for e in released.json()["events"]] == ["ReservationReleased"]
+    assert service.writer.running
+    assert (await receive(client, "A", 1, "po-2")).status_code == 201
+    assert (await client.get("/inventory/A")).json() | {"version": 0} == {
+        "sku": "A",
+        "on_hand": 6,
+        "reserved": 0,
+        "available": 6,
+        "version": 0,
+    }

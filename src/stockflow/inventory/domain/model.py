@@ -221,7 +221,7 @@ def decide_command(
             states, command.order_id, command.lines, low_stock_threshold=low_stock_threshold
         )
     events: list[Event] = []
-    for sku in command.skus:
+    for sku in dict.fromkeys(command.skus):  # a SKU named twice is decided once
         state = states.get(sku) or StockState(sku=sku)
         events.extend(decide(state, command, low_stock_threshold=low_stock_threshold))
     return events

@@ -134,17 +134,20 @@ def create_app(
             extra=owner,
         )
 
-    def answer(outcome: Outcome) -> tuple[int, bytes, str]:
-        """A stock command's answer: 201 with the SKU's view after it, or its problem."""
+    def answer(outcome: Outcome, correlation_id: str | None) -> tuple[int, bytes, str]:
+        """A stock command's answer: 201 with the SKU's view after it, or its problem (with
+        the request's correlation id: the writer builds stored answers outside the request)."""
         if outcome.error is not None:
             problem = ERRORS.problem_for(outcome.error)
             assert problem is not None  # every InventoryError has a row
-            return problem.status, json.dumps(problem.to_dict()).encode(), PROBLEM_MEDIA_TYPE
+            body = problem.to_dict() | {"correlation_id": correlation_id}
+            return problem.status, json.dumps(body).encode(), PROBLEM_MEDIA_TYPE
         return 201, msgspec.json.encode(view(outcome.stock[0])), "application/json"
 
     async def run(command: Command, ctx: IdempotencyContext | None) -> Handled:
         """Run a stock command once per key; its answer is committed with its effect."""
-        record = None if ctx is None else (lambda o: ctx.record(*answer(o)))
+        correlation_id = get_correlation_id()
+        record = None if ctx is None else (lambda o: ctx.record(*answer(o, correlation_id)))
         outcome = await writer.submit(
             command,
             message_id=None if ctx is None else ctx.message_id,
@@ -156,7 +159,7 @@ def create_app(
             sku = command.skus[0]
             row = reads.row(sku) or StockRow(sku=sku, on_hand=0, reserved=0, version=0)
             return Handled(200, msgspec.json.encode(view(row)), duplicate=ctx is not None)
-        return Handled(*answer(outcome), recorded=ctx is not None)
+        return Handled(*answer(outcome, correlation_id), recorded=ctx is not None)
 
     stock_read = {
         "model": None,

@@ -33,6 +33,12 @@ class WriterMetrics:
             "States that would have broken an invariant; their batch was refused.",
             registry=registry,
         )
+        self.decide_failures = counter(
+            "inventory_decide_failures",
+            "Batches whose decision raised an unexpected error (a bug); their callers failed.",
+            ["error"],
+            registry=registry,
+        )
         self.batch_size = histogram(
             "inventory_batch_size",
             "Fresh commands per committed batch.",

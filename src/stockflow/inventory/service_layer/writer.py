@@ -248,7 +248,17 @@ class InventoryWriter:
                     in_flight.clear()
                 if not in_flight:
                     self._reset_speculation()
-                in_flight.append(self._admit(groups, in_flight[-1] if in_flight else None))
+                try:
+                    in_flight.append(self._admit(groups, in_flight[-1] if in_flight else None))
+                except Exception as error:  # a bug in deciding must not stop the writer
+                    _log.error(
+                        "inventory.decide_failed",
+                        size=sum(len(g.submissions) for g in groups),
+                        exc_info=error,
+                    )
+                    self.metrics.decide_failures.labels(type(error).__name__).inc()
+                    for group in groups:
+                        group.fail(error)
         finally:
             for flight in in_flight:
                 flight.task.cancel()

@@ -74,7 +74,13 @@ def idempotency_header(*, required: bool = False, max_length: int = 200) -> dict
         "required": required,
         "description": "Retry-safe key: a replay with the same key and body returns the first"
         " answer; the same key with another body is a 409.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": max_length},
+        # Printable ASCII with at least one character that is not a space (the helper trims).
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": max_length,
+            "pattern": "^[ -~]*[!-~][ -~]*$",
+        },
     }
 
 
