@@ -144,7 +144,8 @@ def rebuild_projection_command(
         bool, typer.Option("--check", help="Compare the rebuilt rows with the live projection.")
     ] = False,
 ) -> None:
-    """Fold every event with the domain's apply; with --check, exit 1 if the projection differs."""
+    """Replace the stock projection by a fold of every event (stop the service first); with
+    --check, only compare, and exit 1 if any row differs."""
     from stockflow.runtime.maintenance import rebuild_projection
 
     problems = asyncio.run(rebuild_projection(event_store_url, check=check, echo=typer.echo))
