@@ -210,3 +210,33 @@ async def test_up_distributed_creates_each_database_and_serves_every_service(
                 await conn.execute(f'DROP DATABASE IF EXISTS "{database}_{spec.name}" WITH (FORCE)')
         finally:
             await conn.close()
+
+
+def test_up_names_a_bad_setting_by_its_variable(tmp_path: Path) -> None:
+    result = run_cli(
+        "up",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--port-base",
+        str(free_base()),
+        env={"INVENTORY_BATCH_SIZE": "lots"},
+    )
+    assert result.returncode == 1
+    assert "INVENTORY_BATCH_SIZE" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_retention_windows_that_would_let_a_replay_through(tmp_path: Path) -> None:
+    result = run_cli(
+        "serve",
+        "inventory",
+        env={
+            "INVENTORY_EVENT_STORE_URL": f"sqlite:///{tmp_path / 'inventory.sqlite3'}",
+            "BUS_URL": f"sqlite:///{tmp_path / 'bus.sqlite3'}",
+            "INVENTORY_PORT": str(free_port()),
+            "INVENTORY_PROCESSED_RETENTION_SECONDS": "60",
+        },
+    )
+    assert result.returncode == 1
+    assert "processed ids are kept" in result.stderr
+    assert "Traceback" not in result.stderr

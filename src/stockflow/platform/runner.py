@@ -125,11 +125,14 @@ def _retention(units: Sequence[Unit], buses: dict[str, Bus]) -> Retention | None
             continue
         for unit in units:
             if unit.settings.bus_url == url:
-                check_retention_windows(
-                    log_retention=DEFAULT_LOG_RETENTION,
-                    processed_retention=unit.settings.processed_retention_seconds,
-                    interval=DEFAULT_INTERVAL,
-                )
+                try:
+                    check_retention_windows(
+                        log_retention=DEFAULT_LOG_RETENTION,
+                        processed_retention=unit.settings.processed_retention_seconds,
+                        interval=DEFAULT_INTERVAL,
+                    )
+                except ValueError as error:
+                    raise StartupError(f"{unit.name}: {error}") from None
         jobs.append(log_trim(bus, name=f"bus_log_{len(jobs)}" if jobs else "bus_log"))
     return Retention(jobs, interval=DEFAULT_INTERVAL) if jobs else None
 
@@ -167,12 +170,18 @@ async def run(
         for sock in sockets:
             sock.close()
         raise
+    try:
+        retention = _retention(units, buses)
+    except StartupError:
+        await _close_buses(buses)
+        for sock in sockets:
+            sock.close()
+        raise
     stop = shutdown or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    retention = _retention(units, buses)
     retention_task = asyncio.create_task(retention.run()) if retention is not None else None
     running: list[_Running] = []
     try:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 from starlette.types import ASGIApp
 
 from stockflow.platform.settings import ServiceSettings
+from stockflow.platform.startup import StartupError
 from stockflow_kit.messaging import Bus
 
 __all__ = ["Build", "Service", "ServiceSpec"]
@@ -83,6 +85,21 @@ class ServiceSpec(Generic[S]):
     def env_name(self, field: str) -> str:
         """The environment variable of one of its settings fields (``INVENTORY_PORT``)."""
         return f"{self.env_prefix}{field.upper()}"
+
+    def load_settings(self, **values: Any) -> S:
+        """Its settings from the environment, with *values* on top.
+
+        Raises:
+            StartupError: a value does not fit; the message names each variable.
+        """
+        try:
+            return self.settings(**values)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{self.env_name(str(e['loc'][0])) if e['loc'] else self.env_prefix}: {e['msg']}"
+                for e in error.errors()
+            )
+            raise StartupError(f"{self.name}: invalid settings: {problems}") from None
 
     def embedded_store_url(self, data_dir: Path) -> str:
         return f"sqlite:///{data_dir / f'{self.name}.sqlite3'}"

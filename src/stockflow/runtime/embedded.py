@@ -43,6 +43,9 @@ def embedded_units(
 
     Ports, the bus, the stores and the credential are given here; everything else comes from
     the environment (``STOCKFLOW_LOG_LEVEL``, ``INVENTORY_BATCH_SIZE``, …) or the defaults.
+
+    Raises:
+        StartupError: a variable of the environment does not fit its setting.
     """
     units = []
     for spec in services:
@@ -54,7 +57,7 @@ def embedded_units(
         }
         if spec.store_field is not None:
             values[spec.store_field] = spec.embedded_store_url(data_dir)
-        units.append(Unit(spec, spec.settings(**values)))
+        units.append(Unit(spec, spec.load_settings(**values)))
     return units
 
 

@@ -9,7 +9,6 @@ the writer, relay and store close.
 from __future__ import annotations
 
 import uvloop
-from pydantic import ValidationError
 
 from stockflow.platform.runner import Unit, configure_process, run
 from stockflow.platform.startup import StartupError
@@ -25,14 +24,7 @@ def serve(name: str) -> None:
         StartupError: bad settings, no service credential, or a dependency unreachable.
     """
     spec = spec_named(name)
-    try:
-        settings = spec.settings()
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{spec.env_name(str(e['loc'][0])) if e['loc'] else spec.env_prefix}: {e['msg']}"
-            for e in error.errors()
-        )
-        raise StartupError(f"{name}: invalid settings: {problems}") from None
+    settings = spec.load_settings()
     if settings.service_token is None:
         raise StartupError(
             f"{name}: no service credential: set STOCKFLOW_SERVICE_TOKEN (shared by every"
