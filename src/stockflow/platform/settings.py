@@ -88,7 +88,7 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65_535)
     bus_url: str = "sqlite:///data/bus.sqlite3"
-    """``memory://``, ``sqlite:///<path>`` or ``nats://host:port``."""
+    """``memory://``, ``sqlite:///<path>``, ``nats://host:port`` or ``kafka://host:port``."""
     log_level: str = "INFO"
     log_format: LogFormat = "auto"
     """``json`` lines, a ``console`` for people, or ``auto``: JSON unless stderr is a terminal."""

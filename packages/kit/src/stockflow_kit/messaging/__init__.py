@@ -1,6 +1,6 @@
 """Messaging: envelopes, the bus port and its backends, the consumer runner, outbox and inbox.
 
-Start with :func:`make_bus` (``memory://``, ``sqlite:///<path>``, ``nats://host:port``), publish
+Start with :func:`make_bus` (``memory://``, ``sqlite:///<path>``, ``nats://``, ``kafka://``), publish
 :class:`Envelope` objects, and consume durable subscriptions with :class:`Consumer`, or declare
 :class:`Source` values and run them with :class:`Consumers` (:mod:`.sources`: translation,
 :class:`PermanentMessageError`). The bus semantics (ordering, acks, redelivery, dead letters,
