@@ -39,6 +39,20 @@ def raw_request(port: int, head: bytes, body: bytes = b"", *, wait: float = 5.0)
     return b"".join(chunks)
 
 
+def unfinished_post(target: Target, start: bytes, *, wait: float = 5.0) -> socket.socket:
+    """A connection that sent a POST to the write route announcing a 100-byte body, and only
+    *start* of it: the request is admitted, and waits for the rest."""
+    sock = socket.create_connection(("127.0.0.1", target.process.port), timeout=wait)
+    sock.sendall(
+        (
+            f"POST {target.probes.write} HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        ).encode()
+        + start
+    )
+    return sock
+
+
 def test_every_service_has_probes() -> None:
     assert {spec.name for spec in SERVICES} == set(PROBES)
 
@@ -103,12 +117,7 @@ async def test_a_path_that_is_not_valid_utf8_is_refused(target: Target) -> None:
 
 async def test_a_trickled_body_times_out_with_a_408(target: Target) -> None:
     def trickle() -> bytes:
-        head = (
-            f"POST {target.probes.write} HTTP/1.1\r\nHost: x\r\n"
-            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
-        ).encode()
-        with socket.create_connection(("127.0.0.1", target.process.port), timeout=10) as sock:
-            sock.sendall(head + b'{"qty": ')
+        with unfinished_post(target, b'{"qty": ', wait=10) as sock:
             started = time.monotonic()
             sock.settimeout(BODY_TIMEOUT * 4)
             answer = sock.recv(65536)
@@ -121,12 +130,7 @@ async def test_a_trickled_body_times_out_with_a_408(target: Target) -> None:
 
 async def test_a_client_that_hangs_up_is_a_499_not_a_500(target: Target) -> None:
     def hang_up() -> None:
-        head = (
-            f"POST {target.probes.write} HTTP/1.1\r\nHost: x\r\n"
-            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
-        ).encode()
-        with socket.create_connection(("127.0.0.1", target.process.port), timeout=5) as sock:
-            sock.sendall(head + b'{"qty": 1')
+        with unfinished_post(target, b'{"qty": 1'):
             time.sleep(0.2)
 
     for _ in range(5):
@@ -140,17 +144,7 @@ async def test_a_client_that_hangs_up_is_a_499_not_a_500(target: Target) -> None
 
 
 async def test_overload_is_shed_with_a_503_and_retry_after(target: Target) -> None:
-    def hold() -> socket.socket:  # an admitted request whose body never comes
-        sock = socket.create_connection(("127.0.0.1", target.process.port), timeout=5)
-        sock.sendall(
-            (
-                f"POST {target.probes.write} HTTP/1.1\r\nHost: x\r\n"
-                "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
-            ).encode()
-        )
-        return sock
-
-    held = [hold() for _ in range(MAX_IN_FLIGHT)]
+    held = [unfinished_post(target, b"{") for _ in range(MAX_IN_FLIGHT)]  # admitted, stuck
     try:
         await asyncio.sleep(0.2)
         async with httpx.AsyncClient(base_url=target.url) as client:

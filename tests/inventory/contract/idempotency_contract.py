@@ -22,7 +22,7 @@ from stockflow.inventory.service_layer.ports import (
     StaleFenceError,
 )
 from stockflow_kit.http import IdempotencyStore
-from stockflow_kit.http.testing import IdempotencyStoreContract
+from stockflow_kit.http.testing import IdempotencyStoreContract, make_record
 
 SCOPE = "POST /inventory/{sku}/receipts caller-1"
 CREATED = 1_795_000_000.25
@@ -37,9 +37,10 @@ def record(
     body: bytes = b'{"sku":"A"}',
     created_at: float = CREATED,
 ) -> IdempotencyRecord:
-    return IdempotencyRecord(
+    """The kit's :func:`make_record` with this suite's defaults (problems for 4xx/5xx)."""
+    return make_record(
+        key,
         scope=scope,
-        key=key,
         request_hash=request_hash,
         status=status,
         body=body,
