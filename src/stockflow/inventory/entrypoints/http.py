@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.openapi.utils import get_openapi
 from prometheus_client import CollectorRegistry
 from starlette.responses import Response
 
@@ -64,11 +63,11 @@ from stockflow_kit.http.credentials import (
     service_credential,
 )
 from stockflow_kit.http.openapi import (
-    bearer_security,
     idempotency_header,
     json_body,
     json_schema,
     problem_responses,
+    require_bearer_in_openapi,
 )
 from stockflow_kit.observability import get_correlation_id
 from stockflow_kit.observability.forwarding import Collectable
@@ -106,18 +105,12 @@ def create_app(
     # services, so their keys never meet.
     public_keys = Idempotency(idempotency_store, caller=lambda _request: "public")
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            document = get_openapi(title=app.title, version=app.version, routes=app.routes)
-            app.openapi_schema = bearer_security(
-                document,
-                name="serviceCredential",
-                description="The service credential other services present.",
-                paths=["/internal/"],
-            )
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    require_bearer_in_openapi(
+        app,
+        name="serviceCredential",
+        description="The service credential other services present.",
+        paths=["/internal/"],
+    )
 
     @app.exception_handler(PartitionNotOwnedError)
     async def misdirected(request: Request, error: Exception) -> Response:

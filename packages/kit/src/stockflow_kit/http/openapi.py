@@ -17,11 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from http.client import responses as reasons
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
 from stockflow_kit.http._problem import PROBLEM_MEDIA_TYPE
+
+if TYPE_CHECKING:  # FastAPI is optional for the kit: only this helper needs it
+    from fastapi import FastAPI
 
 __all__ = [
     "PROBLEM_SCHEMA",
@@ -30,6 +33,7 @@ __all__ = [
     "json_body",
     "json_schema",
     "problem_responses",
+    "require_bearer_in_openapi",
 ]
 
 PROBLEM_SCHEMA: Final[dict[str, Any]] = {
@@ -128,3 +132,23 @@ def bearer_security(
                 if isinstance(operation, dict):
                     operation["security"] = [{name: []}]
     return openapi
+
+
+def require_bearer_in_openapi(
+    app: FastAPI, *, name: str, description: str, paths: Iterable[str]
+) -> None:
+    """Make *app*'s ``/openapi.json`` declare the bearer scheme *name* on every operation
+    under *paths* (see :func:`bearer_security`), built once on first request."""
+    from fastapi.openapi.utils import get_openapi
+
+    wanted = tuple(paths)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            app.openapi_schema = bearer_security(
+                document, name=name, description=description, paths=wanted
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
