@@ -16,7 +16,21 @@ from pathlib import Path
 from stockflow.bench.http_load import Target
 from stockflow_kit.lifecycle import ServiceProcess
 
-__all__ = ["cpu_seconds", "free_port", "request", "running", "stockflow_command"]
+__all__ = [
+    "cpu_seconds",
+    "credential_env",
+    "free_port",
+    "request",
+    "running",
+    "stockflow_command",
+]
+
+
+def credential_env() -> dict[str, str]:
+    """The service credential a benchmarked ``stockflow serve`` needs to start: the one of
+    the environment, else a random one (the benchmarks call no internal route)."""
+    token = os.environ.get("STOCKFLOW_SERVICE_TOKEN") or secrets.token_urlsafe(16)
+    return {"STOCKFLOW_SERVICE_TOKEN": token}
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -83,11 +97,10 @@ def running(
     A service gets a random credential unless one is set (``stockflow serve`` needs one).
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    credential = {"STOCKFLOW_SERVICE_TOKEN": secrets.token_urlsafe(16)}
     process = ServiceProcess(
         argv,
         name=Path(argv[0]).name,
-        env={**credential, **os.environ, **env},
+        env={**credential_env(), **env},
         port=target.port,
         log=workdir.with_suffix(".log"),
     )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 from typing import Final
 
 import httpx
 
 from stockflow.bench.backends import BenchBackend
+from stockflow.bench.http_servers import credential_env
 from stockflow_kit.lifecycle import LifecycleError, ServiceProcess
 
 __all__ = ["WorkerProcess"]
@@ -55,10 +55,7 @@ class WorkerProcess:
                 "INVENTORY_PUBLISH_EVENTS": "true" if relay else "false",
                 "INVENTORY_FEEDER": feeder,
                 "INVENTORY_LOG_LEVEL": os.environ.get("INVENTORY_LOG_LEVEL", "WARNING"),
-                # The worker's internal routes are not used; it only needs a credential.
-                "STOCKFLOW_SERVICE_TOKEN": os.environ.get(
-                    "STOCKFLOW_SERVICE_TOKEN", secrets.token_urlsafe(16)
-                ),
+                **credential_env(),
             },
             port_env="INVENTORY_PORT",
         )
