@@ -26,6 +26,7 @@ time.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
@@ -59,6 +60,10 @@ from stockflow.inventory.service_layer.ports import (
 )
 
 __all__ = ["PostgresEventStore"]
+
+
+_CLOSE_SECONDS = 10.0
+"""How long closing the pool may wait for its connections before terminating them."""
 
 
 class PostgresEventStore:
@@ -102,9 +107,15 @@ class PostgresEventStore:
         self._pool_or_none = pool
 
     async def close(self) -> None:
-        if self._pool_or_none is not None:
-            await self._pool_or_none.close()
-            self._pool_or_none = None
+        """Close the pool; connections that do not close within 10 s (a server that is down or
+        shutting down, a reconnect in flight) are terminated, so a service always stops."""
+        pool, self._pool_or_none = self._pool_or_none, None
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), _CLOSE_SECONDS)
+        except TimeoutError:
+            pool.terminate()
 
     @property
     def _pool(self) -> asyncpg.Pool:
