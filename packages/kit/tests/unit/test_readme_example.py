@@ -15,7 +15,8 @@ from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry
 
 from stockflow_kit.http import IDEMPOTENT_REPLAYED_HEADER
-from stockflow_kit.messaging import Envelope, InMemoryBus
+from stockflow_kit.http.testing import make_record
+from stockflow_kit.messaging import Envelope, InMemoryBus, OutboxRelay
 from stockflow_kit.resilience import DEADLINE_HEADER
 
 README = Path(__file__).parents[2] / "README.md"
@@ -50,7 +51,7 @@ class FakeInventory:
 
 
 def test_the_readme_has_the_snippets_this_test_runs() -> None:
-    assert len(snippets()) == 6
+    assert len(snippets()) == 7
 
 
 async def test_the_main_snippet_serves_stock_and_maps_downstream_errors_to_problems() -> None:
@@ -156,6 +157,38 @@ async def test_the_idempotency_snippet_replays_a_retry_and_refuses_a_changed_bod
         assert conn.execute("SELECT count(*) FROM idempotency_keys").fetchone() == (1,)
 
 
+async def test_the_sqlalchemy_snippet_commits_messages_and_ids_with_the_state(
+    tmp_path: Path,
+) -> None:
+    snippet = run_snippet(4)
+    path = tmp_path / "orders.sqlite3"
+    engine = snippet["open_engine"](f"sqlite+aiosqlite:///{path}")
+    bus = InMemoryBus()
+    await bus.start()
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(snippet["metadata"].create_all)
+        outbox, inbox, store = snippet["adapters"](engine)
+        await snippet["place_order"](outbox, engine, "o-1")
+        assert await OutboxRelay(outbox, bus, registry=CollectorRegistry()).relay_once() == 1
+        subscription = await bus.subscribe("orders.events", "orders")
+        batch = list(await subscription.fetch(10, 0.1))
+        await snippet["confirm_orders"](inbox, engine, batch)
+        await snippet["confirm_orders"](inbox, engine, batch)  # a redelivery changes nothing
+        record = make_record()
+        assert await store.put(record) == record
+    finally:
+        await bus.close()
+        await engine.dispose()
+
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT status, confirmations FROM orders").fetchall() == [
+            ("CONFIRMED", 1)
+        ]
+        assert conn.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
 class FakePool:
     """The README's connection pool: records its lifetime; its check says what to."""
 
@@ -183,7 +216,7 @@ class FakeRelay:
 
 
 async def test_the_lifecycle_snippet_starts_probes_and_stops_its_components() -> None:
-    create_service = run_snippet(4)["create_service"]
+    create_service = run_snippet(5)["create_service"]
     pool, relay = FakePool(), FakeRelay()
 
     async def prune() -> None:
@@ -206,7 +239,7 @@ async def test_the_lifecycle_snippet_starts_probes_and_stops_its_components() ->
 
 
 async def test_the_process_snippet_scrapes_a_real_child(tmp_path: Path) -> None:
-    requests_served = run_snippet(5)["requests_served"]
+    requests_served = run_snippet(6)["requests_served"]
     child = Path(__file__).parent / "lifecycle" / "child_server.py"
 
     assert await requests_served(child, tmp_path / "child.log") == 5.0

@@ -15,7 +15,7 @@ Table (the name is configurable; it must be a plain identifier)::
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from stockflow_kit.http._idempotency_store import IdempotencyRecord, checked_table
@@ -45,8 +45,29 @@ def _values(record: IdempotencyRecord) -> tuple[str, str, str, int, str, bytes, 
     )
 
 
+async def _put_in_two_steps(
+    record: IdempotencyRecord,
+    add_alone: Callable[[IdempotencyRecord], Awaitable[bool]],
+    get: Callable[[str, str], Awaitable[IdempotencyRecord | None]],
+) -> IdempotencyRecord:
+    """``put`` of a store whose transactions are READ COMMITTED (or may be): *add_alone*
+    (the record in a transaction of its own), then *get* if the key was taken.
+
+    Two statements, not one: under READ COMMITTED a single statement's snapshot misses the
+    row of a concurrent insert it waited for. A prune between the two (the record expired
+    meanwhile) sends the loop round once more.
+    """
+    while True:
+        if await add_alone(record):
+            return record
+        stored = await get(record.scope, record.key)
+        if stored is not None:
+            return stored
+
+
 def _record(row: Iterable[Any]) -> IdempotencyRecord:
-    # A sqlite3 row is a tuple, an asyncpg one a Record: both iterate over the values.
+    # A sqlite3 row is a tuple, an asyncpg one a Record, a SQLAlchemy one a Row: all iterate
+    # over the values.
     scope, key, request_hash, status, media_type, body, created_at = row
     return IdempotencyRecord(
         scope=scope,
@@ -219,17 +240,12 @@ class PostgresIdempotencyStore:
 
     async def put(self, record: IdempotencyRecord) -> IdempotencyRecord:
         """Store *record* unless its (scope, key) has one; return the stored one."""
-        while True:
-            # Two statements, not one: under READ COMMITTED a single statement's snapshot
-            # misses the row of a concurrent insert it waited for. A prune between the two
-            # (the record expired meanwhile) sends the loop round once more.
+
+        async def add_alone(record: IdempotencyRecord) -> bool:
             async with self.pool.acquire() as conn:
-                added = await self.add(conn, record)
-            if added:
-                return record
-            stored = await self.get(record.scope, record.key)
-            if stored is not None:
-                return stored
+                return await self.add(conn, record)
+
+        return await _put_in_two_steps(record, add_alone, self.get)
 
     async def prune(self, older_than: float) -> int:
         """Delete the records created before *older_than*; return how many."""

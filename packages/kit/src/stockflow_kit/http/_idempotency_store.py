@@ -82,10 +82,11 @@ class IdempotencyStore(Protocol):
     """Where the first answer to each (scope, key) is kept, until pruned.
 
     Implementations: :class:`InMemoryIdempotencyStore` (tests, one process),
-    :class:`~._idempotency_sql.SqliteIdempotencyStore` and
-    :class:`~._idempotency_sql.PostgresIdempotencyStore`; the SQL ones also write a record on
-    the caller's connection (``add``), so it commits with the effect. All of them pass
-    :class:`~stockflow_kit.http.testing.IdempotencyStoreContract`.
+    :class:`~._idempotency_sql.SqliteIdempotencyStore`,
+    :class:`~._idempotency_sql.PostgresIdempotencyStore` and
+    :class:`~stockflow_kit.http.sqlalchemy.SqlAlchemyIdempotencyStore`; the SQL ones also
+    write a record on the caller's connection (``add``), so it commits with the effect. All
+    of them pass :class:`~stockflow_kit.http.testing.IdempotencyStoreContract`.
     """
 
     async def get(self, scope: str, key: str) -> IdempotencyRecord | None:

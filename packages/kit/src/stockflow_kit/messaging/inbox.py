@@ -10,6 +10,8 @@ A batch costs one statement (``INSERT … ON CONFLICT DO NOTHING RETURNING`` on 
 the new ids. Concurrent consumers of the same id are safe: the second insert waits for the
 first transaction and then returns nothing.
 
+For SQLAlchemy, see :class:`~stockflow_kit.messaging.sqlalchemy.SqlAlchemyInbox`.
+
 Ids are kept until :meth:`SqliteInbox.purge` / :meth:`PostgresInbox.purge` removes those
 older than a window (scheduled by :mod:`~stockflow_kit.messaging.retention`); keep that window
 longer than any copy can arrive: the bus's retention (a reset consumer replays what the log
@@ -55,18 +57,14 @@ def _topic_of(message: Delivery | Envelope) -> str:
     return message.topic if isinstance(message, Delivery) else ""
 
 
-class _InboxBase:
-    def __init__(
-        self,
-        *,
-        table: str = "inbox",
-        name: str | None = None,
-        registry: CollectorRegistry | None = None,
-    ) -> None:
-        if not _IDENTIFIER.match(table):
-            msg = f"not a plain SQL identifier: {table!r}"
-            raise ValueError(msg)
-        self.table, self.name = table, name or table
+class _NewMessages:
+    """Keeps the never-seen messages of a batch; counts the others as ``duplicate_skipped``.
+
+    The part every inbox store shares (the SQLAlchemy one too).
+    """
+
+    def __init__(self, name: str, registry: CollectorRegistry | None) -> None:
+        self.name = name
         self._metrics = bus_metrics(registry)
 
     def _keep(self, messages: Sequence[_M], new_ids: set[str]) -> list[_M]:
@@ -79,6 +77,21 @@ class _InboxBase:
             else:
                 self._metrics.count(_topic_of(message), self.name, "duplicate_skipped")
         return kept
+
+
+class _InboxBase(_NewMessages):
+    def __init__(
+        self,
+        *,
+        table: str = "inbox",
+        name: str | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        if not _IDENTIFIER.match(table):
+            msg = f"not a plain SQL identifier: {table!r}"
+            raise ValueError(msg)
+        super().__init__(name or table, registry)
+        self.table = table
 
 
 class SqliteInbox(_InboxBase):

@@ -8,8 +8,10 @@ the rows are published again with the same envelope ids, and the bus drops the d
 within its dedupe window: nothing is lost, nothing is doubled.
 
 Two stores: :class:`SqliteOutbox` (stdlib ``sqlite3`` connection) and :class:`PostgresOutbox`
-(``asyncpg`` connection). The current trace context is stored with each row, and the relay
-publishes under it, so the producer span joins the trace of the request that caused it.
+(``asyncpg`` connection); on SQLAlchemy,
+:class:`~stockflow_kit.messaging.sqlalchemy.SqlAlchemyOutbox`. The current trace context is
+stored with each row, and the relay publishes under it, so the producer span joins the trace
+of the request that caused it.
 
 Run one relay per outbox for strict order. Several relays are safe (duplicates are dropped by
 the bus, and each relay publishes in order) but add load.

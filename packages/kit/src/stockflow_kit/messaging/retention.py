@@ -16,6 +16,8 @@ Every round runs each job once with the same "now" and logs what it removed
 (``messaging.retention_ran``) and counts it (``messaging_retention_removed_total{job}``). A
 failing job is logged (``messaging.retention_failed``), counted
 (``messaging_retention_failures_total{job}``) and retried next round; the others still run.
+For SQLAlchemy inboxes the job is
+:func:`~stockflow_kit.messaging.sqlalchemy.sqlalchemy_inbox_purge`.
 
 The windows must line up, or dedupe has a hole (ADR 0001 "Retention", ADR 0004): a consumer
 that is reset or recreated replays whatever the log still holds, so the processed ids of its
