@@ -1,7 +1,9 @@
-"""An event log written with raw SQL (no inventory code), so every kind of damage can be made."""
+"""An event log and an orders database written with raw SQL (no inventory or orders code), so
+every kind of damage can be made."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -98,3 +100,61 @@ def event_log(tmp_path: Path) -> Iterator[EventLog]:
     log = EventLog(tmp_path)
     yield log
     log.conn.close()
+
+
+# The orders service's storage contract (what its alembic migration creates).
+ORDERS_SCHEMA = """
+CREATE TABLE orders (
+    id VARCHAR(100) PRIMARY KEY, customer_id VARCHAR(200) NOT NULL, status VARCHAR(16) NOT NULL,
+    reason TEXT, lines JSON NOT NULL, reserved JSON NOT NULL, created_at FLOAT NOT NULL,
+    updated_at FLOAT NOT NULL, expires_at FLOAT NOT NULL, version INTEGER NOT NULL
+);
+"""
+
+NOW = 1_750_000_000.0
+"""The audits' "now" (unix seconds): orders expire relative to it."""
+
+
+def order_row(
+    order_id: str,
+    status: str,
+    lines: list[tuple[str, int]] | str,
+    expires_at: float,
+) -> tuple[object, ...]:
+    """One ``orders`` row; *lines* as pairs, or a raw JSON text (to damage it)."""
+    if isinstance(lines, str):
+        raw, skus = lines, "[]"
+    else:
+        raw = json.dumps([list(line) for line in lines])
+        skus = json.dumps(sorted({sku for sku, _ in lines}))
+    created = expires_at - 30
+    return (order_id, "alice", status, None, raw, skus, created, created, expires_at, 1)
+
+
+class OrdersDb:
+    """``<dir>/orders.sqlite3`` with the orders table, filled row by row."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "orders.sqlite3"
+        self.conn = sqlite3.connect(self.path, isolation_level=None)
+        self.conn.executescript(ORDERS_SCHEMA)
+
+    def add(
+        self,
+        order_id: str,
+        status: str,
+        lines: list[tuple[str, int]] | str,
+        *,
+        expires_at: float = NOW + 30,
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            order_row(order_id, status, lines, expires_at),
+        )
+
+
+@pytest.fixture
+def orders_db(tmp_path: Path) -> Iterator[OrdersDb]:
+    db = OrdersDb(tmp_path)
+    yield db
+    db.conn.close()

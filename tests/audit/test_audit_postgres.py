@@ -5,60 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import msgspec
 import pytest
+from tests.audit.postgres_store import write_store
 from typer.testing import CliRunner
 
 from stockflow.audit import AuditSourceError, Check, audit_url
 from stockflow.runtime.cli import app
 
 pytestmark = pytest.mark.integration
-
-DDL = """
-CREATE SCHEMA {s};
-CREATE TABLE {s}.events (
-    position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, stream_id text NOT NULL,
-    sequence integer NOT NULL, event_id uuid NOT NULL, type text NOT NULL, data bytea NOT NULL,
-    occurred_at timestamptz NOT NULL DEFAULT now(), correlation_id text, causation_id text
-);
-CREATE TABLE {s}.stock (
-    sku text PRIMARY KEY, on_hand bigint NOT NULL, reserved bigint NOT NULL,
-    version integer NOT NULL
-);
-"""
-
-
-async def _write(
-    url: str,
-    schema: str,
-    events: list[tuple[str, int, str, dict[str, object]]],
-    stock: list[tuple[str, int, int, int]],
-    duplicate_id: bool = False,
-) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(DDL.format(s=schema))
-        same = uuid.uuid4()
-        await conn.executemany(
-            f"INSERT INTO {schema}.events (stream_id, sequence, event_id, type, data)"
-            " VALUES ($1, $2, $3, $4, $5)",
-            [
-                (
-                    sku,
-                    seq,
-                    same if duplicate_id else uuid.uuid4(),
-                    kind,
-                    msgspec.json.encode({"sku": sku, **data}),
-                )
-                for sku, seq, kind, data in events
-            ],
-        )
-        await conn.executemany(f"INSERT INTO {schema}.stock VALUES ($1, $2, $3, $4)", stock)
-    finally:
-        await conn.close()
-
 
 EVENTS = [
     ("A", 1, "StockReceived", {"qty": 5}),
@@ -69,7 +23,7 @@ EVENTS = [
 
 def test_a_consistent_postgres_store_passes(postgres_url: str) -> None:
     schema = f"audit_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_write(postgres_url, schema, EVENTS, [("A", 3, 0, 3)]))
+    asyncio.run(write_store(postgres_url, schema, EVENTS, [("A", 3, 0, 3)]))
     report = audit_url(postgres_url, schema=schema)
     assert report.ok, report.violations
     assert (report.skus, report.events) == (1, 3)
@@ -77,7 +31,7 @@ def test_a_consistent_postgres_store_passes(postgres_url: str) -> None:
 
 def test_a_broken_postgres_store_exits_one_naming_what_broke(postgres_url: str) -> None:
     schema = f"audit_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_write(postgres_url, schema, EVENTS, [("A", 5, 0, 3)], duplicate_id=True))
+    asyncio.run(write_store(postgres_url, schema, EVENTS, [("A", 5, 0, 3)], duplicate_id=True))
     report = audit_url(postgres_url, schema=schema)
     assert {c for c, n in report.counts.items() if n} == {
         Check.PROJECTION,

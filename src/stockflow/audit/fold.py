@@ -7,7 +7,9 @@ one at a time; per-event checks run after *every* event, not only at the end.
 
 Order lines: ``held[(order_id, sku)]`` is the quantity an order holds on a SKU. Reserving a held
 line is a double reservation; releasing or shipping more than is held, or a line not held, is
-a phantom movement. A partial release or shipment leaves the rest held.
+a phantom movement. A partial release or shipment leaves the rest held. With
+``track_shipped``, ``shipped[(order_id, sku)]`` sums what was shipped per line (invariant 5
+compares it with the orders' lines; off by default, it costs memory per shipped line).
 """
 
 from __future__ import annotations
@@ -65,9 +67,10 @@ class SkuTotals:
 class AuditFold:
     """Feed events with :meth:`add` in log order; read :attr:`skus` and :attr:`violations`."""
 
-    def __init__(self, max_examples: int = MAX_EXAMPLES) -> None:
+    def __init__(self, max_examples: int = MAX_EXAMPLES, *, track_shipped: bool = False) -> None:
         self.skus: dict[str, SkuTotals] = {}
         self.held: dict[tuple[str, str], int] = {}
+        self.shipped: dict[tuple[str, str], int] | None = {} if track_shipped else None
         self.events = 0
         self.max_examples = max_examples
         self.violations: dict[Check, list[Violation]] = {check: [] for check in Check}
@@ -148,6 +151,9 @@ class AuditFold:
                 self._settle(totals, sku, order_id, qty, "shipped", where)
                 totals.on_hand -= qty
                 totals.shipped += qty
+                if self.shipped is not None:
+                    line = (order_id, sku)
+                    self.shipped[line] = self.shipped.get(line, 0) + qty
             case ReservationRejected():  # a fact that moves no stock
                 totals.rejections += 1
             case _:  # LowStockDetected: likewise

@@ -12,13 +12,26 @@ import asyncio
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from stockflow.audit.fold import AuditFold
 from stockflow.audit.report import Check, Violation
 
-__all__ = ["PAGE_SIZE", "AuditSourceError", "read_postgres", "read_sqlite", "sqlite_path_of"]
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = [
+    "PAGE_SIZE",
+    "AuditSourceError",
+    "MissingDatabase",
+    "connect_postgres",
+    "has_tables",
+    "read_postgres",
+    "read_sqlite",
+    "redacted",
+    "sqlite_path_of",
+]
 
 PAGE_SIZE: Final = 20_000
 _DUPLICATES: Final = 50
@@ -26,6 +39,10 @@ _DUPLICATES: Final = 50
 
 class AuditSourceError(Exception):
     """The data cannot be read; the message says what to do."""
+
+
+class MissingDatabase(AuditSourceError):
+    """The PostgreSQL server answers, but the database of the URL does not exist."""
 
 
 def sqlite_path_of(url: str) -> Path:
@@ -95,23 +112,43 @@ def read_postgres(url: str, fold: AuditFold, *, schema: str = "inventory") -> No
     asyncio.run(_read_postgres(url, fold, schema))
 
 
+def redacted(url: str) -> str:
+    """*url* without its credentials, for messages."""
+    return urlsplit(url)._replace(netloc=urlsplit(url).hostname or "").geturl()
+
+
+async def connect_postgres(url: str) -> asyncpg.Connection:
+    """A connection to *url*; :class:`AuditSourceError` when it cannot be made."""
+    import asyncpg
+
+    try:
+        return await asyncpg.connect(url, timeout=10)
+    except asyncpg.InvalidCatalogNameError as err:
+        raise MissingDatabase(f"cannot connect to {redacted(url)}: {err}") from None
+    except (OSError, asyncpg.PostgresError, TimeoutError) as err:
+        raise AuditSourceError(
+            f"cannot connect to {redacted(url)}: {err}; is PostgreSQL running and the URL right?"
+        ) from None
+
+
+async def has_tables(conn: asyncpg.Connection, schema: str, *tables: str) -> bool:
+    """Whether every one of *tables* exists in *schema*."""
+    found = await conn.fetchval(
+        "SELECT count(*) FROM information_schema.tables"
+        " WHERE table_schema = $1 AND table_name = any($2::text[])",
+        schema,
+        list(tables),
+    )
+    return bool(found == len(tables))
+
+
 async def _read_postgres(url: str, fold: AuditFold, schema: str) -> None:
     import asyncpg
 
-    where = urlsplit(url)._replace(netloc=urlsplit(url).hostname or "").geturl()
+    where = redacted(url)
+    conn = await connect_postgres(url)
     try:
-        conn = await asyncpg.connect(url, timeout=10)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as err:
-        raise AuditSourceError(
-            f"cannot connect to {where}: {err}; is PostgreSQL running and the URL right?"
-        ) from None
-    try:
-        found = await conn.fetchval(
-            "SELECT count(*) FROM information_schema.tables"
-            " WHERE table_schema = $1 AND table_name IN ('events', 'stock')",
-            schema,
-        )
-        if found != 2:
+        if not await has_tables(conn, schema, "events", "stock"):
             raise AuditSourceError(
                 f"{where} has no inventory event store in schema {schema!r}"
                 " (tables events and stock); pass --schema or check the URL"

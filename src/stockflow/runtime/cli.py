@@ -164,7 +164,8 @@ def audit_command(
         Path | None,
         typer.Option(
             envvar="STOCKFLOW_DATA_DIR",
-            help="Embedded deployment: audit <DIR>/inventory.sqlite3. Default: data.",
+            help="Embedded deployment: audit <DIR>/inventory.sqlite3 and <DIR>/orders.sqlite3."
+            " Default: data.",
         ),
     ] = None,
     event_store_url: Annotated[
@@ -172,11 +173,29 @@ def audit_command(
         typer.Option(help="Audit this store instead: sqlite:///<path> or postgresql://…"),
     ] = None,
     schema: Annotated[str, typer.Option(help="PostgreSQL schema of the inventory.")] = "inventory",
+    orders_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The orders database for invariant 5: postgresql://… or sqlite:///<path>."
+            " Default with --data-dir: <DIR>/orders.sqlite3; with --event-store-url: none"
+            " (invariant 5 not checked).",
+        ),
+    ] = None,
+    orders_schema: Annotated[
+        str, typer.Option(help="PostgreSQL schema of the orders table.")
+    ] = "public",
+    grace: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Seconds an order may stay PENDING past its expires_at (invariant 5)."
+        ),
+    ] = 5.0,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write the report here as JSON.")
     ] = None,
 ) -> None:
-    """Check the inventory's invariants (API.md 1-4) by folding its event log independently.
+    """Check the invariants of API.md (1-4 by folding the inventory's event log
+    independently, 5 against the orders database).
 
     Exit 0 when all hold, 1 when any is broken, 2 when the data cannot be read.
     """
@@ -186,9 +205,15 @@ def audit_command(
 
     try:
         if event_store_url is not None:
-            report = audit_url(event_store_url, schema=schema)
+            report = audit_url(
+                event_store_url,
+                schema=schema,
+                orders_url=orders_url,
+                orders_schema=orders_schema,
+                grace=grace,
+            )
         else:
-            report = audit_data_dir(data_dir or Path("data"))
+            report = audit_data_dir(data_dir or Path("data"), orders_url=orders_url, grace=grace)
     except AuditSourceError as err:
         _echo_err(f"cannot audit: {err}")
         raise typer.Exit(2) from None
