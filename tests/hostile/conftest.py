@@ -37,6 +37,9 @@ class Probes:
     internal_body: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
     """Its store in the test's directory: ``{dir}`` is replaced by it."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Sent with every write and internal probe: what a legitimate caller sends besides the
+    body (for an internal-only service, the credential and the caller's identity)."""
 
 
 PROBES: dict[str, Probes] = {
@@ -47,6 +50,20 @@ PROBES: dict[str, Probes] = {
         internal="/internal/reservations",
         internal_body={"order_id": "o-1", "lines": [{"sku": "SKU-1", "qty": 1}]},
         env={"INVENTORY_EVENT_STORE_URL": "sqlite:///{dir}/inventory.sqlite3"},
+    ),
+    # Every orders route is internal: the probes come with the credential and an identity.
+    "orders": Probes(
+        read="/orders/o-1",
+        write="/orders",
+        write_body={"lines": [{"sku": "SKU-1", "qty": 1}]},
+        internal="/orders",
+        internal_body={"lines": [{"sku": "SKU-1", "qty": 1}]},
+        env={"ORDERS_DATABASE_URL": "sqlite:///{dir}/orders.sqlite3"},
+        headers={
+            "Authorization": f"Bearer {TOKEN}",
+            "X-Stockflow-User": "prober",
+            "Idempotency-Key": "probe-key",
+        },
     ),
 }
 

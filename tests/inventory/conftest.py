@@ -27,14 +27,6 @@ def memory_settings(**overrides: object) -> InventorySettings:
 
 
 @pytest.fixture
-async def bus() -> AsyncIterator[InMemoryBus]:
-    bus = InMemoryBus()
-    await bus.start()
-    yield bus
-    await bus.close()
-
-
-@pytest.fixture
 async def service(bus: InMemoryBus) -> AsyncIterator[InventoryService]:
     service = build(memory_settings(), bus=bus)
     await service.start()

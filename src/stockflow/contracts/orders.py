@@ -1,23 +1,85 @@
-"""Events the orders service publishes (topic :data:`ORDERS_EVENTS_TOPIC`) that others consume.
+"""Published schemas of the orders service: its events (topic :data:`ORDERS_EVENTS_TOPIC`) and
+its HTTP DTOs.
 
-The inventory reacts to ``OrderPlaced`` (reserve), ``OrderCancelled`` (release) and
-``OrderShipped`` (ship). Every event carries the order's lines so consumers can route by SKU.
+Every event travels in the kit's envelope: ``type`` is the struct's name, ``source`` is
+``"orders"``, ``subject`` the order id and ``sequence`` the order's version after the change
+(1 for ``OrderPlaced``). Every event carries the order's lines, so consumers can route by SKU.
+
+The inventory reacts to ``OrderPlaced`` (reserve all lines or none), ``OrderCancelled``
+(release) and ``OrderShipped`` (ship). ``OrderConfirmed`` and ``OrderRejected`` tell the
+customer (notifications). The saga's compensations (releasing what an order that timed out,
+or that was rejected meanwhile, holds) are ``ReleaseReservation`` commands on the inventory's
+command topic, addressed and deduplicated like every command.
+
+The HTTP API is internal (edge fronts it): every route needs the service credential, and the
+caller's identity travels in :data:`USER_HEADER` / :data:`ROLE_HEADER`, which edge sets from
+the verified JWT (never from the client).
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final, Literal
 
 import msgspec
 
 from stockflow.contracts.inventory import OrderId, Quantity, Sku
 
-__all__ = ["ORDERS_EVENTS_TOPIC", "OrderCancelled", "OrderLine", "OrderPlaced", "OrderShipped"]
+__all__ = [
+    "MAX_ORDER_LINES",
+    "ORDERS_EVENTS_TOPIC",
+    "ORDER_STATUSES",
+    "REASON_CANCELLED",
+    "REASON_INSUFFICIENT_STOCK",
+    "REASON_TIMEOUT",
+    "ROLE_HEADER",
+    "USER_HEADER",
+    "OrderCancelled",
+    "OrderConfirmed",
+    "OrderLine",
+    "OrderPlaced",
+    "OrderRejected",
+    "OrderShipped",
+    "OrderStatus",
+    "OrderView",
+    "OrdersPage",
+    "PlaceOrderRequest",
+    "PlacedOrder",
+    "RequestLine",
+    "Role",
+]
 
 ORDERS_EVENTS_TOPIC: Final = "orders.events"
+MAX_ORDER_LINES: Final = 100
+
+USER_HEADER: Final = "X-Stockflow-User"
+"""The caller's user id (JWT ``sub``), set by edge; orders are created for this customer."""
+ROLE_HEADER: Final = "X-Stockflow-Role"
+"""The caller's role (JWT ``role``): ``customer`` (the default) or ``staff``."""
+
+REASON_INSUFFICIENT_STOCK: Final = "insufficient_stock"
+REASON_TIMEOUT: Final = "timeout"
+"""The saga timeout passed before the inventory answered."""
+REASON_CANCELLED: Final = "cancelled"
+
+OrderStatus = Literal["PENDING", "CONFIRMED", "REJECTED", "SHIPPED", "CANCELLED"]
+ORDER_STATUSES: Final[tuple[OrderStatus, ...]] = (
+    "PENDING",
+    "CONFIRMED",
+    "REJECTED",
+    "SHIPPED",
+    "CANCELLED",
+)
+Role = Literal["customer", "staff"]
 
 
 class OrderLine(msgspec.Struct, frozen=True, kw_only=True):
+    sku: Sku
+    qty: Quantity
+
+
+class RequestLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One line of ``POST /orders`` (unknown fields are refused: a typo is not ignored)."""
+
     sku: Sku
     qty: Quantity
 
@@ -28,12 +90,63 @@ class OrderPlaced(msgspec.Struct, frozen=True, kw_only=True):
     lines: list[OrderLine]
 
 
+class OrderConfirmed(msgspec.Struct, frozen=True, kw_only=True):
+    """Every line is reserved for the order."""
+
+    order_id: OrderId
+    customer_id: str = ""
+    lines: list[OrderLine] = msgspec.field(default_factory=list)
+
+
+class OrderRejected(msgspec.Struct, frozen=True, kw_only=True):
+    """The order holds nothing (or is being released): ``reason`` says why."""
+
+    order_id: OrderId
+    reason: str
+    customer_id: str = ""
+    lines: list[OrderLine] = msgspec.field(default_factory=list)
+
+
 class OrderCancelled(msgspec.Struct, frozen=True, kw_only=True):
     order_id: OrderId
     lines: list[OrderLine]
     reason: str = ""
+    customer_id: str = ""
 
 
 class OrderShipped(msgspec.Struct, frozen=True, kw_only=True):
     order_id: OrderId
     lines: list[OrderLine]
+    customer_id: str = ""
+
+
+class PlaceOrderRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``POST /orders`` body: what to buy. The customer is the caller."""
+
+    lines: Annotated[list[RequestLine], msgspec.Meta(min_length=1, max_length=MAX_ORDER_LINES)]
+
+
+class PlacedOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """``POST /orders`` answer (202): the reservation happens asynchronously."""
+
+    id: str
+    status: OrderStatus
+
+
+class OrderView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """``GET /orders/{id}``; times are RFC 3339 UTC."""
+
+    id: str
+    customer_id: str
+    status: OrderStatus
+    lines: list[OrderLine]
+    created_at: str
+    updated_at: str
+    reason: str | None = None
+
+
+class OrdersPage(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /orders``: newest first; pass ``next`` as ``cursor`` for the following page."""
+
+    orders: list[OrderView]
+    next: str | None

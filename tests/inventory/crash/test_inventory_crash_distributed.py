@@ -17,6 +17,7 @@ from tests.inventory.crash.worker_process import (
     eventually,
     make_workload,
 )
+from tests.servers import delete_streams
 
 from stockflow.contracts.inventory_commands import COMMANDS_TOPIC
 from stockflow.inventory.adapters.event_store.postgres import PostgresEventStore
@@ -38,20 +39,6 @@ async def env(postgres_url: str, nats_url: str) -> AsyncIterator[dict[str, str]]
         "INVENTORY_BATCH_SIZE": "200",
     }
     await delete_streams(nats_url, prefix=f"t{run}_")
-
-
-async def delete_streams(nats_url: str, *, prefix: str) -> None:
-    """Leave the shared JetStream server as we found it (streams of this test's prefix)."""
-    import nats
-
-    client = await nats.connect(nats_url)
-    try:
-        jetstream = client.jetstream()
-        for info in await jetstream.streams_info():
-            if info.config.name and info.config.name.startswith(prefix):
-                await jetstream.delete_stream(info.config.name)
-    finally:
-        await client.close()
 
 
 @pytest.fixture

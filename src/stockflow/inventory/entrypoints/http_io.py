@@ -5,11 +5,10 @@ Shared by the public routes (:mod:`.http`) and the internal ones (:mod:`.interna
 
 from __future__ import annotations
 
-from typing import Annotated, Final, TypeVar
+from typing import Annotated, Final
 
 import msgspec
-from fastapi import Path, Request
-from starlette.responses import Response
+from fastapi import Path
 
 from stockflow.contracts.inventory import MAX_SKU_LENGTH, SKU_PATTERN, StockView
 from stockflow.contracts.inventory import Sku as SkuRule
@@ -23,6 +22,13 @@ from stockflow.inventory.domain.errors import (
 from stockflow.inventory.service_layer.ports import EventStoreUnavailableError, StockRow
 from stockflow.inventory.service_layer.writer import PartitionNotOwnedError, WriterStoppedError
 from stockflow_kit.http import IDEMPOTENCY_ERRORS, ErrorTable
+from stockflow_kit.http.bodies import (
+    BODY_ERRORS,
+    InvalidBodyError,
+    UnsupportedMediaTypeError,
+    decode_json,
+    json_response,
+)
 from stockflow_kit.http.credentials import NotReadyError, ServiceCredentialError
 
 __all__ = [
@@ -42,7 +48,6 @@ __all__ = [
 
 MAX_SEQUENCE: Final = 2**63 - 1
 """Largest stream position a query may name (a 64-bit signed integer in every store)."""
-_T = TypeVar("_T")
 Sku = Annotated[
     str,
     Path(
@@ -52,15 +57,6 @@ Sku = Annotated[
         description="Letters, digits and ._:- (1 to 100), starting with a letter or digit.",
     ),
 ]
-_JSON_TYPES: Final = ("application/json",)
-
-
-class InvalidBodyError(Exception):
-    """The request body is not valid JSON or does not fit the schema."""
-
-
-class UnsupportedMediaTypeError(Exception):
-    """The body is not declared as JSON."""
 
 
 class UnknownSkuError(Exception):
@@ -74,9 +70,7 @@ ERRORS: Final = ErrorTable(
         ReservationConflictError: (409, "The order already holds another reservation"),
         InvalidQuantityError: (422, "Invalid quantity"),
         InventoryError: (409, "Inventory rule violated"),
-        InvalidBodyError: (422, "Invalid request body"),
         UnknownSkuError: (404, "Unknown SKU"),
-        UnsupportedMediaTypeError: (415, "Unsupported media type"),
         ServiceCredentialError: (401, "Missing or invalid service credential"),
         NotReadyError: (503, "Not ready"),
         EventStoreUnavailableError: (503, "Storage unavailable"),
@@ -84,7 +78,8 @@ ERRORS: Final = ErrorTable(
         WriterStoppedError: (503, "Inventory writer stopped"),
     }
 )
-ERRORS.update(IDEMPOTENCY_ERRORS)
+ERRORS.update(IDEMPOTENCY_ERRORS).update(BODY_ERRORS)
+decode = decode_json
 
 
 class SkuList(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,40 +103,6 @@ class EventsPage(msgspec.Struct, kw_only=True):
     sku: str
     events: list[EventView]
     next: int | None
-
-
-def json_response(value: object, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(value), status_code=status, media_type="application/json")
-
-
-def decode(request: Request, body: bytes, kind: type[_T]) -> _T:
-    media = request.headers.get("content-type", "application/json").split(";", 1)[0].strip()
-    if media.lower() not in _JSON_TYPES and not media.lower().endswith("+json"):
-        raise UnsupportedMediaTypeError(f"send the body as application/json, not {media!r}")
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as error:
-        if "got `float`" not in str(error):
-            raise InvalidBodyError(str(error)) from None
-        # JSON does not tell 3 from 3.0, and neither does the published schema ("integer"):
-        # a whole number written with a fraction is that number. Only this rare path pays.
-        try:
-            return msgspec.convert(_whole_numbers(msgspec.json.decode(body)), type=kind)
-        except msgspec.ValidationError as again:
-            raise InvalidBodyError(str(again)) from None
-    except msgspec.DecodeError as error:
-        raise InvalidBodyError(str(error)) from None
-
-
-def _whole_numbers(value: object) -> object:
-    """*value* with every float that is a whole number turned into an int."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, list):
-        return [_whole_numbers(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _whole_numbers(item) for key, item in value.items()}
-    return value
 
 
 def view(row: StockRow) -> StockView:

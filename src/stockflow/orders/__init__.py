@@ -1,0 +1,1 @@
+"""The orders service: order lifecycle and the reservation saga with the inventory, over the bus."""

@@ -1,0 +1,1 @@
+"""The order, as a pure state machine (no I/O, no framework)."""

@@ -1,0 +1,1 @@
+"""How the orders service is driven: its HTTP API and its bus consumer."""

@@ -1,0 +1,1 @@
+"""The orders service's use cases, run in one unit of work each."""

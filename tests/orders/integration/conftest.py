@@ -1,0 +1,80 @@
+"""The ``deployment`` fixture: embedded (SQLite + embedded bus) or distributed (PostgreSQL +
+NATS JetStream), each test on its own stores and streams, removed afterwards."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from tests.orders.integration.deployment import Deployment
+from tests.servers import admin_execute, delete_streams
+
+SAGA = {
+    "ORDERS_SAGA_TIMEOUT_SECONDS": "3",
+    "ORDERS_SAGA_CHECK_SECONDS": "0.2",
+    "ORDERS_BATCH_WAIT": "0.02",
+    "INVENTORY_BATCH_WAIT": "0.02",
+    "ORDERS_ACK_WAIT": "5",
+    "INVENTORY_ACK_WAIT": "5",
+    "ORDERS_MAX_DELIVER": "1000",
+    "INVENTORY_MAX_DELIVER": "1000",
+}
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Deployment:
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {
+        **SAGA,
+        "BUS_URL": f"sqlite:///{data / 'bus.sqlite3'}",
+        "INVENTORY_EVENT_STORE_URL": f"sqlite:///{data / 'inventory.sqlite3'}",
+        "ORDERS_DATABASE_URL": f"sqlite:///{data / 'orders.sqlite3'}",
+    }
+    return Deployment("embedded", env, ["--data-dir", str(data)], tmp_path)
+
+
+@pytest.fixture
+async def distributed(
+    tmp_path: Path, postgres_url: str, nats_url: str
+) -> AsyncIterator[Deployment]:
+    run = uuid.uuid4().hex[:10]
+    orders_db = f"orders_{run}"
+    await admin_execute(postgres_url, f'CREATE DATABASE "{orders_db}"')
+    orders_url = postgres_url.rsplit("/", 1)[0] + f"/{orders_db}"
+    env = {
+        **SAGA,
+        "BUS_URL": f"{nats_url}?prefix=t{run}",
+        "INVENTORY_EVENT_STORE_URL": postgres_url,
+        "INVENTORY_EVENT_STORE_SCHEMA": f"inv_{run}",
+        "ORDERS_DATABASE_URL": orders_url,
+    }
+    audit = [
+        "--event-store-url",
+        postgres_url,
+        "--schema",
+        f"inv_{run}",
+        "--orders-url",
+        orders_url,
+    ]
+    deployment = Deployment("distributed", env, audit, tmp_path)
+    try:
+        yield deployment
+    finally:
+        for process in deployment.processes.values():
+            process.kill()
+        await delete_streams(nats_url, prefix=f"t{run}_")
+        await admin_execute(postgres_url, f'DROP DATABASE IF EXISTS "{orders_db}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["embedded", pytest.param("distributed", marks=pytest.mark.integration)])
+def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    chosen: Deployment = request.getfixturevalue(request.param)
+    try:
+        yield chosen
+    finally:
+        for process in chosen.processes.values():
+            if process.alive:
+                process.kill()
