@@ -146,7 +146,8 @@ class OrderView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class OrdersPage(msgspec.Struct, frozen=True, kw_only=True):
-    """``GET /orders``: newest first; pass ``next`` as ``cursor`` for the following page."""
+    """``GET /orders``: newest first; pass ``next`` (the id of the page's last order) as
+    ``cursor`` for the following page; ``None`` on the last page."""
 
     orders: list[OrderView]
     next: str | None

@@ -110,9 +110,17 @@ async def test_a_body_that_is_not_json_is_refused(system: System) -> None:
     assert form.status_code == 415
 
 
-async def test_a_cursor_that_was_not_issued_is_refused(system: System) -> None:
-    response = await system.orders_http.get("/orders", params={"cursor": "!!"}, headers=STAFF)
-    assert response.status_code == 422
+async def test_a_cursor_naming_no_visible_order_is_a_404(system: System) -> None:
+    await system.receive("SKU-1", 10)
+    theirs = (await system.place([{"sku": "SKU-1", "qty": 1}], user="bob")).json()["id"]
+    unknown = await system.orders_http.get("/orders", params={"cursor": "nope"}, headers=STAFF)
+    assert unknown.status_code == 404
+    hidden = await system.orders_http.get(
+        "/orders", params={"cursor": theirs}, headers=customer("alice")
+    )
+    assert hidden.status_code == 404
+    malformed = await system.orders_http.get("/orders", params={"cursor": "!!"}, headers=STAFF)
+    assert malformed.status_code == 422
 
 
 async def test_the_openapi_document_declares_the_credential_and_the_key(system: System) -> None:

@@ -102,16 +102,17 @@ def _sqlite_rules(engine: AsyncEngine, *, immediate: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+def _alembic(connection: Connection, revision: str, down: bool) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
-    command.upgrade(config, revision)
+    (command.downgrade if down else command.upgrade)(config, revision)
 
 
-async def migrate(database: Database, revision: str = "head") -> None:
-    """Upgrade the schema to *revision* (the newest by default), in one transaction."""
+async def migrate(database: Database, revision: str = "head", *, down: bool = False) -> None:
+    """Upgrade the schema to *revision* (the newest by default), in one transaction; with
+    *down*, downgrade to it instead (``"base"``: no tables)."""
     async with database.writer.begin() as connection:
         if database.dialect == "postgresql":
             await connection.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
-        await connection.run_sync(_upgrade, revision)
+        await connection.run_sync(_alembic, revision, down)

@@ -10,8 +10,6 @@ stores the order, so a replay is answered the same, and another body with the ke
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
@@ -33,7 +31,7 @@ from stockflow.contracts.orders import (
     PlaceOrderRequest,
 )
 from stockflow.orders.domain.model import Order
-from stockflow.orders.entrypoints.http_errors import ERRORS, InvalidCallerError, InvalidCursorError
+from stockflow.orders.entrypoints.http_errors import ERRORS, InvalidCallerError
 from stockflow.orders.service_layer.handlers import Caller, OrderHandlers, UnknownOrderError
 from stockflow.orders.service_layer.ports import OrderQueries, PageCursor
 from stockflow.orders.settings import OrdersSettings
@@ -89,20 +87,6 @@ def caller_of(request: Request) -> Caller:
     if user is None and role != "staff":
         raise InvalidCallerError(f"a customer's request needs the {USER_HEADER} header")
     return Caller(user, role)
-
-
-def _cursor(order: Order) -> str:
-    raw = msgspec.json.encode([order.created_at, order.id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _parse_cursor(cursor: str) -> PageCursor:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, order_id = msgspec.json.decode(raw, type=tuple[float, str])
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise InvalidCursorError("cursor is not one this API returned") from None
-    return PageCursor(created_at, order_id)
 
 
 def create_app(
@@ -200,7 +184,7 @@ def create_app(
         openapi_extra={"parameters": identity},
         responses={
             200: {"content": {"application/json": {"schema": json_schema(OrdersPage)}}},
-            **problem_responses(401, 422),
+            **problem_responses(401, 404, 422),
         },
     )
     async def list_orders(
@@ -209,12 +193,25 @@ def create_app(
             str | None,
             Query(min_length=1, max_length=200, description="Staff only: one customer's."),
         ] = None,
-        cursor: Annotated[str | None, Query(max_length=400)] = None,
+        cursor: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=MAX_SKU_LENGTH,
+                pattern=SKU_PATTERN,
+                description="The `next` of the previous page: the id of its last order.",
+            ),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     ) -> Response:
         caller = caller_of(request)
         owner = customer if caller.staff else caller.user_id
-        after = None if cursor is None else _parse_cursor(cursor)
+        after = None
+        if cursor is not None:
+            last = await queries.get(cursor)
+            if last is None or not caller.may_see(last):
+                raise UnknownOrderError(f"the cursor names no order: {cursor!r}")
+            after = PageCursor(last.created_at, last.id)
         size = min(limit, settings.page_limit)
         page = await queries.page(customer_id=owner, after=after, limit=size + 1)
         orders = list(page[:size])
@@ -222,7 +219,7 @@ def create_app(
         return json_response(
             OrdersPage(
                 orders=[order_view(o) for o in orders],
-                next=_cursor(orders[-1]) if more and orders else None,
+                next=orders[-1].id if more and orders else None,
             )
         )
 

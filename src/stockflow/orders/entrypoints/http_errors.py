@@ -14,15 +14,11 @@ from stockflow_kit.http import IDEMPOTENCY_ERRORS, ErrorTable
 from stockflow_kit.http.bodies import BODY_ERRORS
 from stockflow_kit.http.credentials import NotReadyError, ServiceCredentialError
 
-__all__ = ["ERRORS", "InvalidCallerError", "InvalidCursorError"]
+__all__ = ["ERRORS", "InvalidCallerError"]
 
 
 class InvalidCallerError(Exception):
     """The forwarded identity headers are missing or malformed."""
-
-
-class InvalidCursorError(Exception):
-    """A page cursor this API did not return."""
 
 
 ERRORS: Final = ErrorTable(
@@ -32,7 +28,6 @@ ERRORS: Final = ErrorTable(
         ConcurrentUpdateError: (409, "The order changed meanwhile: retry"),
         NotAllowedError: (403, "Not allowed"),
         InvalidCallerError: (422, "Invalid caller identity"),
-        InvalidCursorError: (422, "Invalid cursor"),
         ServiceCredentialError: (401, "Missing or invalid service credential"),
         NotReadyError: (503, "Not ready"),
         # The database failed or is out of reach (the pool's wait ended): retry later.

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stockflow_kit.http._problem import (
@@ -230,7 +231,22 @@ async def _handle_http_exception(request: Request, exc: Exception) -> Response:
         # FastAPI's 400 for a body it could not read because the client hung up: there is
         # nobody to answer. Re-raised for ProblemMiddleware, which ends the request quietly.
         raise exc.__cause__
+    if exc.status_code == 405:
+        exc = HTTPException(405, exc.detail, headers={**(exc.headers or {}), **_allow(request)})
     return http_exception_response(exc, instance=request.url.path)
+
+
+def _allow(request: Request) -> dict[str, str]:
+    """``Allow`` with the methods of EVERY route of this path: Starlette's 405 names only the
+    first route that matched the path, so ``GET /orders`` and ``POST /orders`` as two routes
+    answered a ``DELETE`` with ``Allow: GET`` alone."""
+    router = getattr(request.app, "router", None)
+    methods: set[str] = set()
+    for route in getattr(router, "routes", ()):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return {"Allow": ", ".join(sorted(methods))} if methods else {}
 
 
 async def _handle_escaped_exception(request: Request, exc: Exception) -> Response:

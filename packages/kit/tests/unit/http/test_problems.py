@@ -121,6 +121,25 @@ async def test_a_wrong_method_is_a_405_problem_that_keeps_the_allow_header(send)
     assert body["title"] == "Method Not Allowed"
 
 
+async def test_a_405_allows_the_methods_of_every_route_of_the_path(send) -> None:
+    app = FastAPI()
+
+    @app.get("/orders")
+    async def list_orders() -> list[str]:
+        return []
+
+    @app.post("/orders")
+    async def place() -> dict[str, str]:
+        return {}
+
+    install_problem_handlers(app, ErrorTable({}))
+    app.add_middleware(CorrelationMiddleware)
+    response = await send(app, "DELETE", "/orders")
+
+    _assert_problem(response, 405)
+    assert response.headers["Allow"] == "GET, POST"
+
+
 async def test_malformed_json_is_a_422_problem(send) -> None:
     response = await send(
         _fastapi_app(),
