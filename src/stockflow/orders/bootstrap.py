@@ -16,14 +16,14 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
-from stockflow.orders.adapters.database import Database, database_for, migrate
-from stockflow.orders.adapters.orm import IDEMPOTENCY, INBOX, OUTBOX
-from stockflow.orders.adapters.unit_of_work import SqlOrderQueries, SqlUnitOfWork
+from stockflow.orders.adapters.orm import IDEMPOTENCY, INBOX, MIGRATIONS, OUTBOX
+from stockflow.orders.adapters.unit_of_work import OrdersUnitOfWork, SqlOrderQueries
 from stockflow.orders.entrypoints.consumers import SOURCES
 from stockflow.orders.entrypoints.http import create_app
 from stockflow.orders.service_layer.handlers import InventoryFact, OrderHandlers
 from stockflow.orders.settings import OrdersSettings
 from stockflow.platform.spec import ServiceSpec
+from stockflow.platform.sql import Database, database_for, migrate
 from stockflow_kit.http.sqlalchemy import SqlAlchemyIdempotencyStore
 from stockflow_kit.lifecycle import BackgroundTask, Lifecycle, Periodic, component
 from stockflow_kit.messaging import Bus, ConsumerConfig, Consumers, OutboxRelay
@@ -92,7 +92,7 @@ class OrdersService:
         return await self.lifecycle.readiness()
 
     async def _open(self) -> None:
-        await migrate(self.database)
+        await migrate(self.database, MIGRATIONS)
         await self.answers.start()
 
     async def _database_readiness(self) -> str | None:
@@ -129,14 +129,14 @@ def build(
 ) -> OrdersService:
     """Wire one orders service. ``bus`` is started and closed by the caller."""
     registry = registry or CollectorRegistry()
-    database = database_for(settings.database_url)
+    database = database_for(settings.database_url, name="orders")
     outbox = SqlAlchemyOutbox(database.writer, OUTBOX, name="orders")
     inbox = SqlAlchemyInbox(INBOX, name="orders-inventory", registry=registry)
     answers = SqlAlchemyIdempotencyStore(database.writer, IDEMPOTENCY)
     relay = OutboxRelay(outbox, bus, batch_size=settings.batch_size, registry=registry)
 
-    def unit_of_work() -> SqlUnitOfWork:
-        return SqlUnitOfWork(
+    def unit_of_work() -> OrdersUnitOfWork:
+        return OrdersUnitOfWork(
             database, outbox=outbox, inbox=inbox, answers=answers, committed=relay.notify
         )
 

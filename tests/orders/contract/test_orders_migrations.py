@@ -13,8 +13,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 from tests.servers import admin_execute
 
-from stockflow.orders.adapters.database import Database, database_for, migrate
-from stockflow.orders.adapters.orm import METADATA
+from stockflow.orders.adapters.orm import METADATA, MIGRATIONS
+from stockflow.platform.sql import Database, database_for, migrate
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -48,7 +48,7 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 
 
 async def test_the_newest_revision_matches_the_declared_tables(database: Database) -> None:
-    await migrate(database)
+    await migrate(database, MIGRATIONS)
     async with database.writer.connect() as connection:
         assert await connection.run_sync(_differences) == []
         assert {"orders", "outbox", "inbox", "idempotency_keys", "alembic_version"} <= (
@@ -57,14 +57,14 @@ async def test_the_newest_revision_matches_the_declared_tables(database: Databas
 
 
 async def test_migrating_twice_changes_nothing(database: Database) -> None:
-    await migrate(database)
-    await migrate(database)
+    await migrate(database, MIGRATIONS)
+    await migrate(database, MIGRATIONS)
     async with database.writer.connect() as connection:
         assert await connection.run_sync(_differences) == []
 
 
 async def test_the_migrations_go_down_as_well_as_up(database: Database) -> None:
-    await migrate(database)
-    await migrate(database, "base", down=True)
+    await migrate(database, MIGRATIONS)
+    await migrate(database, MIGRATIONS, "base", down=True)
     async with database.writer.connect() as connection:
         assert await connection.run_sync(_tables) <= {"alembic_version"}

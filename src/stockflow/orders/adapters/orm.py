@@ -13,6 +13,7 @@ timer's "PENDING past its deadline" scan.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Final
 
 from sqlalchemy import JSON, Column, Float, Index, Integer, MetaData, String, Table, Text
@@ -20,9 +21,11 @@ from sqlalchemy import JSON, Column, Float, Index, Integer, MetaData, String, Ta
 from stockflow_kit.http.sqlalchemy import idempotency_table
 from stockflow_kit.messaging.sqlalchemy import inbox_table, outbox_table
 
-__all__ = ["IDEMPOTENCY", "INBOX", "METADATA", "ORDERS", "OUTBOX"]
+__all__ = ["IDEMPOTENCY", "INBOX", "METADATA", "MIGRATIONS", "ORDERS", "OUTBOX"]
 
 METADATA: Final = MetaData()
+MIGRATIONS: Final = Path(__file__).with_name("migrations")
+"""The alembic directory of the orders database."""
 
 ORDERS: Final = Table(
     "orders",

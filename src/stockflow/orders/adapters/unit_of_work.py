@@ -1,32 +1,20 @@
-"""The SQLAlchemy unit of work and reads of the orders service.
-
-One :class:`SqlUnitOfWork` is one transaction on the writer engine: the repository, the kit's
-inbox (processed message ids), the kit's Idempotency-Key store and the kit's outbox all write
-on its connection, so a change, its events, the ids that caused it and the HTTP answer that
-reports it commit together or not at all. After a commit the outbox relay is woken.
-"""
+"""The orders service's unit of work (the platform's, with its repository) and its reads."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Self
+from collections.abc import Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from stockflow.orders.adapters.database import Database
 from stockflow.orders.adapters.orm import ORDERS
 from stockflow.orders.adapters.repository import SqlOrderRepository
 from stockflow.orders.domain.model import Order
 from stockflow.orders.service_layer.ports import DuplicateOrderError, PageCursor
-from stockflow_kit.http import IdempotencyRecord
-from stockflow_kit.http.sqlalchemy import SqlAlchemyIdempotencyStore
-from stockflow_kit.messaging import Delivery, Envelope
-from stockflow_kit.messaging.sqlalchemy import SqlAlchemyInbox, SqlAlchemyOutbox
+from stockflow.platform.sql import Database, SqlUnitOfWork
 
-__all__ = ["SqlOrderQueries", "SqlUnitOfWork", "TransactionalRepository"]
+__all__ = ["OrdersUnitOfWork", "SqlOrderQueries", "TransactionalRepository"]
 
 
 class TransactionalRepository(SqlOrderRepository):
@@ -39,79 +27,15 @@ class TransactionalRepository(SqlOrderRepository):
             raise DuplicateOrderError(order.id) from None
 
 
-class SqlUnitOfWork:
-    """One write transaction; see the module docstring."""
+class OrdersUnitOfWork(SqlUnitOfWork):
+    """The platform's unit of work with the orders repository."""
 
-    def __init__(
-        self,
-        database: Database,
-        *,
-        outbox: SqlAlchemyOutbox,
-        inbox: SqlAlchemyInbox,
-        answers: SqlAlchemyIdempotencyStore,
-        committed: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.database, self.outbox, self.inbox, self.answers = database, outbox, inbox, answers
-        self.committed = committed
-        self._connection: AsyncConnection | None = None
-        self._transaction: AsyncTransaction | None = None
-        self._outgoing: list[tuple[str, Sequence[Envelope]]] = []
-
-    async def __aenter__(self) -> Self:
-        self._connection = await self.database.writer.connect()
-        try:
-            self._transaction = await self._connection.begin()
-        except BaseException:
-            await self._connection.close()
-            raise
-        self._orders = TransactionalRepository(self._connection)
-        self._outgoing = []
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        connection, transaction = self._connection, self._transaction
-        self._connection = self._transaction = None
-        try:
-            if transaction is not None and transaction.is_active:
-                await transaction.rollback()
-        finally:
-            if connection is not None:
-                await connection.close()
+    def opened(self, connection: AsyncConnection) -> None:
+        self._orders = TransactionalRepository(connection)
 
     @property
     def orders(self) -> TransactionalRepository:
         return self._orders
-
-    @property
-    def connection(self) -> AsyncConnection:
-        if self._connection is None:
-            raise RuntimeError("use the unit of work inside 'async with'")
-        return self._connection
-
-    async def new_messages(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
-        return await self.inbox.filter_new(self.connection, deliveries)
-
-    async def record_answer(self, record: IdempotencyRecord) -> bool:
-        return await self.answers.add(self.connection, record)
-
-    def publish(self, topic: str, envelopes: Sequence[Envelope]) -> None:
-        if envelopes:
-            self._outgoing.append((topic, envelopes))
-
-    async def commit(self) -> None:
-        connection, transaction = self.connection, self._transaction
-        assert transaction is not None
-        for topic, envelopes in self._outgoing:
-            await self.outbox.add(connection, topic, envelopes)
-        await transaction.commit()
-        if self._outgoing:
-            self._outgoing = []
-            self.committed()
 
 
 class SqlOrderQueries:
