@@ -12,8 +12,8 @@ or that was rejected meanwhile, holds) are ``ReleaseReservation`` commands on th
 command topic, addressed and deduplicated like every command.
 
 The HTTP API is internal (edge fronts it): every route needs the service credential, and the
-caller's identity travels in :data:`USER_HEADER` / :data:`ROLE_HEADER`, which edge sets from
-the verified JWT (never from the client).
+caller's identity travels in :data:`~stockflow.contracts.identity.USER_HEADER` /
+``ROLE_HEADER``, which edge sets from the verified JWT (never from the client).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
+from stockflow.contracts.identity import ROLE_HEADER, USER_HEADER, Role
 from stockflow.contracts.inventory import OrderId, Quantity, Sku
 
 __all__ = [
@@ -51,10 +52,6 @@ __all__ = [
 ORDERS_EVENTS_TOPIC: Final = "orders.events"
 MAX_ORDER_LINES: Final = 100
 
-USER_HEADER: Final = "X-Stockflow-User"
-"""The caller's user id (JWT ``sub``), set by edge; orders are created for this customer."""
-ROLE_HEADER: Final = "X-Stockflow-Role"
-"""The caller's role (JWT ``role``): ``customer`` (the default) or ``staff``."""
 
 REASON_INSUFFICIENT_STOCK: Final = "insufficient_stock"
 REASON_TIMEOUT: Final = "timeout"
@@ -69,7 +66,6 @@ ORDER_STATUSES: Final[tuple[OrderStatus, ...]] = (
     "SHIPPED",
     "CANCELLED",
 )
-Role = Literal["customer", "staff"]
 
 
 class OrderLine(msgspec.Struct, frozen=True, kw_only=True):
