@@ -147,6 +147,13 @@ def test_serve_names_a_bad_setting_by_its_variable(tmp_path: Path) -> None:
     assert "INVENTORY_PORT" in result.stderr
 
 
+def test_up_refuses_the_pulsar_bus_and_says_why() -> None:
+    result = run_cli("up", "--distributed", "--bus", "pulsar")
+    assert result.returncode == 2
+    assert "pulsar-lite" in result.stderr
+    assert "--bus kafka" in result.stderr
+
+
 def test_serve_of_an_unknown_service_lists_the_known_ones() -> None:
     result = run_cli("serve", "nothing")
     assert result.returncode == 2
@@ -154,8 +161,9 @@ def test_serve_of_an_unknown_service_lists_the_known_ones() -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("bus", ["nats", "kafka"])
 async def test_up_distributed_creates_each_database_and_serves_every_service(
-    tmp_path: Path, postgres_url: str, nats_url: str
+    tmp_path: Path, postgres_url: str, nats_url: str, bus: str
 ) -> None:
     import asyncpg
 
@@ -174,6 +182,8 @@ async def test_up_distributed_creates_each_database_and_serves_every_service(
             f"{admin.rsplit('/', 1)[0]}/{database}",
             "--nats-url",
             f"{nats_url}?prefix=t{uuid.uuid4().hex[:8]}",
+            "--bus",
+            bus,  # kafka: a private Tansu broker for the run
         ],
         name="stockflow up --distributed",
         port=base + last.port_offset,

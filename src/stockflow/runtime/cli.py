@@ -7,7 +7,9 @@ happens at import time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -113,6 +115,22 @@ def up_command(
     nats_url: Annotated[
         str, typer.Option(envvar="STOCKFLOW_NATS_URL", help="NATS JetStream for --distributed.")
     ] = DEFAULT_NATS_URL,
+    bus: Annotated[
+        str,
+        typer.Option(
+            envvar="STOCKFLOW_BUS",
+            help="The bus of --distributed: nats (JetStream, the default) or kafka (the"
+            " --kafka-url broker, or a private Tansu broker started for the run). pulsar is not"
+            " shipped: see docs/bus-backends.md.",
+        ),
+    ] = "nats",
+    kafka_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="STOCKFLOW_KAFKA_URL",
+            help="A Kafka broker for --bus kafka (kafka://host:port[?prefix=…]).",
+        ),
+    ] = None,
 ) -> None:
     """Run the whole system: embedded by default (one process, SQLite, embedded bus)."""
     from stockflow.platform.startup import StartupError
@@ -121,9 +139,11 @@ def up_command(
     if distributed:
         from stockflow.runtime.embedded import run_distributed
 
-        code = run_distributed(
-            database_url=database_url, nats_url=nats_url, port_base=port_base, announce=announce
-        )
+        with contextlib.ExitStack() as stack:
+            bus_url = _distributed_bus(bus, nats_url, kafka_url, stack, announce)
+            code = run_distributed(
+                database_url=database_url, bus_url=bus_url, port_base=port_base, announce=announce
+            )
         raise typer.Exit(code)
     from stockflow.runtime.embedded import run_embedded
 
@@ -133,6 +153,38 @@ def up_command(
         uvloop.run(run_embedded(data_dir, port_base, host=host, announce=announce))
     except StartupError as error:
         _fail_startup(error)
+
+
+def _distributed_bus(
+    bus: str,
+    nats_url: str,
+    kafka_url: str | None,
+    stack: contextlib.ExitStack,
+    announce: Callable[[str], None],
+) -> str:
+    """The bus URL of ``up --distributed --bus …``; a private Tansu when kafka has no URL."""
+    if bus == "nats":
+        return nats_url
+    if bus == "kafka":
+        if kafka_url is not None:
+            return kafka_url
+        from stockflow_kit.messaging.local_brokers import LocalTansu
+
+        broker = stack.enter_context(LocalTansu())
+        announce(
+            f"started a private Tansu (Kafka protocol) broker on {broker.url}; its memory"
+            " engine keeps nothing across a restart of this command"
+        )
+        return broker.url
+    if bus == "pulsar":
+        _echo_err(
+            "--bus pulsar is not shipped: pulsar-lite 0.2.0, the only Pulsar-protocol broker"
+            " available here, loses messages under the bus contract (docs/bus-backends.md)."
+            " Use --bus nats or --bus kafka."
+        )
+        raise typer.Exit(2)
+    _echo_err(f"unknown --bus {bus!r}: choose nats or kafka")
+    raise typer.Exit(2)
 
 
 @inventory_app.command("rebuild-projection")

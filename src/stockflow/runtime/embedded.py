@@ -25,6 +25,7 @@ from typing import Any
 from stockflow.platform.data_dir import DataDir
 from stockflow.platform.runner import Unit, configure_process, run
 from stockflow.platform.spec import ServiceSpec
+from stockflow.platform.startup import redact_url
 from stockflow.runtime.registry import SERVICES
 from stockflow_kit.lifecycle import ServiceProcess, Supervisor
 
@@ -103,7 +104,7 @@ def distributed_env(
 def run_distributed(
     *,
     database_url: str,
-    nats_url: str,
+    bus_url: str,
     port_base: int,
     announce: Callable[[str], None],
     services: Sequence[ServiceSpec[Any]] = SERVICES,
@@ -122,7 +123,7 @@ def run_distributed(
             env=distributed_env(
                 spec,
                 database_url=database_url,
-                bus_url=nats_url,
+                bus_url=bus_url,
                 port_base=port_base,
                 token=token,
             ),
@@ -138,7 +139,7 @@ def run_distributed(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
         running = asyncio.create_task(supervisor.run())
-        announce("stockflow (distributed): one process per service")
+        announce(f"stockflow (distributed): one process per service, bus {redact_url(bus_url)}")
         for process in processes:
             announce(f"{process.name:<14} {process.base_url}")
         done, _ = await asyncio.wait(

@@ -69,7 +69,47 @@ async def distributed(
         await admin_execute(postgres_url, f'DROP DATABASE IF EXISTS "{orders_db}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["embedded", pytest.param("distributed", marks=pytest.mark.integration)])
+@pytest.fixture
+async def kafka(tmp_path: Path, postgres_url: str) -> AsyncIterator[Deployment]:
+    """Distributed, with the Kafka-protocol bus: a private Tansu broker for the test."""
+    from stockflow_kit.messaging.local_brokers import LocalTansu
+
+    run = uuid.uuid4().hex[:10]
+    orders_db = f"orders_{run}"
+    await admin_execute(postgres_url, f'CREATE DATABASE "{orders_db}"')
+    orders_url = postgres_url.rsplit("/", 1)[0] + f"/{orders_db}"
+    with LocalTansu() as broker:
+        env = {
+            **SAGA,
+            "BUS_URL": broker.url,
+            "INVENTORY_EVENT_STORE_URL": postgres_url,
+            "INVENTORY_EVENT_STORE_SCHEMA": f"inv_{run}",
+            "ORDERS_DATABASE_URL": orders_url,
+        }
+        audit = [
+            "--event-store-url",
+            postgres_url,
+            "--schema",
+            f"inv_{run}",
+            "--orders-url",
+            orders_url,
+        ]
+        deployment = Deployment("kafka", env, audit, tmp_path)
+        try:
+            yield deployment
+        finally:
+            for process in deployment.processes.values():
+                process.kill()
+            await admin_execute(postgres_url, f'DROP DATABASE IF EXISTS "{orders_db}" WITH (FORCE)')
+
+
+@pytest.fixture(
+    params=[
+        "embedded",
+        pytest.param("distributed", marks=pytest.mark.integration),
+        pytest.param("kafka", marks=pytest.mark.integration),
+    ]
+)
 def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     chosen: Deployment = request.getfixturevalue(request.param)
     try:
