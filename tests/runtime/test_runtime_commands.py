@@ -6,6 +6,7 @@ of the registry comes up under the one runner.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -95,6 +96,34 @@ async def test_up_serves_every_service_of_the_registry_and_a_second_up_is_refuse
     text = (tmp_path / "up.log").read_text()
     assert "inventory.stopped" in text
     assert "color_message" not in text
+
+
+async def test_up_seeds_the_demo_stock_once_and_never_again(tmp_path: Path) -> None:
+    from stockflow.runtime.seed import DEMO_STOCK
+
+    base = free_base()
+    for run in range(2):
+        system = up(tmp_path / "data", base, tmp_path / f"up-{run}.log")
+        system.start()
+        try:
+            await system.wait_ready(within=60)
+            async with httpx.AsyncClient(timeout=5) as client:
+
+                async def stock(sku: str) -> httpx.Response:
+                    return await client.get(f"http://127.0.0.1:{base + 2}/inventory/{sku}")
+
+                for sku, qty in DEMO_STOCK.items():
+                    for _ in range(100):  # the seed runs once every service has started
+                        response = await stock(sku)
+                        if response.status_code == 200:
+                            break
+                        await asyncio.sleep(0.05)
+                    assert response.status_code == 200, response.text
+                    assert (response.json()["on_hand"], response.json()["version"]) == (qty, 1)
+        finally:
+            assert system.terminate() == 0
+    assert "demo data: stock" in (tmp_path / "up-0.log").read_text()
+    assert "demo data: stock" not in (tmp_path / "up-1.log").read_text()
 
 
 def test_up_on_a_data_dir_that_is_a_file_says_so_in_one_line(tmp_path: Path) -> None:

@@ -131,6 +131,14 @@ def up_command(
             help="A Kafka broker for --bus kafka (kafka://host:port[?prefix=…]).",
         ),
     ] = None,
+    seed: Annotated[
+        bool,
+        typer.Option(
+            "--seed/--no-seed",
+            envvar="STOCKFLOW_SEED",
+            help="Add demo stock and users when missing (never replaces what exists).",
+        ),
+    ] = True,
 ) -> None:
     """Run the whole system: embedded by default (one process, SQLite, embedded bus)."""
     from stockflow.platform.startup import StartupError
@@ -150,7 +158,7 @@ def up_command(
     try:
         import uvloop
 
-        uvloop.run(run_embedded(data_dir, port_base, host=host, announce=announce))
+        uvloop.run(run_embedded(data_dir, port_base, host=host, announce=announce, seed=seed))
     except StartupError as error:
         _fail_startup(error)
 

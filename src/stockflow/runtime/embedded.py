@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from stockflow.platform.data_dir import DataDir
 from stockflow.platform.runner import Unit, configure_process, run
 from stockflow.platform.spec import ServiceSpec
@@ -30,6 +32,8 @@ from stockflow.runtime.registry import SERVICES
 from stockflow_kit.lifecycle import ServiceProcess, Supervisor
 
 __all__ = ["distributed_env", "embedded_units", "run_distributed", "run_embedded"]
+
+_log = structlog.get_logger("stockflow.runtime")
 
 
 def embedded_units(
@@ -69,22 +73,45 @@ async def run_embedded(
     host: str = "127.0.0.1",
     announce: Callable[[str], None],
     shutdown: asyncio.Event | None = None,
+    seed: bool = True,
 ) -> None:
-    """Serve every service in this process until SIGTERM/SIGINT (or *shutdown*).
+    """Serve every service in this process until SIGTERM/SIGINT (or *shutdown*); with *seed*,
+    add the missing demo data once every service runs (:mod:`~stockflow.runtime.seed`).
 
     Raises:
         StartupError: the data dir is unusable or in use, a port is taken, a service failed.
     """
     held = DataDir.open(data_dir)
+    seeding: set[asyncio.Task[None]] = set()
+
+    def started(ports: dict[str, int]) -> None:
+        if seed:
+            urls = {name: f"http://{host}:{port}" for name, port in ports.items()}
+            task = asyncio.create_task(_seed(urls, token, announce))
+            seeding.add(task)
+            task.add_done_callback(seeding.discard)
+
     try:
-        units = embedded_units(
-            held.path, port_base=port_base, host=host, token=held.service_token()
-        )
+        token = held.service_token()
+        units = embedded_units(held.path, port_base=port_base, host=host, token=token)
         configure_process(units[0].settings, service=None, tracer="stockflow")
         announce(f"stockflow (embedded), data in {held.path}:")
-        await run(units, announce=announce, shutdown=shutdown)
+        await run(units, announce=announce, shutdown=shutdown, ready=started)
     finally:
+        for task in seeding:
+            task.cancel()
         held.release()
+
+
+async def _seed(urls: dict[str, str], token: str, announce: Callable[[str], None]) -> None:
+    """Seed the demo data; a failure is reported, never fatal (the system runs without it)."""
+    from stockflow.runtime.seed import seed_demo
+
+    try:
+        await seed_demo(urls, token, announce=announce)
+    except Exception as error:  # the demo data is a convenience: say so and carry on
+        _log.warning("runtime.demo_seed_failed", error=repr(error))
+        announce(f"demo data not seeded ({type(error).__name__}: {error}); the system runs")
 
 
 def distributed_env(
