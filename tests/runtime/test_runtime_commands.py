@@ -225,6 +225,12 @@ async def test_up_distributed_creates_each_database_and_serves_every_service(
             for spec in SERVICES:
                 ready = await client.get(f"http://127.0.0.1:{base + spec.port_offset}/readyz")
                 assert ready.status_code == 200, (spec.name, ready.text)
+            for _ in range(100):  # the demo seed follows once every process is ready
+                seeded = await client.get(f"http://127.0.0.1:{base + 2}/inventory/SKU-1")
+                if seeded.status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert seeded.json()["on_hand"] == 100, seeded.text
         conn = await asyncpg.connect(admin)
         try:
             names = {

@@ -150,7 +150,11 @@ def up_command(
         with contextlib.ExitStack() as stack:
             bus_url = _distributed_bus(bus, nats_url, kafka_url, stack, announce)
             code = run_distributed(
-                database_url=database_url, bus_url=bus_url, port_base=port_base, announce=announce
+                database_url=database_url,
+                bus_url=bus_url,
+                port_base=port_base,
+                announce=announce,
+                seed=seed,
             )
         raise typer.Exit(code)
     from stockflow.runtime.embedded import run_embedded

@@ -135,6 +135,7 @@ def run_distributed(
     port_base: int,
     announce: Callable[[str], None],
     services: Sequence[ServiceSpec[Any]] = SERVICES,
+    seed: bool = True,
 ) -> int:
     """Run one supervised ``stockflow serve`` per service until SIGTERM/SIGINT; exit code 0.
 
@@ -160,6 +161,10 @@ def run_distributed(
     ]
     supervisor = Supervisor(processes, ready_within=120.0)
 
+    async def seed_when_started() -> None:
+        await supervisor.wait_started()
+        await _seed({p.name: p.base_url for p in processes}, token, announce)
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
@@ -169,9 +174,12 @@ def run_distributed(
         announce(f"stockflow (distributed): one process per service, bus {redact_url(bus_url)}")
         for process in processes:
             announce(f"{process.name:<14} {process.base_url}")
+        seeding = asyncio.create_task(seed_when_started()) if seed else None
         done, _ = await asyncio.wait(
             [running, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED
         )
+        if seeding is not None:
+            seeding.cancel()
         await supervisor.stop()
         if running in done:
             running.result()

@@ -82,6 +82,7 @@ class Supervisor:
         self._down: dict[str, str] = {}
         self._keepers: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
+        self._started = asyncio.Event()
         self._running = False
 
     @property
@@ -118,9 +119,15 @@ class Supervisor:
             raise
         self._down.clear()
         self._running = True
+        self._started.set()
         self._keepers = [
             asyncio.create_task(self._keep(p), name=f"supervise:{p.name}") for p in self.processes
         ]
+
+    async def wait_started(self) -> None:
+        """Return once :meth:`start` has started every process and each was ready (at once if
+        it has); for work that needs the whole set up, such as seeding data."""
+        await self._started.wait()
 
     async def run(self) -> None:
         """Start (unless started), then supervise until :meth:`stop`; cancelling it stops."""
@@ -136,6 +143,7 @@ class Supervisor:
         """Stop watching, then ``SIGTERM`` each process in reverse order (``SIGKILL`` after
         *stop_grace*) and wait for it; idempotent."""
         self._running = False
+        self._started.clear()
         keepers, self._keepers = self._keepers, []
         for keeper in keepers:
             keeper.cancel()

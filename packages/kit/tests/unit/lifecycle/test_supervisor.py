@@ -119,6 +119,21 @@ async def test_run_supervises_until_stop_is_called(
     assert not a.alive
 
 
+async def test_wait_started_returns_once_every_process_is_ready(
+    child: Spawn, registry: CollectorRegistry
+) -> None:
+    processes = [child("a"), child("b")]
+    supervisor = Supervisor(processes, registry=registry)
+    waiting = asyncio.create_task(supervisor.wait_started())
+    running = asyncio.create_task(supervisor.run())
+
+    await asyncio.wait_for(waiting, 30)
+
+    assert all(p.alive for p in processes)
+    await supervisor.stop()
+    await asyncio.wait_for(running, 10)
+
+
 async def test_cancelling_run_stops_the_processes(
     child: Spawn, registry: CollectorRegistry
 ) -> None:
