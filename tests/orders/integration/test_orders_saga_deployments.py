@@ -108,3 +108,62 @@ async def test_orders_time_out_while_the_inventory_is_stopped_and_nothing_stays_
         for order_id in placed:
             assert (await api.order(order_id))["status"] == "REJECTED"
     deployment.assert_audit_clean()
+
+
+async def test_duplicated_and_late_events_change_nothing_twice(deployment: Deployment) -> None:
+    from stockflow.contracts.inventory_commands import EVENTS_TOPIC
+    from stockflow.contracts.orders import ORDERS_EVENTS_TOPIC
+    from stockflow_kit.messaging import Envelope, make_bus
+
+    await deployment.start("inventory")
+    await deployment.start("orders")
+    async with client(deployment) as api:
+        await api.receive("SKU-D", 4)
+        confirmed = (await api.place([{"sku": "SKU-D", "qty": 3}])).json()["id"]
+        rejected = (await api.place([{"sku": "SKU-D", "qty": 3}])).json()["id"]
+        orders = await api.settled([confirmed, rejected])
+        assert orders[confirmed]["status"] == "CONFIRMED"
+        assert orders[rejected]["status"] == "REJECTED"
+
+        bus = make_bus(deployment.env["BUS_URL"], name="test")
+        await bus.start()
+        try:
+            lines = [{"sku": "SKU-D", "qty": 3}]
+            placed_again = Envelope.new(
+                "OrderPlaced",
+                {"order_id": confirmed, "customer_id": "alice", "lines": lines},
+                source="orders",
+                subject=confirmed,
+            )
+            # Another copy of a reservation the order holds, and a late one for the rejected
+            # order (orders answers it with a release, which finds nothing held).
+            reserved_again = Envelope.new(
+                "StockReserved",
+                {"sku": "SKU-D", "order_id": confirmed, "qty": 3},
+                source="inventory",
+                subject="SKU-D",
+            )
+            late = Envelope.new(
+                "StockReserved",
+                {"sku": "SKU-D", "order_id": rejected, "qty": 3},
+                source="inventory",
+                subject="SKU-D",
+            )
+            await bus.publish(ORDERS_EVENTS_TOPIC, [placed_again, placed_again])
+            await bus.publish(EVENTS_TOPIC, [reserved_again, late, late])
+        finally:
+            await bus.close()
+
+        async def compensated() -> bool:
+            return await deployment.processes["orders"].metric("orders_compensations_total") == 1
+
+        await eventually(compensated)
+        await asyncio.sleep(1.0)  # room for anything else (there should be nothing)
+        types = Counter(e["type"] for e in await api.events("SKU-D"))
+        assert types["StockReserved"] == 1
+        assert types["ReservationReleased"] == 0
+        stock = await api.stock("SKU-D")
+        assert (stock["on_hand"], stock["reserved"]) == (4, 3)
+        assert (await api.order(confirmed))["status"] == "CONFIRMED"
+        assert (await api.order(rejected))["status"] == "REJECTED"
+    deployment.assert_audit_clean()
