@@ -10,7 +10,6 @@ later settled the other way (it must not be) is counted in ``conflicting``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Final
@@ -105,9 +104,12 @@ class SettlementListener:
         )
 
     async def close(self) -> None:
+        """Stop consuming and close the bus. Never raises what stopped the consumer: that was
+        raised by :meth:`until_settled` already, or the run is failing for another reason."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task])
+            if not self._task.cancelled():
+                self._task.exception()  # retrieved, so asyncio does not log it again
         if self._bus is not None:
             await self._bus.close()
