@@ -56,12 +56,13 @@ chaos: sync ## chaos experiments (opt-in)
 run: sync ## start the whole system, embedded (SQLite + embedded bus)
 	$(BIN)/stockflow up
 
-bench: sync ## benchmarks: bus throughput, end-to-end events/s, the cost of an HTTP hop
+bench: sync ## benchmarks: bus throughput, end-to-end events/s and orders/s, the cost of an HTTP hop
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& apt-get install -y wrk >/dev/null; } \
 		|| echo "wrk not installed (needs root and apt-get): bench http uses its built-in client"
 	$(BIN)/stockflow bench bus
 	$(BIN)/stockflow bench events --backend embedded
+	$(BIN)/stockflow bench orders --backend embedded
 	$(BIN)/stockflow bench http
 
 audit: sync ## check the invariants on the embedded data dir

@@ -5,39 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from pathlib import Path
 
-import asyncpg
-import nats
 import pytest
+from tests.bench.leftovers import bench_databases, bench_streams
 from typer.testing import CliRunner
 
 from stockflow.runtime.cli import app
 
 pytestmark = pytest.mark.integration
-
-_BENCH_STREAM = re.compile(r"^bench[0-9a-f]{10}_")
-
-
-async def bench_databases(postgres_url: str) -> set[str]:
-    conn = await asyncpg.connect(postgres_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'stockflow\\_bench\\_%'"
-        )
-    finally:
-        await conn.close()
-    return {row["datname"] for row in rows}
-
-
-async def bench_streams(nats_url: str) -> set[str]:
-    nc = await nats.connect(nats_url)
-    try:
-        infos = await nc.jetstream().streams_info()
-    finally:
-        await nc.close()
-    return {i.config.name for i in infos if i.config.name and _BENCH_STREAM.match(i.config.name)}
 
 
 def test_a_tiny_distributed_run_passes_the_audit_and_cleans_up(

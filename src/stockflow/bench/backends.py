@@ -1,20 +1,27 @@
-"""Where ``stockflow bench events`` runs: fresh stores and buses, and its own SQL on the store.
+"""Where ``stockflow bench events`` and ``bench orders`` run: fresh stores and buses, their
+audit, and the bench's own SQL on the inventory's store.
 
-* **embedded**: a temporary directory with ``inventory.sqlite3`` and ``bus.sqlite3``;
-* **distributed**: a fresh PostgreSQL database (created, then dropped) and JetStream streams
-  under a unique prefix (deleted afterwards).
+* **embedded**: a temporary directory with ``inventory.sqlite3`` and ``bus.sqlite3`` (and
+  ``orders.sqlite3`` after :meth:`BenchBackend.add_orders_database`);
+* **distributed**: a fresh PostgreSQL database (created, then dropped; the orders get one of
+  their own) and JetStream streams under a unique prefix (deleted afterwards).
 
 The store is read with plain SQL on the inventory's published storage layout (tables
-``events``, ``processed`` and ``checkpoints``); no inventory code is imported.
+``events``, ``processed`` and ``checkpoints``); no inventory code is imported, and the audit
+is ``stockflow audit`` in a process of its own (the bench and the auditor never import each
+other).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import sqlite3
+import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +46,8 @@ class BenchBackend:
     database: str = ""
     nats_prefix: str = ""
     extra_databases: list[str] = field(default_factory=list)
+    orders_url: str = ""
+    """The orders database, once :meth:`add_orders_database` made one ("": none)."""
 
     async def counts(self) -> tuple[int, int]:
         """``(processed messages, committed events)`` right now."""
@@ -109,6 +118,59 @@ class BenchBackend:
         self.extra_databases.append(name)
         return name
 
+    async def reservation_outcomes(self) -> list[tuple[float, str | None, str]]:
+        """``(occurred_at as Unix seconds, causation_id, type)`` of every ``StockReserved``
+        and ``ReservationRejected`` event, in log order."""
+        sql = (
+            "SELECT occurred_at, causation_id, type FROM {}events"
+            " WHERE type IN ('StockReserved', 'ReservationRejected') ORDER BY position"
+        )
+        if self.name == "embedded":
+            with contextlib.closing(_sqlite(self.event_store_url)) as conn:
+                if not _has_tables(conn):
+                    return []
+                rows = conn.execute(sql.format("")).fetchall()
+            return [(micros / 1e6, cause, kind) for micros, cause, kind in rows]
+        import asyncpg
+
+        pg = await _pg(self.event_store_url)
+        try:
+            records = await pg.fetch(sql.format("inventory."))
+        except asyncpg.UndefinedTableError:  # the worker has not created its schema yet
+            return []
+        finally:
+            await pg.close()
+        return [(_seconds(r[0]), r[1], r[2]) for r in records]
+
+    async def add_orders_database(self) -> str:
+        """Give the orders service a fresh database (removed at cleanup); its URL."""
+        if self.name == "embedded":
+            self.orders_url = f"sqlite:///{self.workdir / 'orders.sqlite3'}"
+        else:
+            name = await self.new_database("stockflow_bench_orders")
+            self.orders_url = urlsplit(self.admin_url)._replace(path=f"/{name}").geturl()
+        return self.orders_url
+
+    def audit_args(self) -> list[str]:
+        """``stockflow audit`` arguments for this backend's stores (the orders' too, if any)."""
+        args = ["--event-store-url", self.event_store_url]
+        return args + (["--orders-url", self.orders_url] if self.orders_url else [])
+
+    async def audit(self, say: Callable[[str], None]) -> bool:
+        """``stockflow audit`` on the stores, as its own process; ``True`` when it passed."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "from stockflow.runtime.cli import main; main()",
+            "audit",
+            *self.audit_args(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await process.communicate()
+        say(output.decode(errors="replace").rstrip())
+        return process.returncode == 0
+
     async def cleanup(self) -> None:
         if self.name == "embedded":
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -119,8 +181,8 @@ class BenchBackend:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def embedded_backend() -> BenchBackend:
-    workdir = Path(tempfile.mkdtemp(prefix="stockflow-bench-events-"))
+def embedded_backend(prefix: str = "stockflow-bench-events-") -> BenchBackend:
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     return BenchBackend(
         name="embedded",
         event_store_url=f"sqlite:///{workdir / 'inventory.sqlite3'}",
@@ -129,7 +191,9 @@ def embedded_backend() -> BenchBackend:
     )
 
 
-async def distributed_backend(admin_url: str, nats_url: str) -> BenchBackend:
+async def distributed_backend(
+    admin_url: str, nats_url: str, prefix: str = "stockflow-bench-events-"
+) -> BenchBackend:
     token = uuid.uuid4().hex[:10]
     database = f"stockflow_bench_{token}"
     await _admin(admin_url, f'CREATE DATABASE "{database}"')
@@ -138,7 +202,7 @@ async def distributed_backend(admin_url: str, nats_url: str) -> BenchBackend:
         name="distributed",
         event_store_url=urlsplit(admin_url)._replace(path=f"/{database}").geturl(),
         bus_url=f"{nats_url}?prefix={prefix}",
-        workdir=Path(tempfile.mkdtemp(prefix="stockflow-bench-events-")),
+        workdir=Path(tempfile.mkdtemp(prefix=prefix)),
         admin_url=admin_url,
         database=database,
         nats_prefix=prefix,

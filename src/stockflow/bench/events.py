@@ -30,26 +30,20 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 
 from stockflow.bench.backends import BenchBackend, distributed_backend, embedded_backend
 from stockflow.bench.comparison import compare_eventsourcing
 from stockflow.bench.figures import EventsFigures, compute_figures, print_figures
-from stockflow.bench.pacing import TokenBucket, batch_for_rate
+from stockflow.bench.pacing import publish_commands
+from stockflow.bench.waiting import STALL_SECONDS, wait_for_count
 from stockflow.bench.worker import WorkerProcess
 from stockflow.bench.workload import Workload, generate_workload
-from stockflow.contracts.inventory_commands import COMMANDS_TOPIC
-from stockflow_kit.messaging import Envelope, make_bus
 
 __all__ = ["EventsBenchConfig", "run_events_bench"]
-
-PUBLISH_BATCH: Final = 1000
-REPORT_SECONDS: Final = 2.0
-STALL_SECONDS: Final = 60.0
 
 
 @dataclass(frozen=True)
@@ -130,8 +124,8 @@ async def _measure(
         say(
             f"worker ready on port {worker.port} ({relaying}, feeder {config.feeder}); publishing ..."
         )
-        published, first_publish, publish_done_at = await _publish(
-            backend.bus_url, workload, say, rate=config.rate
+        published, first_publish, publish_done_at = await publish_commands(
+            backend.bus_url, workload.envelopes, say, rate=config.rate
         )
         done_at = await _wait_processed(backend, workload.unique, first_publish, say)
         if config.relay:
@@ -144,7 +138,7 @@ async def _measure(
     if config.before_audit is not None:
         await config.before_audit(backend)
     say("auditing ...")
-    audit_ok = await _audit(backend, say)
+    audit_ok = await backend.audit(say)
     return compute_figures(
         config=config.to_json(),
         workload=workload,
@@ -161,79 +155,31 @@ async def _measure(
     )
 
 
-async def _audit(backend: BenchBackend, say: Callable[[str], None]) -> bool:
-    """``stockflow audit`` on the store, as its own process (the bench must not import it)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from stockflow.runtime.cli import main; main()",
-        "audit",
-        "--event-store-url",
-        backend.event_store_url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await process.communicate()
-    say(output.decode(errors="replace").rstrip())
-    return process.returncode == 0
-
-
-async def _publish(
-    bus_url: str, workload: Workload, say: Callable[[str], None], *, rate: float | None = None
-) -> tuple[dict[str, float], float, float]:
-    """Publish the workload; return first publish times by id, and when publishing began/ended."""
-    batch_size = PUBLISH_BATCH if rate is None else batch_for_rate(rate, most=PUBLISH_BATCH)
-    bucket = None if rate is None else TokenBucket(rate, batch_size)
-    bus = make_bus(bus_url, name="bench")
-    await bus.start()
-    published: dict[str, float] = {}
-    envelopes = workload.envelopes
-    started = last_report = time.time()
-    try:
-        for start in range(0, len(envelopes), batch_size):
-            chunk = envelopes[start : start + batch_size]
-            if bucket is not None:
-                await bucket.take(len(chunk))
-            now = datetime.now(UTC)
-            stamp = now.timestamp()
-            batch: list[Envelope] = []
-            for envelope in chunk:
-                published.setdefault(envelope.id, stamp)
-                batch.append(msgspec.structs.replace(envelope, occurred_at=now))
-            await bus.publish(COMMANDS_TOPIC, batch)
-            if stamp - last_report >= REPORT_SECONDS:
-                last_report = stamp
-                rate_now = (start + len(batch)) / (time.time() - started)
-                say(f"published {start + len(batch)}/{len(envelopes)} ({rate_now:,.0f}/s)")
-    finally:
-        await bus.close()
-    finished = time.time()
-    say(f"published {len(envelopes)} envelopes in {finished - started:.1f} s")
-    return published, started, finished
-
-
 async def _wait_processed(
     backend: BenchBackend, unique: int, first_publish: float, say: Callable[[str], None]
 ) -> float:
-    last_progress, last_count, last_report = time.time(), -1, 0.0
-    while True:
+    processed, events = 0, 0
+
+    async def count() -> int:
+        nonlocal processed, events
         processed, events = await backend.counts()
-        now = time.time()
-        if processed >= unique:
-            say(f"processed {processed}/{unique} commands, {events} events")
-            return now
-        if processed != last_count:
-            last_progress, last_count = now, processed
-        elif now - last_progress > STALL_SECONDS:
-            raise RuntimeError(
-                f"the worker processed nothing for {STALL_SECONDS:.0f} s"
-                f" ({processed}/{unique} commands); see its log above"
-            )
-        if now - last_report >= 1.0:
-            rate = events / max(now - first_publish, 1e-9)
-            say(f"processed {processed}/{unique} commands, {events} events ({rate:,.0f} events/s)")
-            last_report = now
-        await asyncio.sleep(0.2)
+        return processed
+
+    def report(count: int) -> None:
+        rate = events / max(time.time() - first_publish, 1e-9)
+        say(f"processed {count}/{unique} commands, {events} events ({rate:,.0f} events/s)")
+
+    done_at = await wait_for_count(
+        count,
+        unique,
+        report=report,
+        stalled=lambda count: (
+            f"the worker processed nothing for {STALL_SECONDS:.0f} s"
+            f" ({count}/{unique} commands); see its log above"
+        ),
+    )
+    say(f"processed {processed}/{unique} commands, {events} events")
+    return done_at
 
 
 async def _wait_relayed(backend: BenchBackend, say: Callable[[str], None]) -> float:

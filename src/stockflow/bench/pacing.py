@@ -1,4 +1,5 @@
-"""Publishing at a fixed rate (``stockflow bench events --rate``): a token bucket, in batches.
+"""Publishing commands to the inventory (``bench events``, and ``bench orders``' inventory-alone
+phase), as fast as possible or at a fixed rate (``--rate``): a token bucket, in batches.
 
 At an unlimited rate the bench publishes the whole workload as fast as the bus takes it, so
 the command-to-projection lag mostly measures how long a command waited in the backlog. At a
@@ -13,13 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Final
 
-__all__ = ["PUBLISHES_PER_SECOND", "TokenBucket", "batch_for_rate"]
+import msgspec
+
+from stockflow.contracts.inventory_commands import COMMANDS_TOPIC
+from stockflow_kit.messaging import Envelope, make_bus
+
+__all__ = ["PUBLISHES_PER_SECOND", "TokenBucket", "batch_for_rate", "publish_commands"]
 
 PUBLISHES_PER_SECOND: Final = 100
 """About how many publish calls per second a paced run makes."""
+PUBLISH_BATCH: Final = 1000
+REPORT_SECONDS: Final = 2.0
 
 
 def batch_for_rate(rate: float, *, most: int) -> int:
@@ -66,3 +75,44 @@ class TokenBucket:
                 self._tokens = max(0.0, self._tokens - count)
                 return
             await self._sleep((count - self._tokens) / self.rate)
+
+
+async def publish_commands(
+    bus_url: str,
+    envelopes: Sequence[Envelope],
+    say: Callable[[str], None],
+    *,
+    rate: float | None = None,
+) -> tuple[dict[str, float], float, float]:
+    """Publish *envelopes* to ``inventory.commands`` in batches, at *rate* envelopes/s or as
+    fast as the bus takes them, each stamped with its publish time as ``occurred_at``.
+
+    Returns the first publish time of each id, and when publishing began and ended.
+    """
+    batch_size = PUBLISH_BATCH if rate is None else batch_for_rate(rate, most=PUBLISH_BATCH)
+    bucket = None if rate is None else TokenBucket(rate, batch_size)
+    bus = make_bus(bus_url, name="bench")
+    await bus.start()
+    published: dict[str, float] = {}
+    started = last_report = time.time()
+    try:
+        for start in range(0, len(envelopes), batch_size):
+            chunk = envelopes[start : start + batch_size]
+            if bucket is not None:
+                await bucket.take(len(chunk))
+            now = datetime.now(UTC)
+            stamp = now.timestamp()
+            batch: list[Envelope] = []
+            for envelope in chunk:
+                published.setdefault(envelope.id, stamp)
+                batch.append(msgspec.structs.replace(envelope, occurred_at=now))
+            await bus.publish(COMMANDS_TOPIC, batch)
+            if stamp - last_report >= REPORT_SECONDS:
+                last_report = stamp
+                rate_now = (start + len(batch)) / (time.time() - started)
+                say(f"published {start + len(batch)}/{len(envelopes)} ({rate_now:,.0f}/s)")
+    finally:
+        await bus.close()
+    finished = time.time()
+    say(f"published {len(envelopes)} envelopes in {finished - started:.1f} s")
+    return published, started, finished

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from typing import Final
 
 import httpx
@@ -12,11 +13,10 @@ from stockflow.bench.backends import BenchBackend
 from stockflow.bench.http_servers import credential_env
 from stockflow_kit.lifecycle import LifecycleError, ServiceProcess
 
-__all__ = ["WorkerProcess"]
+__all__ = ["WorkerProcess", "serve_argv"]
 
 READY_TIMEOUT: Final = 60.0
 STOP_TIMEOUT: Final = 30.0
-_SERVE: Final = ("-c", "from stockflow.runtime.cli import main; main()", "serve", "inventory")
 _BATCH_METRICS: Final = (
     "inventory_batch_size_sum",
     "inventory_batch_size_count",
@@ -25,13 +25,25 @@ _BATCH_METRICS: Final = (
 )
 
 
+def serve_argv(service: str) -> list[str]:
+    """``stockflow serve <service>`` with this interpreter (no console script needed)."""
+    return [
+        sys.executable,
+        "-c",
+        "from stockflow.runtime.cli import main; main()",
+        "serve",
+        service,
+    ]
+
+
 class WorkerProcess:
     """Start, wait for readiness, scrape metrics, stop with SIGTERM (a
     :class:`~stockflow_kit.lifecycle.ServiceProcess`, so the worker dies with the bench).
 
     *relay* sets ``INVENTORY_PUBLISH_EVENTS``: whether the worker also relays its committed
     events to the bus (off by default: the bench then measures the command side only);
-    *feeder* sets ``INVENTORY_FEEDER`` (``process``: bus consumption in a child process).
+    *feeder* sets ``INVENTORY_FEEDER`` (``process``: bus consumption in a child process);
+    *env* is set over the rest (the credential of a run that calls the worker over HTTP).
     The worker's stdout is discarded and its stderr (its log) inherited.
     """
 
@@ -43,9 +55,10 @@ class WorkerProcess:
         partitions: int,
         relay: bool = False,
         feeder: str = "process",
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.service = ServiceProcess(
-            [sys.executable, *_SERVE],
+            serve_argv("inventory"),
             name="inventory worker",
             env={
                 "INVENTORY_EVENT_STORE_URL": backend.event_store_url,
@@ -56,6 +69,7 @@ class WorkerProcess:
                 "INVENTORY_FEEDER": feeder,
                 "INVENTORY_LOG_LEVEL": os.environ.get("INVENTORY_LOG_LEVEL", "WARNING"),
                 **credential_env(),
+                **(env or {}),
             },
             port_env="INVENTORY_PORT",
         )

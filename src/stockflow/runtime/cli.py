@@ -16,6 +16,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from stockflow.runtime.cli_bench import DEFAULT_NATS_URL, bench_app
+from stockflow.runtime.cli_bench_orders import bench_orders_command
 
 app = typer.Typer(
     name="stockflow",
@@ -24,6 +25,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+bench_app.command("orders")(bench_orders_command)
 app.add_typer(bench_app, name="bench")
 
 

@@ -12,11 +12,47 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["DEFAULT_NATS_URL", "bench_app"]
+__all__ = [
+    "DEFAULT_NATS_URL",
+    "DEFAULT_POSTGRES_URL",
+    "BackendOption",
+    "JsonFileOption",
+    "NatsUrlOption",
+    "PostgresUrlOption",
+    "bench_app",
+    "check_backend",
+]
 
 bench_app = typer.Typer(help="Benchmarks that print measured figures (never asserted by tests).")
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+# The options the end-to-end benchmarks share (bench events, bench orders).
+BackendOption = Annotated[
+    str,
+    typer.Option(help="embedded (SQLite + SqliteLogBus) or distributed (PostgreSQL + JetStream)."),
+]
+PostgresUrlOption = Annotated[
+    str,
+    typer.Option(
+        "--postgres-url",
+        "--database-url",
+        envvar="STOCKFLOW_POSTGRES_URL",
+        help="Admin URL for 'distributed' (fresh databases are created, then dropped).",
+    ),
+]
+NatsUrlOption = Annotated[
+    str, typer.Option(envvar="STOCKFLOW_NATS_URL", help="JetStream for 'distributed'.")
+]
+JsonFileOption = Annotated[Path | None, typer.Option("--json", help="Also write the results here.")]
+
+
+def check_backend(backend: str) -> None:
+    """Exit 2 with a message unless *backend* is ``embedded`` or ``distributed``."""
+    if backend not in {"embedded", "distributed"}:
+        _echo_err(f"unknown backend {backend!r}: use embedded or distributed")
+        raise typer.Exit(2)
 
 
 def _echo_err(message: str) -> None:
@@ -94,12 +130,7 @@ def bench_bus(
 
 @bench_app.command("events")
 def bench_events_command(
-    backend: Annotated[
-        str,
-        typer.Option(
-            help="embedded (SQLite + SqliteLogBus) or distributed (PostgreSQL + JetStream)."
-        ),
-    ] = "embedded",
+    backend: BackendOption = "embedded",
     events: Annotated[
         int, typer.Option(min=100, help="About how many events the worker commits.")
     ] = 100_000,
@@ -118,18 +149,9 @@ def bench_events_command(
             help="Also run the same workload through the eventsourcing library.",
         ),
     ] = True,
-    postgres_url: Annotated[
-        str,
-        typer.Option(
-            envvar="STOCKFLOW_POSTGRES_URL", help="Admin URL (a fresh database is created)."
-        ),
-    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
-    nats_url: Annotated[
-        str, typer.Option(envvar="STOCKFLOW_NATS_URL", help="JetStream for 'distributed'.")
-    ] = DEFAULT_NATS_URL,
-    json_file: Annotated[
-        Path | None, typer.Option("--json", help="Also write the results here.")
-    ] = None,
+    postgres_url: PostgresUrlOption = DEFAULT_POSTGRES_URL,
+    nats_url: NatsUrlOption = DEFAULT_NATS_URL,
+    json_file: JsonFileOption = None,
     relay: Annotated[
         bool,
         typer.Option(
@@ -165,9 +187,7 @@ def bench_events_command(
     relaying the events to the bus is excluded unless --relay. A run whose audit fails is
     reported FAILED (0 events/s) and exits 1.
     """
-    if backend not in {"embedded", "distributed"}:
-        _echo_err(f"unknown backend {backend!r}: use embedded or distributed")
-        raise typer.Exit(2)
+    check_backend(backend)
     if feeder not in {"process", "inline"}:
         _echo_err(f"unknown feeder {feeder!r}: use process or inline")
         raise typer.Exit(2)
