@@ -63,6 +63,7 @@ class OrdersService:
                     stop=self.database.dispose,
                     readiness=self._database_readiness,
                 ),
+                self.handlers.placements,
                 BackgroundTask("outbox relay", self.relay.run, registry=self.registry),
                 self.consumers,
                 Periodic(
@@ -130,9 +131,9 @@ def build(
     """Wire one orders service. ``bus`` is started and closed by the caller."""
     registry = registry or CollectorRegistry()
     database = database_for(settings.database_url, name="orders")
-    outbox = SqlAlchemyOutbox(database.writer, OUTBOX, name="orders")
+    outbox = SqlAlchemyOutbox(database.writer, OUTBOX, name="orders", reader=database.reader)
     inbox = SqlAlchemyInbox(INBOX, name="orders-inventory", registry=registry)
-    answers = SqlAlchemyIdempotencyStore(database.writer, IDEMPOTENCY)
+    answers = SqlAlchemyIdempotencyStore(database.writer, IDEMPOTENCY, reader=database.reader)
     relay = OutboxRelay(outbox, bus, batch_size=settings.batch_size, registry=registry)
 
     def unit_of_work() -> OrdersUnitOfWork:

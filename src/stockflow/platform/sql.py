@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -176,7 +176,7 @@ class SqlUnitOfWork:
         self.committed = committed
         self._connection: AsyncConnection | None = None
         self._transaction: AsyncTransaction | None = None
-        self._outgoing: list[tuple[str, Sequence[Envelope]]] = []
+        self._outgoing: list[tuple[str, Sequence[Envelope], Mapping[str, str] | None]] = []
 
     def opened(self, connection: AsyncConnection) -> None:
         """Called with the transaction's connection when it begins: build repositories here."""
@@ -221,20 +221,34 @@ class SqlUnitOfWork:
 
     async def record_answer(self, record: IdempotencyRecord) -> bool:
         """Store an Idempotency-Key answer; ``False`` when its key already has one."""
+        return (await self.record_answers([record]))[0]
+
+    async def record_answers(self, records: Sequence[IdempotencyRecord]) -> list[bool]:
+        """Store Idempotency-Key answers in one statement; for each, whether it was new."""
         if self.answers is None:
             raise RuntimeError("this unit of work has no Idempotency-Key store")
-        return await self.answers.add(self.connection, record)
+        return await self.answers.add_many(self.connection, records)
 
-    def publish(self, topic: str, envelopes: Sequence[Envelope]) -> None:
-        """Store *envelopes* for *topic* in the outbox at commit."""
+    def publish(
+        self,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        *,
+        trace: Mapping[str, str] | None = None,
+    ) -> None:
+        """Store *envelopes* for *topic* in the outbox at commit (one statement for all).
+
+        *trace* is the trace context to publish them under (``propagate.inject`` of the
+        request that caused them) when the commit runs in another task, as a group commit
+        does; by default the context current at commit."""
         if envelopes:
-            self._outgoing.append((topic, envelopes))
+            self._outgoing.append((topic, envelopes, trace))
 
     async def commit(self) -> None:
         connection, transaction = self.connection, self._transaction
         assert transaction is not None
-        for topic, envelopes in self._outgoing:
-            await self.outbox.add(connection, topic, envelopes)
+        if self._outgoing:
+            await self.outbox.add_groups(connection, self._outgoing)
         await transaction.commit()
         if self._outgoing:
             self._outgoing = []

@@ -106,3 +106,23 @@ async def test_a_concurrent_add_of_the_same_key_waits_for_the_first_and_loses(
         await transaction.commit()
         assert await racing is False
     assert await store.get(first.scope, first.key) == first
+
+
+async def test_add_many_writes_the_new_keys_in_one_statement_and_reports_each(
+    sqlalchemy_store: SqlAlchemyIdempotencyStore,
+) -> None:
+    store = sqlalchemy_store
+    async with store.engine.begin() as conn:
+        assert await store.add(conn, make_record("taken")) is True
+    batch = [
+        make_record("new-1"),
+        make_record("taken", request_hash="other"),
+        make_record("new-2"),
+        make_record("new-1", request_hash="repeat"),
+    ]
+    async with store.engine.begin() as conn:
+        assert await store.add_many(conn, batch) == [True, False, True, False]
+        assert await store.add_many(conn, []) == []
+    stored = await store.get(batch[0].scope, "new-1")
+    assert stored is not None
+    assert stored.request_hash == batch[0].request_hash

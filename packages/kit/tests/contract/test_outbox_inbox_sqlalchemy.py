@@ -150,6 +150,29 @@ async def test_outbox_rows_commit_and_roll_back_with_the_state_change(
     assert [r.envelope.sequence for r in await outbox.claim(10)] == [1, 2]
 
 
+async def test_groups_of_several_topics_and_traces_are_stored_in_order(
+    begin: Callable[[], Transaction], outbox: SqlAlchemyOutbox
+) -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    async with begin() as conn:
+        await outbox.add_groups(
+            conn,
+            [
+                (TOPIC, make_envelopes(2), {"traceparent": traceparent}),
+                ("orders.audit", make_envelopes(1, start=3), None),
+                (TOPIC, [], None),
+            ],
+        )
+    records = await outbox.claim(10)
+    assert [(r.topic, r.envelope.sequence) for r in records] == [
+        (TOPIC, 1),
+        (TOPIC, 2),
+        ("orders.audit", 3),
+    ]
+    assert records[0].headers["traceparent"] == traceparent
+    assert "traceparent" not in records[2].headers
+
+
 async def test_the_relay_publishes_in_order_and_removes_what_the_bus_took(
     sqlalchemy_engine: AsyncEngine, outbox: SqlAlchemyOutbox, bus: InMemoryBus
 ) -> None:

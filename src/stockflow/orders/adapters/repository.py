@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stockflow.orders.adapters.orm import ORDERS
@@ -77,6 +78,20 @@ class SqlOrderRepository:
 
     async def add(self, order: Order) -> None:
         await self.connection.execute(insert(ORDERS).values(id=order.id, **_values(order)))
+
+    async def add_many(self, orders: Sequence[Order]) -> set[str]:
+        """Insert the orders whose ids are free, in one statement; return the ids inserted."""
+        if not orders:
+            return set()
+        dialect = self.connection.dialect.name
+        insert_into = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert_into(ORDERS)
+            .values([{"id": order.id, **_values(order)} for order in orders])
+            .on_conflict_do_nothing()
+            .returning(ORDERS.c.id)
+        )
+        return {row.id for row in await self.connection.execute(statement)}
 
     async def save(self, order: Order, *, read_version: int) -> None:
         """Store *order* over the row read at ``read_version``.

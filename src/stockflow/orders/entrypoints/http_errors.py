@@ -13,6 +13,7 @@ from stockflow.orders.service_layer.ports import ConcurrentUpdateError
 from stockflow_kit.http import IDEMPOTENCY_ERRORS, ErrorTable
 from stockflow_kit.http.bodies import BODY_ERRORS
 from stockflow_kit.http.credentials import NotReadyError, ServiceCredentialError
+from stockflow_kit.lifecycle import GroupCommitStoppedError
 
 __all__ = ["ERRORS", "InvalidCallerError"]
 
@@ -30,6 +31,7 @@ ERRORS: Final = ErrorTable(
         InvalidCallerError: (422, "Invalid caller identity"),
         ServiceCredentialError: (401, "Missing or invalid service credential"),
         NotReadyError: (503, "Not ready"),
+        GroupCommitStoppedError: (503, "Not ready"),
         # The database failed or is out of reach (the pool's wait ended): retry later.
         DBAPIError: (503, "Storage unavailable", "storage-unavailable"),
         PoolTimeoutError: (503, "Storage unavailable", "storage-unavailable"),

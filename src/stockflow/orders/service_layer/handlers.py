@@ -13,14 +13,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
+from opentelemetry import propagate
 from prometheus_client import CollectorRegistry
 
 from stockflow.orders.domain import model
 from stockflow.orders.domain.model import Change, Fact, Line, Order
 from stockflow.orders.service_layer.messages import publish_change
-from stockflow.orders.service_layer.ports import DuplicateOrderError, UnitOfWork
+from stockflow.orders.service_layer.ports import UnitOfWork
 from stockflow.orders.service_layer.telemetry import OrdersMetrics
 from stockflow_kit.http import IdempotencyRecord
+from stockflow_kit.lifecycle import GroupCommit
 from stockflow_kit.messaging import Delivery
 
 __all__ = ["Caller", "InventoryFact", "NotAllowedError", "OrderHandlers", "UnknownOrderError"]
@@ -60,6 +62,16 @@ class InventoryFact:
 
 
 @dataclass(frozen=True, slots=True)
+class PlacementRequest:
+    """One placement waiting for its group commit."""
+
+    change: Change
+    answer: IdempotencyRecord | None
+    correlation_id: str | None
+    trace: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class Placement:
     """The order placed; ``None`` with ``duplicate`` when an earlier request placed it."""
 
@@ -80,6 +92,9 @@ class OrderHandlers:
     ) -> None:
         self.uow, self.saga_timeout, self.clock = uow, saga_timeout, clock
         self.metrics = OrdersMetrics(registry)
+        self.placements: GroupCommit[PlacementRequest, Placement] = GroupCommit(
+            "orders-placements", self._commit_placements, registry=registry
+        )
 
     async def place(
         self,
@@ -90,21 +105,43 @@ class OrderHandlers:
         answer: Callable[[Order], IdempotencyRecord] | None = None,
         correlation_id: str | None = None,
     ) -> Placement:
-        """Store a PENDING order and its ``OrderPlaced``; with *answer*, its HTTP answer too."""
+        """Store a PENDING order and its ``OrderPlaced``; with *answer*, its HTTP answer too.
+
+        Placements waiting at the same moment commit together (:attr:`placements`, a group
+        commit): one transaction and one disk flush for all of them."""
         change = model.place(
             order_id, customer_id, lines, now=self.clock(), timeout=self.saga_timeout
         )
+        trace: dict[str, str] = {}
+        propagate.inject(trace)
+        request = PlacementRequest(
+            change,
+            None if answer is None else answer(change.order),
+            correlation_id,
+            trace,
+        )
+        return await self.placements.submit(request)
+
+    async def _commit_placements(self, requests: Sequence[PlacementRequest]) -> list[Placement]:
         async with self.uow() as uow:
-            if answer is not None and not await uow.record_answer(answer(change.order)):
-                return Placement(None, duplicate=True)
-            try:
-                await uow.orders.add(change.order)
-            except DuplicateOrderError:
-                return Placement(None, duplicate=True)
-            publish_change(uow, change, correlation_id=correlation_id)
+            keyed = [r.answer for r in requests if r.answer is not None]
+            fresh = iter(await uow.record_answers(keyed))
+            new = [r for r in requests if r.answer is None or next(fresh)]
+            added = await uow.orders.add_many([r.change.order for r in new])
+            for request in new:
+                if request.change.order.id in added:
+                    publish_change(
+                        uow,
+                        request.change,
+                        correlation_id=request.correlation_id,
+                        trace=request.trace,
+                    )
             await uow.commit()
-        self.metrics.placed.inc()
-        return Placement(change.order)
+        self.metrics.placed.inc(len(added))
+        return [
+            Placement(r.change.order) if r.change.order.id in added else Placement(None, True)
+            for r in requests
+        ]
 
     async def cancel(self, order_id: str, caller: Caller, *, correlation_id: str | None) -> Order:
         return await self._command(order_id, caller, model.cancel, correlation_id)

@@ -8,6 +8,8 @@ caused it (the request, or the consumed event) and, for a consumed event, its id
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 
 from stockflow.contracts.inventory_commands import COMMANDS_TOPIC, ReleaseReservationCommand
@@ -62,8 +64,10 @@ def publish_change(
     *,
     correlation_id: str | None,
     causation_id: str | None = None,
+    trace: Mapping[str, str] | None = None,
 ) -> None:
-    """Hand the change's events and releases to the unit of work's outbox."""
+    """Hand the change's events and releases to the unit of work's outbox (under *trace*, the
+    trace context of the request that caused it, when the commit runs in another task)."""
     order = change.order
     events: list[Envelope] = []
     for event in change.events:
@@ -79,7 +83,7 @@ def publish_change(
                 causation_id=causation_id,
             )
         )
-    uow.publish(ORDERS_EVENTS_TOPIC, events)
+    uow.publish(ORDERS_EVENTS_TOPIC, events, trace=trace)
     if change.releases:
         release = ReleaseReservationCommand(order_id=order.id, skus=list(change.releases))
         uow.publish(
@@ -94,4 +98,5 @@ def publish_change(
                     causation_id=causation_id,
                 )
             ],
+            trace=trace,
         )

@@ -6,7 +6,7 @@ The adapters (:mod:`stockflow.orders.adapters`) implement these on SQLAlchemy; t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
@@ -50,6 +50,10 @@ class OrderRepository(Protocol):
         """Raises :class:`DuplicateOrderError` when the id is taken."""
         ...
 
+    async def add_many(self, orders: Sequence[Order]) -> set[str]:
+        """Insert the orders whose ids are free (in one statement); return the ids inserted."""
+        ...
+
     async def save(self, order: Order, *, read_version: int) -> None:
         """Raises :class:`ConcurrentUpdateError` when the row is no longer at *read_version*."""
         ...
@@ -82,7 +86,17 @@ class UnitOfWork(Protocol):
         """Store an Idempotency-Key answer; ``False`` when its key already has one."""
         ...
 
-    def publish(self, topic: str, envelopes: Sequence[Envelope]) -> None: ...
+    async def record_answers(self, records: Sequence[IdempotencyRecord]) -> list[bool]:
+        """:meth:`record_answer` for many, in one statement."""
+        ...
+
+    def publish(
+        self,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        *,
+        trace: Mapping[str, str] | None = None,
+    ) -> None: ...
 
     async def commit(self) -> None: ...
 

@@ -20,6 +20,7 @@ SQLite needs 3.35 or newer (``RETURNING``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -93,8 +94,14 @@ class SqlAlchemyIdempotencyStore:
         table: The table.
     """
 
-    def __init__(self, engine: AsyncEngine, table: Table) -> None:
+    def __init__(
+        self, engine: AsyncEngine, table: Table, *, reader: AsyncEngine | None = None
+    ) -> None:
         self.engine, self.table = engine, table
+        self.reader = reader if reader is not None else engine
+        """Where :meth:`get` reads: pass a second engine when the writer's connections are
+        scarce (SQLite's one writer with ``BEGIN IMMEDIATE``), so a lookup never waits for,
+        or holds, the write lock."""
 
     async def add(self, conn: SqlConnection, record: IdempotencyRecord) -> bool:
         """Write *record* on *conn*, inside the caller's transaction; nothing is committed.
@@ -115,6 +122,27 @@ class SqlAlchemyIdempotencyStore:
         )
         return (await connection.execute(statement)).first() is not None
 
+    async def add_many(
+        self, conn: SqlConnection, records: Sequence[IdempotencyRecord]
+    ) -> list[bool]:
+        """:meth:`add` for many records in ONE statement (a group commit's answers): for each
+        record, in order, whether it was written (``False``: its key was taken, or it repeats
+        an earlier record of *records*)."""
+        if not records:
+            return []
+        connection = await connection_of(conn, self.table)
+        statement = (
+            insert_skipping_conflicts(connection, self.table)
+            .values([dict(zip(_NAMES, _values(r), strict=True)) for r in records])
+            .returning(self.table.c.scope, self.table.c.key)
+        )
+        written = {(row.scope, row.key) for row in await connection.execute(statement)}
+        added = []
+        for record in records:
+            added.append((record.scope, record.key) in written)
+            written.discard((record.scope, record.key))
+        return added
+
     async def start(self) -> None:
         """Create the table and its index if missing.
 
@@ -130,7 +158,7 @@ class SqlAlchemyIdempotencyStore:
         """Return the record of *key* in *scope*, or ``None``."""
         c = self.table.c
         query = select(*_columns(self.table)).where(c.scope == scope, c.key == key)
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else _record(row)
 

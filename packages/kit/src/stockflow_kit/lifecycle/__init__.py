@@ -14,7 +14,8 @@ per process starts and stops them and answers ``/readyz``::
     )
     app = FastAPI(lifespan=lifecycle.lifespan)
 
-Out of process, :class:`ServiceProcess` runs one HTTP service as a subprocess (for tests,
+:class:`GroupCommit` writes the items of concurrent callers in one transaction (one disk
+flush for many requests). Out of process, :class:`ServiceProcess` runs one HTTP service as a subprocess (for tests,
 benchmarks and ``stockflow up --distributed``) and :class:`Supervisor` keeps several alive.
 Children die with their parent (:func:`die_with_parent`).
 
@@ -35,6 +36,7 @@ Exceptions raised by the lifecycle toolkit itself (a component's own errors pass
 
 from ._component import Callbacks, Component, Hook, ReadinessProbe, component
 from ._errors import LifecycleError, ProcessExitedError, ProcessNotReadyError
+from ._group_commit import GroupCommit, GroupCommitStoppedError
 from ._lifecycle import Lifecycle
 from ._parent import die_with_parent, parent_death_hook
 from ._process import ServiceProcess, free_port
@@ -45,6 +47,8 @@ __all__ = [
     "BackgroundTask",
     "Callbacks",
     "Component",
+    "GroupCommit",
+    "GroupCommitStoppedError",
     "Hook",
     "Lifecycle",
     "LifecycleError",

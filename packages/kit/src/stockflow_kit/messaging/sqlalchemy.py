@@ -123,8 +123,18 @@ class SqlAlchemyOutbox:
         name: The name in metrics and logs; the table's name when omitted.
     """
 
-    def __init__(self, engine: AsyncEngine, table: Table, *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        table: Table,
+        *,
+        name: str | None = None,
+        reader: AsyncEngine | None = None,
+    ) -> None:
         self.engine, self.table = engine, table
+        self.reader = reader if reader is not None else engine
+        """Where :meth:`claim` and :meth:`backlog` read: a second engine keeps the relay's
+        polls off a scarce writer connection (SQLite's one writer with ``BEGIN IMMEDIATE``)."""
         self._name = name or table.name
 
     @property
@@ -159,11 +169,32 @@ class SqlAlchemyOutbox:
             ],
         )
 
+    async def add_groups(
+        self,
+        conn: SqlConnection,
+        groups: Sequence[tuple[str, Sequence[Envelope], Mapping[str, str] | None]],
+    ) -> None:
+        """:meth:`add` for several ``(topic, envelopes, headers)`` groups in ONE statement, in
+        order: a group commit's messages, each group with the trace context of the request
+        that caused it (captured there, in *headers*, since the committing task runs in
+        another context)."""
+        now = time.time()
+        rows = [
+            {"topic": topic, "created_at": now, "headers": raw, "body": encode_envelope(e)}
+            for topic, envelopes, headers in groups
+            if envelopes
+            for raw in (_headers_now(headers),)
+            for e in envelopes
+        ]
+        if rows:
+            connection = await connection_of(conn, self.table)
+            await connection.execute(self.table.insert(), rows)
+
     async def claim(self, limit: int) -> Sequence[OutboxRecord]:
         """Return up to *limit* stored records, oldest first."""
         c = self.table.c
         query = select(c.seq, c.topic, c.headers, c.body, c.created_at).order_by(c.seq).limit(limit)
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_record(seq, topic, h, body, at) for seq, topic, h, body, at in rows]
 
@@ -179,7 +210,7 @@ class SqlAlchemyOutbox:
     async def backlog(self) -> tuple[int, float]:
         """Return the number of stored records and the age in seconds of the oldest."""
         query = select(func.count(), func.min(self.table.c.created_at))
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             count, oldest = (await conn.execute(query)).one()
         return int(count), max(time.time() - oldest, 0.0) if oldest is not None else 0.0
 

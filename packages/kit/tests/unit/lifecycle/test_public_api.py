@@ -14,6 +14,8 @@ def test_the_public_api_is_pinned() -> None:
         "BackgroundTask",
         "Callbacks",
         "Component",
+        "GroupCommit",
+        "GroupCommitStoppedError",
         "Hook",
         "Lifecycle",
         "LifecycleError",
