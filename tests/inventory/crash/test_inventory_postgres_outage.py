@@ -10,6 +10,7 @@ from typing import Literal
 
 import pytest
 import stamina
+from tests.deadlines import within
 from tests.inventory.crash.private_servers import PrivatePostgres
 
 from stockflow.contracts.inventory_commands import EVENTS_TOPIC
@@ -38,22 +39,29 @@ async def test_a_command_sent_while_postgres_is_down_is_applied_once_it_is_back(
     await bus.start()
     events = await bus.subscribe(EVENTS_TOPIC, "test-events")
     service = build(settings, bus=bus)
-    await service.start()
+    async with within(20, "starting the service"):
+        await service.start()
     try:
-        first = await service.writer.submit(ReceiveStock(sku="A", qty=3))
+        async with within(10, "the first command"):
+            first = await service.writer.submit(ReceiveStock(sku="A", qty=3))
         assert first.status == "applied"
 
-        await asyncio.to_thread(private_postgres.stop, mode)
+        async with within(30, f"pg_ctl stop -m {mode}"):
+            await asyncio.to_thread(private_postgres.stop, mode)
         pending = asyncio.create_task(service.writer.submit(ReceiveStock(sku="A", qty=4)))
-        reason = await service.readiness()  # takes its 2 s probe timeout: the store retries
+        async with within(5, "the readiness probe"):
+            reason = await service.readiness()  # takes its 2 s probe timeout: the store retries
         assert reason is not None
         assert reason.startswith("event store: ")  # its probe: unreachable or no answer
         assert not pending.done(), "the command did not wait for the database"
-        await asyncio.to_thread(private_postgres.start)
+        async with within(30, "pg_ctl start"):
+            await asyncio.to_thread(private_postgres.start)
 
-        second = await asyncio.wait_for(pending, 15)
+        async with within(15, "the command sent during the outage"):
+            second = await pending
         assert second.status == "applied"
-        assert await service.readiness() is None
+        async with within(5, "the readiness probe after the outage"):
+            assert await service.readiness() is None
         row = await service.store.get_stock("A")
         assert row is not None
         assert (row.on_hand, row.version) == (7, 2)
@@ -64,5 +72,6 @@ async def test_a_command_sent_while_postgres_is_down_is_applied_once_it_is_back(
                 break
         assert published == [1, 2]
     finally:
-        await service.stop()
+        async with within(20, "stopping the service"):
+            await service.stop()
         await bus.close()

@@ -71,7 +71,8 @@ class PostgresEventStore:
 
     ``reconnect_timeout``: seconds after which an operation stops retrying a lost connection
     and raises :class:`EventStoreUnavailableError` (10 by default: a restart or a failover
-    usually takes less).
+    usually takes less); ``attempt_timeout``: seconds one attempt may take (connecting gives up
+    after ``connect_timeout``).
     """
 
     def __init__(
@@ -81,16 +82,22 @@ class PostgresEventStore:
         schema: str = "inventory",
         pool_size: int = 4,
         reconnect_timeout: float = 10.0,
+        attempt_timeout: float = 30.0,
+        connect_timeout: float = 5.0,
     ) -> None:
         self._dsn = dsn
         self.reconnect_timeout = reconnect_timeout
+        self.attempt_timeout = attempt_timeout
+        self._connect_timeout = connect_timeout
         self._sql = PostgresSql(schema)
         self._pool_size = pool_size
         self._pool_or_none: asyncpg.Pool | None = None
         self._known = KnownVersions()
 
     async def start(self) -> None:
-        pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._pool_size)
+        pool = await asyncpg.create_pool(
+            self._dsn, min_size=1, max_size=self._pool_size, timeout=self._connect_timeout
+        )
         try:
             async with pool.acquire() as conn, conn.transaction():
                 # Concurrent CREATE … IF NOT EXISTS can still collide in the catalog.

@@ -3,11 +3,15 @@
 A lost connection (the server restarting, crashing or failing over) is retried: the operation
 runs again on a fresh pool connection, with full-jitter backoff
 (``stockflow_kit.resilience.retrying``, ``on=EventStoreUnavailableError``, logged as
-``stamina.retry_scheduled``), until its store's ``reconnect_timeout``.
+``stamina.retry_scheduled``), until its store's ``reconnect_timeout``. Each attempt is bounded
+by ``attempt_timeout``: the retry budget only limits when a new attempt may start, so without
+it one attempt stuck on a half-dead connection (a server shutting down, a socket that
+connected to itself while the port was free) would hold the caller for ever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Concatenate, Final, ParamSpec, Protocol, TypeVar
@@ -24,7 +28,7 @@ T = TypeVar("T")
 
 _CONNECTION_LOST: Final = (
     OSError,  # refused or reset: the server is down or restarting
-    TimeoutError,  # connecting took longer than asyncpg's timeout
+    TimeoutError,  # connecting took longer than asyncpg's timeout, or an attempt too long
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08, and a connection closed mid-query
     asyncpg.CannotConnectNowError,  # 57P03: the server is starting up or recovering
     asyncpg.AdminShutdownError,  # 57P01: pg_ctl stop -m fast | immediate, or terminated
@@ -43,6 +47,8 @@ _RECONNECT_ATTEMPTS: Final = 40
 class Reconnects(Protocol):
     reconnect_timeout: float
     """Seconds after which an operation stops retrying and raises."""
+    attempt_timeout: float
+    """Seconds one attempt may take before it counts as a lost connection."""
 
 
 S = TypeVar("S", bound=Reconnects)
@@ -67,7 +73,8 @@ def reconnecting(
         ):
             with attempt:
                 try:
-                    return await method(self, *args, **kwargs)
+                    async with asyncio.timeout(self.attempt_timeout):
+                        return await method(self, *args, **kwargs)
                 except _CONNECTION_LOST as error:
                     msg = f"PostgreSQL is unreachable ({name}): {error!r}"
                     raise EventStoreUnavailableError(msg) from error
