@@ -72,6 +72,6 @@ async def test_a_command_sent_while_postgres_is_down_is_applied_once_it_is_back(
                 break
         assert published == [1, 2]
     finally:
-        async with within(20, "stopping the service"):
+        async with within(45, "stopping the service"):
             await service.stop()
         await bus.close()
