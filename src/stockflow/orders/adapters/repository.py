@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -75,9 +75,6 @@ class SqlOrderRepository:
         query = select(ORDERS).where(ORDERS.c.id.in_(ids)).order_by(ORDERS.c.id)
         rows = (await self.connection.execute(query.with_for_update())).all()
         return {row.id: order_of(row) for row in rows}
-
-    async def add(self, order: Order) -> None:
-        await self.connection.execute(insert(ORDERS).values(id=order.id, **_values(order)))
 
     async def add_many(self, orders: Sequence[Order]) -> set[str]:
         """Insert the orders whose ids are free, in one statement; return the ids inserted."""

@@ -5,36 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stockflow.orders.adapters.orm import ORDERS
 from stockflow.orders.adapters.repository import SqlOrderRepository
 from stockflow.orders.domain.model import Order
-from stockflow.orders.service_layer.ports import DuplicateOrderError, PageCursor
+from stockflow.orders.service_layer.ports import PageCursor
 from stockflow.platform.sql import Database, SqlUnitOfWork
 
-__all__ = ["OrdersUnitOfWork", "SqlOrderQueries", "TransactionalRepository"]
-
-
-class TransactionalRepository(SqlOrderRepository):
-    """The repository of a unit of work: a taken id is a :class:`DuplicateOrderError`."""
-
-    async def add(self, order: Order) -> None:
-        try:
-            await super().add(order)
-        except IntegrityError:  # the transaction is spoilt: the caller leaves it (rollback)
-            raise DuplicateOrderError(order.id) from None
+__all__ = ["OrdersUnitOfWork", "SqlOrderQueries"]
 
 
 class OrdersUnitOfWork(SqlUnitOfWork):
     """The platform's unit of work with the orders repository."""
 
     def opened(self, connection: AsyncConnection) -> None:
-        self._orders = TransactionalRepository(connection)
+        self._orders = SqlOrderRepository(connection)
 
     @property
-    def orders(self) -> TransactionalRepository:
+    def orders(self) -> SqlOrderRepository:
         return self._orders
 
 

@@ -17,7 +17,6 @@ from stockflow_kit.messaging import Delivery, Envelope
 
 __all__ = [
     "ConcurrentUpdateError",
-    "DuplicateOrderError",
     "OrderQueries",
     "OrderRepository",
     "PageCursor",
@@ -27,10 +26,6 @@ __all__ = [
 
 class ConcurrentUpdateError(Exception):
     """An order changed between being read and written (the transaction is rolled back)."""
-
-
-class DuplicateOrderError(Exception):
-    """An order with this id exists already (its placement was applied before)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +40,6 @@ class OrderRepository(Protocol):
     async def get(self, order_id: str, *, for_update: bool = False) -> Order | None: ...
 
     async def get_many(self, order_ids: Iterable[str]) -> dict[str, Order]: ...
-
-    async def add(self, order: Order) -> None:
-        """Raises :class:`DuplicateOrderError` when the id is taken."""
-        ...
 
     async def add_many(self, orders: Sequence[Order]) -> set[str]:
         """Insert the orders whose ids are free (in one statement); return the ids inserted."""
