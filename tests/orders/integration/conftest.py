@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -36,37 +37,42 @@ def embedded(tmp_path: Path) -> Deployment:
     return Deployment("embedded", env, ["--data-dir", str(data)], tmp_path)
 
 
-@pytest.fixture
-async def distributed(
-    tmp_path: Path, postgres_url: str, nats_url: str
+@asynccontextmanager
+async def on_postgres(
+    name: str, tmp_path: Path, postgres_url: str, bus_url: str
 ) -> AsyncIterator[Deployment]:
+    """A distributed deployment on its own inventory schema and orders database, on *bus_url*."""
     run = uuid.uuid4().hex[:10]
     orders_db = f"orders_{run}"
     await admin_execute(postgres_url, f'CREATE DATABASE "{orders_db}"')
     orders_url = postgres_url.rsplit("/", 1)[0] + f"/{orders_db}"
     env = {
         **SAGA,
-        "BUS_URL": f"{nats_url}?prefix=t{run}",
+        "BUS_URL": bus_url.replace("{run}", run),
         "INVENTORY_EVENT_STORE_URL": postgres_url,
         "INVENTORY_EVENT_STORE_SCHEMA": f"inv_{run}",
         "ORDERS_DATABASE_URL": orders_url,
     }
-    audit = [
-        "--event-store-url",
-        postgres_url,
-        "--schema",
-        f"inv_{run}",
-        "--orders-url",
-        orders_url,
-    ]
-    deployment = Deployment("distributed", env, audit, tmp_path)
+    audit = ["--event-store-url", postgres_url, "--schema", f"inv_{run}"]
+    deployment = Deployment(name, env, [*audit, "--orders-url", orders_url], tmp_path)
     try:
         yield deployment
     finally:
         for process in deployment.processes.values():
             process.kill()
-        await delete_streams(nats_url, prefix=f"t{run}_")
+        if bus_url.startswith("nats"):
+            await delete_streams(bus_url.split("?")[0], prefix=f"t{run}_")
         await admin_execute(postgres_url, f'DROP DATABASE IF EXISTS "{orders_db}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def distributed(
+    tmp_path: Path, postgres_url: str, nats_url: str
+) -> AsyncIterator[Deployment]:
+    async with on_postgres(
+        "distributed", tmp_path, postgres_url, f"{nats_url}?prefix=t{{run}}"
+    ) as d:
+        yield d
 
 
 @pytest.fixture
@@ -74,33 +80,9 @@ async def kafka(tmp_path: Path, postgres_url: str) -> AsyncIterator[Deployment]:
     """Distributed, with the Kafka-protocol bus: a private Tansu broker for the test."""
     from stockflow_kit.messaging.local_brokers import LocalTansu
 
-    run = uuid.uuid4().hex[:10]
-    orders_db = f"orders_{run}"
-    await admin_execute(postgres_url, f'CREATE DATABASE "{orders_db}"')
-    orders_url = postgres_url.rsplit("/", 1)[0] + f"/{orders_db}"
     with LocalTansu() as broker:
-        env = {
-            **SAGA,
-            "BUS_URL": broker.url,
-            "INVENTORY_EVENT_STORE_URL": postgres_url,
-            "INVENTORY_EVENT_STORE_SCHEMA": f"inv_{run}",
-            "ORDERS_DATABASE_URL": orders_url,
-        }
-        audit = [
-            "--event-store-url",
-            postgres_url,
-            "--schema",
-            f"inv_{run}",
-            "--orders-url",
-            orders_url,
-        ]
-        deployment = Deployment("kafka", env, audit, tmp_path)
-        try:
+        async with on_postgres("kafka", tmp_path, postgres_url, broker.url) as deployment:
             yield deployment
-        finally:
-            for process in deployment.processes.values():
-                process.kill()
-            await admin_execute(postgres_url, f'DROP DATABASE IF EXISTS "{orders_db}" WITH (FORCE)')
 
 
 @pytest.fixture(
