@@ -17,6 +17,7 @@ import typer
 
 from stockflow.runtime.cli_bench import DEFAULT_NATS_URL, bench_app
 from stockflow.runtime.cli_bench_orders import bench_orders_command
+from stockflow.runtime.cli_load import load_command
 
 app = typer.Typer(
     name="stockflow",
@@ -26,6 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 bench_app.command("orders")(bench_orders_command)
+app.command("load")(load_command)
 app.add_typer(bench_app, name="bench")
 
 
