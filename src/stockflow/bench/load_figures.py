@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stockflow.bench.figures import percentile
+from stockflow.bench.load_bare import BareFigures
 
 __all__ = ["KindFigures", "LoadFigures", "StepFigures", "compute_step", "print_load_figures"]
 
@@ -62,6 +63,8 @@ class LoadFigures(msgspec.Struct, kw_only=True):
     run: str
     duration_s: float
     steps: list[StepFigures]
+    bare: BareFigures | None = None
+    """The trivial FastAPI endpoint on the same stack, same client, this run."""
 
     @property
     def best_rate(self) -> float | None:
@@ -190,3 +193,13 @@ def print_load_figures(figures: LoadFigures, console: Console | None = None) -> 
         "highest rate meeting the target: "
         + (f"{best:g} orders/s" if best is not None else "none of the steps")
     )
+    if figures.bare is not None:
+        bare = figures.bare
+        top = max((step.accepted_per_s for step in figures.steps), default=0.0)
+        out.print(
+            f"in-run comparison: a trivial FastAPI GET on the same stack (uvicorn, this client)"
+            f" serves {bare.req_per_s:,.0f} req/s (p50 {bare.p50_ms:g} ms, p99 {bare.p99_ms:g}"
+            f" ms); edge accepted at most {top:,.0f} orders/s = {top / bare.req_per_s:.2f}x"
+            if bare.req_per_s
+            else "in-run comparison: the bare endpoint answered nothing"
+        )

@@ -85,6 +85,14 @@ def load_command(
     audit: Annotated[
         bool, typer.Option("--audit/--no-audit", help="Run the audit when the traffic is done.")
     ] = True,
+    compare_bare: Annotated[
+        bool,
+        typer.Option(
+            "--compare-bare/--no-compare-bare",
+            help="Also drive a trivial FastAPI endpoint on the same server stack with the same"
+            " client for 5 s (the in-run comparison: edge's orders/s as a ratio of it).",
+        ),
+    ] = True,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write the figures here as JSON.")
     ] = None,
@@ -123,6 +131,11 @@ def load_command(
     try:
         tokens = dev_tokens(data_dir)
         figures = asyncio.run(run_load(config, tokens, err))
+        if compare_bare:
+            from stockflow.bench.load_bare import measure_bare
+
+            err.print("comparison: a trivial FastAPI endpoint on the same stack, 5 s ...")
+            figures.bare = measure_bare()
     except (OSError, RuntimeError) as error:
         typer.echo(
             f"stockflow load: {error}\nIs the system running (`stockflow up`) at {url}, and is"
