@@ -22,6 +22,8 @@ from stockflow.contracts.profiles import MAX_ADDRESSES, PROFILES_EVENTS_TOPIC
 from stockflow.platform.sql import migrate
 from stockflow.profiles.adapters.orm import MIGRATIONS, OUTBOX
 from stockflow.profiles.bootstrap import build
+from stockflow.profiles.domain.model import Precondition
+from stockflow.profiles.entrypoints.http import parse_if_match
 from stockflow_kit.messaging import Envelope, InMemoryBus, decode_envelope
 
 HOME = {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"}
@@ -133,12 +135,36 @@ async def test_if_match_on_a_missing_profile_fails(system: System) -> None:
     assert (await system.http.get("/profiles/alice", headers=customer("alice"))).status_code == 404
 
 
-@pytest.mark.parametrize("value", ['W/"1"', "1", '"a"', '"1",', ""])
-async def test_a_malformed_if_match_is_a_400(system: System, value: str) -> None:
+@pytest.mark.parametrize("value", ['W/"1"', "1", '"a"', '"1" "2"', "", '"01x"'])
+async def test_an_if_match_naming_no_version_fails_whatever_its_form(
+    system: System, value: str
+) -> None:
     await system.put("alice", body())
     response = await system.put("alice", body(name="B"), **{"If-Match": value})
-    assert response.status_code == 400, response.text
+    assert response.status_code == 412, response.text
     assert response.headers["content-type"] == "application/problem+json"
+    assert 'If-Match: "1"' in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("value", "versions"),
+    [
+        (None, None),
+        ("*", "any"),
+        ('"3"', {3}),
+        (' "3" , W/"4", "x,y", "5",, ', {3, 5}),
+        ('"3" "4"', set()),
+        ("3", set()),
+    ],
+)
+def test_if_match_is_read_as_rfc_9110_entity_tags(value: str | None, versions: object) -> None:
+    precondition = parse_if_match(value)
+    if versions is None:
+        assert precondition is None
+    elif versions == "any":
+        assert precondition == Precondition()
+    else:
+        assert precondition == Precondition(frozenset(versions))  # type: ignore[arg-type]
 
 
 async def test_every_change_publishes_a_profile_updated_through_the_outbox(

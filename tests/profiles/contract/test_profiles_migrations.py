@@ -13,8 +13,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 from tests.servers import admin_execute
 
-from stockflow.profiles.adapters.orm import METADATA, MIGRATIONS
 from stockflow.platform.sql import Database, database_for, migrate
+from stockflow.profiles.adapters.orm import METADATA, MIGRATIONS
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -51,9 +51,7 @@ async def test_the_newest_revision_matches_the_declared_tables(database: Databas
     await migrate(database, MIGRATIONS)
     async with database.writer.connect() as connection:
         assert await connection.run_sync(_differences) == []
-        assert {"profiles", "outbox", "alembic_version"} <= (
-            await connection.run_sync(_tables)
-        )
+        assert {"profiles", "outbox", "alembic_version"} <= (await connection.run_sync(_tables))
 
 
 async def test_migrating_twice_changes_nothing(database: Database) -> None:

@@ -49,7 +49,11 @@ class PreconditionFailedError(Exception):
     """A conditional write named versions the profile is not at."""
 
     def __init__(self, user_id: str, current: int | None) -> None:
-        state = "does not exist" if current is None else f"is at version {current}"
+        state = (
+            "does not exist"
+            if current is None
+            else f'is at version {current} (If-Match: "{current}")'
+        )
         super().__init__(f"the profile of {user_id!r} {state}: read it again, then write")
         self.user_id, self.current = user_id, current
 

@@ -32,11 +32,7 @@ from stockflow.contracts.profiles import (
     ProfileView,
 )
 from stockflow.profiles.domain import model
-from stockflow.profiles.entrypoints.http_errors import (
-    ERRORS,
-    InvalidCallerError,
-    InvalidPreconditionError,
-)
+from stockflow.profiles.entrypoints.http_errors import ERRORS, InvalidCallerError
 from stockflow.profiles.service_layer.handlers import Caller, ProfileHandlers
 from stockflow.profiles.settings import ProfilesSettings
 from stockflow_kit.http.bodies import decode_json, json_response
@@ -49,12 +45,11 @@ from stockflow_kit.http.openapi import (
 )
 from stockflow_kit.observability import get_correlation_id
 
-__all__ = ["IF_MATCH_PATTERN", "create_app", "parse_if_match", "profile_view"]
+__all__ = ["caller_of", "create_app", "parse_if_match", "profile_view"]
 
-IF_MATCH_PATTERN: Final = r'^[ \t]*(\*|"[0-9]{1,18}"([ \t]*,[ \t]*"[0-9]{1,18}")*)[ \t]*$'
-"""``*`` or quoted versions separated by commas (blanks around them allowed)."""
-_IF_MATCH: Final = re.compile(IF_MATCH_PATTERN.replace("$", r"\Z"))
-_VERSION: Final = re.compile(r'"([0-9]{1,18})"')
+_LIST_ITEM: Final = re.compile(r'[ \t]*(?:(W/)?"([\x21\x23-\x7e\x80-\xff]*)")?[ \t]*(,|$)')
+"""One element of an ``If-Match`` list and what ends it: an entity-tag (RFC 9110, section
+8.8.3: optionally weak, quoted), or nothing (empty elements are allowed, section 5.6.1)."""
 
 UserIdPath = Annotated[
     str,
@@ -122,18 +117,29 @@ def _answer(profile: model.Profile) -> Response:
 def parse_if_match(value: str | None) -> model.Precondition | None:
     """The precondition an ``If-Match`` header states (``None``: no header).
 
-    Raises:
-        InvalidPreconditionError: the value is not ``*`` or a list of quoted versions.
+    ``*`` holds for any existing profile; a list of entity-tags for the versions among them:
+    strong tags whose content is a version (``"3"``), as :func:`profile_view` answers carry
+    them. A weak tag never matches (``If-Match`` compares strongly), nor does another tag; a
+    value that is no list of entity-tags at all matches nothing either (a 412 whose detail
+    names the version and its ETag).
     """
     if value is None:
         return None
-    if not _IF_MATCH.match(value):
-        raise InvalidPreconditionError(
-            'If-Match takes * or the quoted versions of ETag answers, such as "3"'
-        )
-    if value.strip() == "*":
+    if value.strip(" \t") == "*":
         return model.Precondition()
-    return model.Precondition(frozenset(int(v) for v in _VERSION.findall(value)))
+    versions: set[int] = set()
+    position = 0
+    while True:
+        item = _LIST_ITEM.match(value, position)
+        if item is None:  # not a list of entity-tags: nothing matches
+            return model.Precondition(frozenset())
+        weak, opaque, end = item.groups()
+        if weak is None and opaque and opaque.isascii() and opaque.isdigit() and len(opaque) <= 18:
+            versions.add(int(opaque))
+        if not end:
+            break
+        position = item.end()
+    return model.Precondition(frozenset(versions))
 
 
 def caller_of(request: Request) -> Caller:
@@ -180,9 +186,9 @@ def create_app(
         "name": "If-Match",
         "in": "header",
         "required": False,
-        "description": 'Write only if the profile is at one of these versions ("3"), or exists'
-        " (*); else 412, unless the body is what is stored already.",
-        "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
+        "description": 'Write only if the profile is at one of these versions (its ETag: "3"),'
+        " or exists (*); else 412, unless the body is what is stored already.",
+        "schema": {"type": "string"},
     }
     etag = {"ETag": {"description": "The profile's version, quoted.", "schema": {"type": "string"}}}
     profile_json = {
@@ -205,7 +211,7 @@ def create_app(
         tags=["profiles"],
         dependencies=require_service,
         openapi_extra=json_body(ProfileUpdate, headers=[*identity, if_match]),
-        responses={200: profile_json, **problem_responses(400, 401, 403, 409, 412, 413, 415, 422)},
+        responses={200: profile_json, **problem_responses(401, 403, 409, 412, 413, 415, 422)},
     )
     async def put_profile(user_id: UserIdPath, request: Request) -> Response:
         caller = caller_of(request)

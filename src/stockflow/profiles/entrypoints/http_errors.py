@@ -14,15 +14,11 @@ from stockflow_kit.http import ErrorTable
 from stockflow_kit.http.bodies import BODY_ERRORS
 from stockflow_kit.http.credentials import NotReadyError, ServiceCredentialError
 
-__all__ = ["ERRORS", "InvalidCallerError", "InvalidPreconditionError"]
+__all__ = ["ERRORS", "InvalidCallerError"]
 
 
 class InvalidCallerError(Exception):
     """The forwarded identity headers are missing or malformed."""
-
-
-class InvalidPreconditionError(Exception):
-    """The ``If-Match`` header is not ``*`` or a list of quoted versions."""
 
 
 ERRORS: Final = ErrorTable(
@@ -30,7 +26,6 @@ ERRORS: Final = ErrorTable(
         UnknownProfileError: (404, "Unknown profile"),
         NotAllowedError: (403, "Not allowed"),
         PreconditionFailedError: (412, "Precondition failed", "precondition-failed"),
-        InvalidPreconditionError: (400, "Invalid If-Match header", "invalid-if-match"),
         InvalidProfileError: (422, "Invalid profile", "invalid-profile"),
         ConcurrentUpdateError: (409, "The profile changed meanwhile: retry"),
         InvalidCallerError: (422, "Invalid caller identity"),
