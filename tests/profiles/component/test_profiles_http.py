@@ -154,6 +154,7 @@ async def test_an_if_match_naming_no_version_fails_whatever_its_form(
         ('"3"', {3}),
         (' "3" , W/"4", "x,y", "5",, ', {3, 5}),
         ('"3" "4"', set()),
+        ('"03", "0"', {0}),
         ("3", set()),
     ],
 )

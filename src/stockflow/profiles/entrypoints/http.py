@@ -114,6 +114,14 @@ def _answer(profile: model.Profile) -> Response:
     return response
 
 
+def _is_version(opaque: str) -> bool:
+    """Whether an entity-tag's content is a version as an ``ETag`` writes it (``3``, not
+    ``03``: strong comparison is character for character)."""
+    return (
+        opaque.isascii() and opaque.isdigit() and len(opaque) <= 18 and opaque == str(int(opaque))
+    )
+
+
 def parse_if_match(value: str | None) -> model.Precondition | None:
     """The precondition an ``If-Match`` header states (``None``: no header).
 
@@ -134,7 +142,7 @@ def parse_if_match(value: str | None) -> model.Precondition | None:
         if item is None:  # not a list of entity-tags: nothing matches
             return model.Precondition(frozenset())
         weak, opaque, end = item.groups()
-        if weak is None and opaque and opaque.isascii() and opaque.isdigit() and len(opaque) <= 18:
+        if weak is None and opaque is not None and _is_version(opaque):
             versions.add(int(opaque))
         if not end:
             break
