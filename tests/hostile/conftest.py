@@ -40,9 +40,22 @@ class Probes:
     headers: dict[str, str] = field(default_factory=dict)
     """Sent with every write and internal probe: what a legitimate caller sends besides the
     body (for an internal-only service, the credential and the caller's identity)."""
+    method: str = "POST"
+    """The method of the write and internal probes (``PUT`` for a create-or-replace)."""
 
 
 PROBES: dict[str, Probes] = {
+    # Every profiles route is internal; a profile is written (PUT) by its owner.
+    "profiles": Probes(
+        read="/profiles/prober",
+        write="/profiles/prober",
+        write_body={"name": "Probe", "email": "probe@example.com"},
+        internal="/profiles/prober",
+        internal_body={"name": "Probe", "email": "probe@example.com"},
+        env={"PROFILES_DATABASE_URL": "sqlite:///{dir}/profiles.sqlite3"},
+        headers={"Authorization": f"Bearer {TOKEN}", "X-Stockflow-User": "prober"},
+        method="PUT",
+    ),
     "inventory": Probes(
         read="/inventory/SKU-1",
         write="/inventory/SKU-1/receipts",

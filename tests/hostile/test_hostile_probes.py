@@ -40,13 +40,13 @@ def raw_request(port: int, head: bytes, body: bytes = b"", *, wait: float = 5.0)
 
 
 def unfinished_post(target: Target, start: bytes, *, wait: float = 5.0) -> socket.socket:
-    """A connection that sent a POST to the write route announcing a 100-byte body, and only
-    *start* of it: the request is admitted, and waits for the rest."""
+    """A connection that sent a write (the probes' method) to the write route announcing a
+    100-byte body, and only *start* of it: the request is admitted, and waits for the rest."""
     sock = socket.create_connection(("127.0.0.1", target.process.port), timeout=wait)
     extra = "".join(f"{name}: {value}\r\n" for name, value in target.probes.headers.items())
     sock.sendall(
         (
-            f"POST {target.probes.write} HTTP/1.1\r\nHost: x\r\n{extra}"
+            f"{target.probes.method} {target.probes.write} HTTP/1.1\r\nHost: x\r\n{extra}"
             "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
         ).encode()
         + start
@@ -60,7 +60,8 @@ def test_every_service_has_probes() -> None:
 
 async def test_malformed_json_is_a_422_problem(target: Target) -> None:
     async with httpx.AsyncClient(base_url=target.url) as client:
-        response = await client.post(
+        response = await client.request(
+            target.probes.method,
             target.probes.write,
             content=b'{"qty": ',
             headers={**target.probes.headers, "content-type": "application/json"},
@@ -70,7 +71,8 @@ async def test_malformed_json_is_a_422_problem(target: Target) -> None:
 
 async def test_a_body_that_is_not_json_is_a_415_problem(target: Target) -> None:
     async with httpx.AsyncClient(base_url=target.url) as client:
-        response = await client.post(
+        response = await client.request(
+            target.probes.method,
             target.probes.write,
             content=b"qty=1",
             headers={**target.probes.headers, "content-type": "text/plain"},
@@ -80,7 +82,8 @@ async def test_a_body_that_is_not_json_is_a_415_problem(target: Target) -> None:
 
 async def test_an_oversized_body_is_a_413_problem(target: Target) -> None:
     async with httpx.AsyncClient(base_url=target.url) as client:
-        response = await client.post(
+        response = await client.request(
+            target.probes.method,
             target.probes.write,
             content=b'{"pad": "' + b"x" * 10_000 + b'"}',
             headers={**target.probes.headers, "content-type": "application/json"},
@@ -100,11 +103,12 @@ async def test_internal_routes_refuse_calls_without_the_service_credential(
     body = target.probes.internal_body
     others = {k: v for k, v in target.probes.headers.items() if k.lower() != "authorization"}
     async with httpx.AsyncClient(base_url=target.url) as client:
-        assert_problem(await client.post(target.probes.internal, json=body, headers=others), 401)
+        method, url = target.probes.method, target.probes.internal
+        assert_problem(await client.request(method, url, json=body, headers=others), 401)
         wrong = {**others, "Authorization": "Bearer not-the-credential"}
-        assert_problem(await client.post(target.probes.internal, json=body, headers=wrong), 401)
+        assert_problem(await client.request(method, url, json=body, headers=wrong), 401)
         lower = {**others, "Authorization": f"bearer {TOKEN}"}
-        accepted = await client.post(target.probes.internal, json=body, headers=lower)
+        accepted = await client.request(method, url, json=body, headers=lower)
     assert accepted.status_code < 400, accepted.text
 
 
@@ -154,8 +158,11 @@ async def test_overload_is_shed_with_a_503_and_retry_after(target: Target) -> No
     try:
         await asyncio.sleep(0.2)
         async with httpx.AsyncClient(base_url=target.url) as client:
-            response = await client.post(
-                target.probes.write, json=target.probes.write_body, headers=target.probes.headers
+            response = await client.request(
+                target.probes.method,
+                target.probes.write,
+                json=target.probes.write_body,
+                headers=target.probes.headers,
             )
             assert_problem(response, 503)
             assert int(response.headers["retry-after"]) >= 1
@@ -165,7 +172,10 @@ async def test_overload_is_shed_with_a_503_and_retry_after(target: Target) -> No
             sock.close()
     await asyncio.sleep(BODY_TIMEOUT + 0.5)
     async with httpx.AsyncClient(base_url=target.url) as client:
-        again = await client.post(
-            target.probes.write, json=target.probes.write_body, headers=target.probes.headers
+        again = await client.request(
+            target.probes.method,
+            target.probes.write,
+            json=target.probes.write_body,
+            headers=target.probes.headers,
         )
     assert again.status_code < 300, again.text

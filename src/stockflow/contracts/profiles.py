@@ -23,6 +23,7 @@ from typing import Annotated, Final
 import msgspec
 
 __all__ = [
+    "EMAIL_PATTERN",
     "MAX_ADDRESSES",
     "PROFILES_EVENTS_TOPIC",
     "USER_ID_PATTERN",
@@ -38,9 +39,18 @@ PROFILES_EVENTS_TOPIC: Final = "profiles.events"
 MAX_ADDRESSES: Final = 10
 USER_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
 
+_END: Final = r"(?!\n)$"
+r"""End of text in both regex dialects: Python's ``$`` (msgspec) also matches before a final
+newline, ECMAScript's (JSON Schema: schemathesis, clients) does not; the lookahead makes them
+agree. Patterns use explicit character classes, never ``\s``: the two dialects' ``\s`` differ
+(Python's includes ``\x1c``-``\x1f`` and ``\x85``, ECMAScript's ``\ufeff``)."""
+_EMAIL_CHAR: Final = r"[^@ \t\r\n]"
+"""Anything but ``@`` and ASCII blanks (space, tab, CR, LF)."""
+EMAIL_PATTERN: Final = rf"^{_EMAIL_CHAR}{{1,64}}@{_EMAIL_CHAR}+\.{_EMAIL_CHAR}+{_END}"
+
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=USER_ID_PATTERN)]
 Text = Annotated[str, msgspec.Meta(max_length=200)]
-Email = Annotated[str, msgspec.Meta(max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")]
+Email = Annotated[str, msgspec.Meta(max_length=254, pattern=EMAIL_PATTERN)]
 
 
 class Address(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -49,7 +59,7 @@ class Address(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     line2: Text = ""
     city: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     postal_code: Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
-    country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
+    country: Annotated[str, msgspec.Meta(pattern=rf"^[A-Z]{{2}}{_END}")]
     """ISO 3166-1 alpha-2."""
 
 

@@ -8,10 +8,11 @@ from typing import Any, Final
 from stockflow.inventory.bootstrap import SPEC as INVENTORY
 from stockflow.orders.bootstrap import SPEC as ORDERS
 from stockflow.platform.spec import ServiceSpec
+from stockflow.profiles.bootstrap import SPEC as PROFILES
 
 __all__ = ["SERVICES", "spec_named"]
 
-SERVICES: Final[tuple[ServiceSpec[Any], ...]] = (INVENTORY, ORDERS)
+SERVICES: Final[tuple[ServiceSpec[Any], ...]] = (PROFILES, INVENTORY, ORDERS)
 """Every service, in start order (a service starts after the ones it calls)."""
 
 

@@ -1,0 +1,1 @@
+"""The profiles database: SQLAlchemy tables, repository, unit of work and migrations."""

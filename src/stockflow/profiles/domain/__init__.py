@@ -1,0 +1,1 @@
+"""The profile and its rules, as values (no I/O)."""
