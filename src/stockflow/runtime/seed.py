@@ -49,11 +49,23 @@ DEMO_USERS: Final = (
 async def seed_demo(
     urls: Mapping[str, str], token: str, *, announce: Callable[[str], None]
 ) -> None:
-    """Add the demo stock and profiles that are missing, through the services at *urls*
-    (``{service: base URL}``; a service that is not there is skipped)."""
+    """Add the demo profiles and stock that are missing, through the services at *urls*
+    (``{service: base URL}``; a service that is not there is skipped). The stock comes last:
+    once it is visible, the seed is done but for its announcement."""
     auth = {"Authorization": f"Bearer {token}"}
     received, created = [], []
     async with httpx.AsyncClient(timeout=10.0, headers=auth) as client:
+        if "profiles" in urls:
+            for user in DEMO_USERS:
+                identity = {USER_HEADER: user.user_id, ROLE_HEADER: "customer"}
+                url = f"{urls['profiles']}/profiles/{user.user_id}"
+                if (await client.get(url, headers=identity)).status_code != 404:
+                    continue
+                response = await client.put(
+                    url, json={"name": user.name, "email": user.email}, headers=identity
+                )
+                response.raise_for_status()
+                created.append(user.user_id)
         if "inventory" in urls:
             for sku, qty in DEMO_STOCK.items():
                 base = f"{urls['inventory']}/inventory/{sku}"
@@ -66,17 +78,6 @@ async def seed_demo(
                 )
                 response.raise_for_status()
                 received.append(f"{sku} x{qty}")
-        if "profiles" in urls:
-            for user in DEMO_USERS:
-                identity = {USER_HEADER: user.user_id, ROLE_HEADER: "customer"}
-                url = f"{urls['profiles']}/profiles/{user.user_id}"
-                if (await client.get(url, headers=identity)).status_code != 404:
-                    continue
-                response = await client.put(
-                    url, json={"name": user.name, "email": user.email}, headers=identity
-                )
-                response.raise_for_status()
-                created.append(user.user_id)
     if received or created:
         _log.info("runtime.demo_seeded", stock=received, profiles=created)
         announce(

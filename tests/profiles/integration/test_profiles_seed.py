@@ -54,6 +54,16 @@ async def seeded_profiles(base: int, token: str) -> dict[str, dict[str, Any]]:
     raise AssertionError(f"the demo profiles were not seeded: {found}")
 
 
+async def seed_finished(system: ServiceProcess) -> str:
+    """The log once the seed announced its end (the demo users line follows every seed)."""
+    for _ in range(200):
+        text = system.log_tail(1_000_000)
+        if "demo users:" in text:
+            return text
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the seed did not finish:\n{text[-2000:]}")
+
+
 def expected() -> dict[str, tuple[str, str, int]]:
     return {u.user_id: (u.name, u.email, 1) for u in DEMO_USERS}
 
@@ -64,6 +74,7 @@ def summary(found: dict[str, dict[str, Any]]) -> dict[str, tuple[str, str, int]]
 
 async def test_up_seeds_the_demo_profiles_once_and_never_again(tmp_path: Path) -> None:
     base = free_base()
+    announced: list[str] = []
     for run in range(2):
         system = ServiceProcess(
             [STOCKFLOW, "up", "--data-dir", str(tmp_path / "data"), "--port-base", str(base)],
@@ -76,10 +87,11 @@ async def test_up_seeds_the_demo_profiles_once_and_never_again(tmp_path: Path) -
             await system.wait_ready(within=60)
             token = (tmp_path / "data" / "service-token").read_text().strip()
             assert summary(await seeded_profiles(base, token)) == expected()
+            announced.append(await seed_finished(system))
         finally:
             assert system.terminate() == 0
-    assert "profiles alice, bob, sam" in (tmp_path / "up-0.log").read_text()
-    assert "profiles alice" not in (tmp_path / "up-1.log").read_text()
+    assert "profiles alice, bob, sam" in announced[0]
+    assert "profiles alice" not in announced[1]
 
 
 @pytest.mark.integration

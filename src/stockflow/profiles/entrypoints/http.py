@@ -126,8 +126,8 @@ def parse_if_match(value: str | None) -> model.Precondition | None:
     """The precondition an ``If-Match`` header states (``None``: no header).
 
     ``*`` holds for any existing profile; a list of entity-tags for the versions among them:
-    strong tags whose content is a version (``"3"``), as :func:`profile_view` answers carry
-    them. A weak tag never matches (``If-Match`` compares strongly), nor does another tag; a
+    strong tags whose content is a version (``"3"``), as every profile answer's ``ETag``
+    carries it. A weak tag never matches (``If-Match`` compares strongly), nor does another tag; a
     value that is no list of entity-tags at all matches nothing either (a 412 whose detail
     names the version and its ETag).
     """
