@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any, Final
 
 from stockflow.inventory.bootstrap import SPEC as INVENTORY
+from stockflow.notifications.bootstrap import SPEC as NOTIFICATIONS
 from stockflow.orders.bootstrap import SPEC as ORDERS
 from stockflow.platform.spec import ServiceSpec
 
 __all__ = ["SERVICES", "spec_named"]
 
-SERVICES: Final[tuple[ServiceSpec[Any], ...]] = (INVENTORY, ORDERS)
+SERVICES: Final[tuple[ServiceSpec[Any], ...]] = (INVENTORY, ORDERS, NOTIFICATIONS)
 """Every service, in start order (a service starts after the ones it calls)."""
 
 
