@@ -34,15 +34,19 @@ def pinned_url(url: str, address: str) -> tuple[str, str]:
 
 class HttpxSender:
     """One :class:`httpx.AsyncClient` for every endpoint (its pool keeps their connections),
-    made at the first attempt and closed by :meth:`close`."""
+    made at the first attempt and closed by :meth:`close`. *transport* replaces httpx's
+    (``httpx.MockTransport`` in tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._client: httpx.AsyncClient | None = None
+        self._transport = transport
 
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+            self._client = httpx.AsyncClient(
+                follow_redirects=False, trust_env=False, transport=self._transport
+            )
         return self._client
 
     async def send(

@@ -70,6 +70,7 @@ def order_item(envelope: Envelope) -> EventItem:
         event_id=envelope.id,
         type=envelope.type,
         occurred_at=_timestamp(envelope),
+        occurred=envelope.occurred_at.timestamp(),
         data=dict(envelope.data),
         customer_id=getattr(event, "customer_id", ""),
         order_id=getattr(event, "order_id", ""),
@@ -89,6 +90,7 @@ def inventory_item(envelope: Envelope) -> EventItem | None:
         event_id=envelope.id,
         type=envelope.type,
         occurred_at=_timestamp(envelope),
+        occurred=envelope.occurred_at.timestamp(),
         data=dict(envelope.data),
     )
 

@@ -76,6 +76,9 @@ class EventItem:
     event_id: str
     type: str
     occurred_at: str
+    """RFC 3339 UTC (the webhook payload's ``timestamp``)."""
+    occurred: float
+    """The same in Unix seconds: the notification's ``created_at`` (pages follow events)."""
     data: dict[str, Any] = field(default_factory=dict)
     customer_id: str = ""
     order_id: str = ""
@@ -119,7 +122,7 @@ class NotificationHandlers:
                     customer_id=event.customer_id,
                     order_id=event.order_id,
                     reason=event.reason,
-                    now=now,
+                    now=event.occurred,
                 )
                 if note is not None:
                     notifications.append(note)
