@@ -99,7 +99,7 @@ def client(app: Any) -> httpx.AsyncClient:
 class Notifications:
     """A started notifications service on an in-memory bus, with its HTTP client."""
 
-    bus: InMemoryBus
+    bus: Bus
     service: NotificationsService
     http: httpx.AsyncClient
     registry: CollectorRegistry

@@ -51,9 +51,14 @@ async def test_the_newest_revision_matches_the_declared_tables(database: Databas
     await migrate(database, MIGRATIONS)
     async with database.writer.connect() as connection:
         assert await connection.run_sync(_differences) == []
-        assert {"notifications", "webhooks", "deliveries", "delivery_attempts", "inbox", "alembic_version"} <= (
-            await connection.run_sync(_tables)
-        )
+        assert {
+            "notifications",
+            "webhooks",
+            "deliveries",
+            "delivery_attempts",
+            "inbox",
+            "alembic_version",
+        } <= (await connection.run_sync(_tables))
 
 
 async def test_migrating_twice_changes_nothing(database: Database) -> None:

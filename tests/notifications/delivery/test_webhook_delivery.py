@@ -4,6 +4,7 @@ apart per endpoint by the breakers."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -26,7 +27,8 @@ from stockflow.notifications.bootstrap import build
 from stockflow_kit.messaging import InMemoryBus
 
 
-async def _started(bus: InMemoryBus, **settings: object) -> AsyncIterator[Notifications]:
+@asynccontextmanager
+async def started(bus: InMemoryBus, **settings: object) -> AsyncIterator[Notifications]:
     registry = CollectorRegistry()
     service = build(notifications_settings(**settings), bus=bus, registry=registry)
     await service.start()
@@ -37,18 +39,18 @@ async def _started(bus: InMemoryBus, **settings: object) -> AsyncIterator[Notifi
 
 @pytest.fixture
 async def flaky_setup(bus: InMemoryBus) -> AsyncIterator[Notifications]:
-    async for notifications in _started(bus, webhook_max_attempts=5):
+    async with started(bus, webhook_max_attempts=5) as notifications:
         yield notifications
 
 
 @pytest.fixture
 async def breaker_setup(bus: InMemoryBus) -> AsyncIterator[Notifications]:
-    async for notifications in _started(
+    async with started(
         bus,
         webhook_max_attempts=4,
         webhook_breaker_failures=2,
         webhook_breaker_reset_seconds=0.1,
-    ):
+    ) as notifications:
         yield notifications
 
 
@@ -150,7 +152,7 @@ async def test_a_redirect_is_a_failed_attempt_and_is_never_followed(
     redirecting = receivers()
     redirecting.default = 307
     redirecting.headers = {"location": elsewhere.url}
-    async for notifications in _started(bus, webhook_max_attempts=2):
+    async with started(bus, webhook_max_attempts=2) as notifications:
         webhook = await notifications.subscribe(redirecting.url, ["OrderPlaced"])
         await publish_orders(notifications.bus, order_event("OrderPlaced"))
         (delivery,) = await _settled(notifications, webhook["id"])
@@ -164,12 +166,12 @@ async def test_a_target_no_longer_allowed_is_refused_at_delivery(
 ) -> None:
     receiver = receivers()
     database = f"sqlite:///{tmp_path}/notifications.sqlite3"
-    async for notifications in _started(bus, database_url=database):
+    async with started(bus, database_url=database) as notifications:
         webhook = await notifications.subscribe(receiver.url, ["OrderPlaced"])
     # Restarted with an allowlist that no longer has the receiver's address.
-    async for notifications in _started(
+    async with started(
         bus, database_url=database, webhook_allowed_hosts=[], webhook_max_attempts=2
-    ):
+    ) as notifications:
         await publish_orders(bus, order_event("OrderPlaced"))
         (delivery,) = await _settled(notifications, webhook["id"])
         assert delivery["status"] == "dead"
@@ -186,9 +188,9 @@ async def test_deleting_a_webhook_kills_what_it_had_not_delivered(
 ) -> None:
     receiver = receivers()
     receiver.default = 500
-    async for notifications in _started(
+    async with started(
         bus, webhook_backoff_initial=30.0, webhook_backoff_max=60.0
-    ):
+    ) as notifications:
         webhook = await notifications.subscribe(receiver.url, ["OrderPlaced"])
         await publish_orders(bus, order_event("OrderPlaced"))
         await eventually(lambda: _attempted(notifications, webhook["id"]), bool)
