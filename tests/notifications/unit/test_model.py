@@ -32,7 +32,7 @@ def _delivery(**changes: object) -> Delivery:
 
 def test_an_order_event_notifies_its_owner_with_the_event_id() -> None:
     note = notification_for(
-        event_id="e-1", event_type="OrderConfirmed", customer_id="alice", order_id="o-1", now=5.0
+        event_id="e-1", event_type="OrderConfirmed", customer_id="alice", order_id="o-1", at=5.0
     )
     assert note is not None
     assert (note.id, note.user_id, note.order_id, note.created_at) == ("e-1", "alice", "o-1", 5.0)
@@ -47,7 +47,7 @@ def test_a_rejection_says_why_in_words() -> None:
         customer_id="a",
         order_id="o",
         reason="insufficient_stock",
-        now=0,
+        at=0,
     )
     assert note is not None
     assert note.message.endswith("not enough stock.")
@@ -62,7 +62,7 @@ def test_staff_events_events_without_an_owner_and_others_notify_nobody(
 ) -> None:
     assert (
         notification_for(
-            event_id="e", event_type=event_type, customer_id=customer_id, order_id="o", now=0
+            event_id="e", event_type=event_type, customer_id=customer_id, order_id="o", at=0
         )
         is None
     )

@@ -152,9 +152,10 @@ def notification_for(
     customer_id: str,
     order_id: str,
     reason: str = "",
-    now: float,
+    at: float,
 ) -> Notification | None:
-    """The in-app notification an order event makes for its owner, if any.
+    """The in-app notification an order event makes for its owner, if any, dated *at* (when
+    the event happened, so a user's list follows the order's story).
 
     Its id is the event's id, so one event can never notify twice."""
     if event_type in STAFF_ONLY_EVENTS or not customer_id:
@@ -167,7 +168,7 @@ def notification_for(
         user_id=customer_id,
         type=event_type,
         message=message,
-        created_at=now,
+        created_at=at,
         order_id=order_id,
     )
 

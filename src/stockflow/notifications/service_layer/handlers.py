@@ -122,7 +122,7 @@ class NotificationHandlers:
                     customer_id=event.customer_id,
                     order_id=event.order_id,
                     reason=event.reason,
-                    now=event.occurred,
+                    at=event.occurred,
                 )
                 if note is not None:
                     notifications.append(note)
