@@ -163,19 +163,26 @@ class Dispatcher:
         return len(claimed)
 
     async def _send_all(self, webhook: Webhook, deliveries: Sequence[Delivery]) -> None:
+        # A slow endpoint must not outlive the lease of what is still waiting: past this, the
+        # rest is handed back (due now) for the next round rather than sent late.
+        until = self.monotonic() + self.policy.lease - 2 * self.policy.timeout
         for index, delivery in enumerate(deliveries):
+            if self.monotonic() > until:
+                await self._reschedule(deliveries[index:], at=self.clock())
+                return
             if not await self._attempt(webhook, delivery):
-                await self._postpone(webhook, deliveries[index:])
+                # The breaker is open: try these again when it lets a trial through.
+                wait = max(self.breaker(webhook.id).retry_after(), 0.05)
+                await self._reschedule(deliveries[index:], at=self.clock() + wait)
+                self.metrics.postponed.inc(len(deliveries) - index)
                 return
 
-    async def _postpone(self, webhook: Webhook, deliveries: Sequence[Delivery]) -> None:
-        """The breaker is open: try these again when it lets a trial through."""
-        at = self.clock() + max(self.breaker(webhook.id).retry_after(), 0.05)
+    async def _reschedule(self, deliveries: Sequence[Delivery], *, at: float) -> None:
+        """Make *deliveries* due at *at* without spending an attempt (ends their lease)."""
         async with self.uow() as uow:
             for delivery in deliveries:
                 await uow.deliveries.record(replace(delivery, next_attempt_at=at), None)
             await uow.commit()
-        self.metrics.postponed.inc(len(deliveries))
 
     async def _attempt(self, webhook: Webhook, delivery: Delivery) -> bool:
         """Try *delivery* once and log the attempt; ``False`` when the breaker refused it."""
