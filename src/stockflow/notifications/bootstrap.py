@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
 from stockflow.notifications.adapters.orm import INBOX, MIGRATIONS
+from stockflow.notifications.adapters.repository import prune_deliveries
 from stockflow.notifications.adapters.resolver import SystemResolver
 from stockflow.notifications.adapters.sender import HttpxSender
 from stockflow.notifications.adapters.unit_of_work import NotificationsUnitOfWork, SqlQueries
@@ -57,7 +58,9 @@ class NotificationsService:
     lifecycle: Lifecycle = field(init=False)
 
     def __post_init__(self) -> None:
-        retention = self.settings.processed_retention_seconds
+        retention = min(
+            self.settings.processed_retention_seconds, self.settings.delivery_retention_seconds
+        )
         self.lifecycle = Lifecycle(
             [
                 component(
@@ -69,7 +72,7 @@ class NotificationsService:
                 self.consumers,
                 BackgroundTask("webhook dispatcher", self.dispatcher.run, registry=self.registry),
                 Periodic(
-                    "pruner", self._prune, interval=min(3600.0, retention), registry=self.registry
+                    "pruner", self.prune, interval=min(3600.0, retention), registry=self.registry
                 ),
             ],
             name="notifications",
@@ -102,13 +105,17 @@ class NotificationsService:
             return f"not reachable ({type(error).__name__})"
         return None
 
-    async def _prune(self) -> None:
-        """Forget processed message ids past their window."""
+    async def prune(self) -> None:
+        """Forget processed message ids, and settled deliveries, past their windows."""
+        now = self.clock()
         async with self.database.writer.begin() as connection:
             processed = await self.inbox.purge(
-                connection, self.settings.processed_retention_seconds, now=self.clock()
+                connection, self.settings.processed_retention_seconds, now=now
             )
-        _log.info("notifications.pruned", processed_ids=processed)
+            deliveries = await prune_deliveries(
+                connection, before=now - self.settings.delivery_retention_seconds
+            )
+        _log.info("notifications.pruned", processed_ids=processed, deliveries=deliveries)
 
 
 def build(

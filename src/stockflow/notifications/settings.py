@@ -29,6 +29,8 @@ class NotificationsSettings(ServiceSettings):
     """``memory://`` (a throwaway file), ``sqlite:///<path>`` or ``postgresql://…``."""
     page_limit: int = Field(100, ge=1, le=1000)
     """The largest page ``GET /notifications`` and the delivery log return."""
+    delivery_retention_seconds: float = Field(30 * 24 * 3600.0, gt=0)
+    """How long delivered and dead deliveries (and their attempts) stay in the delivery log."""
     webhook_allowed_hosts: list[str] = Field(default_factory=list)
     """SSRF allowlist: ``host``, ``host:port``, ``*.domain``, an IP or a network
     (``10.1.0.0/16``). A listed host may resolve to a private address; nothing private is

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
+from sqlalchemy import func, select
 from standardwebhooks import Webhook
 from tests.notifications.conftest import (
     STAFF,
@@ -23,6 +24,7 @@ from tests.notifications.conftest import (
 )
 
 from stockflow.contracts.notifications import WebhookPayload
+from stockflow.notifications.adapters.orm import ATTEMPTS
 from stockflow.notifications.bootstrap import build
 from stockflow_kit.messaging import InMemoryBus
 
@@ -205,3 +207,24 @@ async def test_deleting_a_webhook_kills_what_it_had_not_delivered(
 async def _attempted(notifications: Notifications, webhook_id: str) -> bool:
     deliveries = await notifications.deliveries(webhook_id)
     return bool(deliveries) and deliveries[0]["attempts"] >= 1
+
+
+async def test_settled_deliveries_are_pruned_after_their_window(
+    bus: InMemoryBus, receivers: Callable[[], Receiver]
+) -> None:
+    receiver = receivers()
+    async with started(bus, delivery_retention_seconds=60.0) as notifications:
+        webhook = await notifications.subscribe(receiver.url, ["OrderPlaced"])
+        await publish_orders(bus, order_event("OrderPlaced"))
+        await _settled(notifications, webhook["id"])
+        service = notifications.service
+        await service.prune()
+        assert len(await notifications.deliveries(webhook["id"])) == 1  # not old enough
+        real = service.clock
+        service.clock = lambda: real() + 120.0
+        await service.prune()
+        assert await notifications.deliveries(webhook["id"]) == []
+        async with service.database.reader.connect() as connection:
+            left = (await connection.execute(select(func.count()).select_from(ATTEMPTS))).scalar()
+        assert left == 0
+        assert (await notifications.notifications("alice"))["notifications"] != []

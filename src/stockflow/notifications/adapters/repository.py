@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,6 +20,7 @@ __all__ = [
     "SqlNotificationRepository",
     "SqlReads",
     "SqlWebhookRepository",
+    "prune_deliveries",
 ]
 
 _UNSETTLED = ("pending", "failed")
@@ -235,6 +236,21 @@ class SqlDeliveryRepository:
                     next_attempt_at=attempt.next_attempt_at,
                 )
             )
+
+
+async def prune_deliveries(connection: AsyncConnection, *, before: float) -> int:
+    """Forget delivered and dead deliveries settled before *before*, with their attempts;
+    return how many deliveries."""
+    old = select(DELIVERIES.c.id).where(
+        DELIVERIES.c.status.in_(("delivered", "dead")), DELIVERIES.c.updated_at < before
+    )
+    await connection.execute(delete(ATTEMPTS).where(ATTEMPTS.c.delivery_id.in_(old)))
+    result = await connection.execute(
+        delete(DELIVERIES).where(
+            DELIVERIES.c.status.in_(("delivered", "dead")), DELIVERIES.c.updated_at < before
+        )
+    )
+    return int(result.rowcount)
 
 
 class SqlReads:
