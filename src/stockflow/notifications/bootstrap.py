@@ -42,7 +42,8 @@ _log = structlog.get_logger("stockflow.notifications")
 @dataclass(eq=False)
 class NotificationsService:
     """One notifications process. The lifecycle starts, in order: the database (migrated),
-    the consumers, the dispatcher and the pruner; it stops them in reverse."""
+    the consumers, the dispatcher and the pruner; it stops them in reverse (and hands back
+    the deliveries the dispatcher held when it stopped)."""
 
     settings: NotificationsSettings
     database: Database
@@ -70,6 +71,8 @@ class NotificationsService:
                     readiness=self._database_readiness,
                 ),
                 self.consumers,
+                # Stops after the dispatcher: hands back the deliveries its last round held.
+                component("delivery leases", stop=self.dispatcher.release),
                 BackgroundTask("webhook dispatcher", self.dispatcher.run, registry=self.registry),
                 Periodic(
                     "pruner", self.prune, interval=min(3600.0, retention), registry=self.registry

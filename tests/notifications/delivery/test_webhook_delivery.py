@@ -228,3 +228,22 @@ async def test_settled_deliveries_are_pruned_after_their_window(
             left = (await connection.execute(select(func.count()).select_from(ATTEMPTS))).scalar()
         assert left == 0
         assert (await notifications.notifications("alice"))["notifications"] != []
+
+
+async def test_a_delivery_survives_a_restart_and_keeps_its_id(
+    bus: InMemoryBus, tmp_path: Any, receivers: Callable[[], Receiver]
+) -> None:
+    receiver = receivers()
+    receiver.default = 503
+    database = f"sqlite:///{tmp_path}/notifications.sqlite3"
+    async with started(bus, database_url=database, webhook_max_attempts=50) as notifications:
+        webhook = await notifications.subscribe(receiver.url, ["OrderPlaced"])
+        await publish_orders(bus, order_event("OrderPlaced"))
+        await eventually(lambda: _attempted(notifications, webhook["id"]), bool)
+    receiver.default = 200
+    async with started(bus, database_url=database, webhook_max_attempts=50) as notifications:
+        (delivery,) = await _settled(notifications, webhook["id"])
+        assert delivery["status"] == "delivered"
+        # An attempt cut short by the stop may have reached the receiver: at least once.
+        assert delivery["attempts"] <= len(receiver.received)
+    assert {r.headers["webhook-id"] for r in receiver.received} == {delivery["id"]}

@@ -105,6 +105,7 @@ class Dispatcher:
         self.registry = registry
         self.breakers: dict[str, CircuitBreaker] = {}
         self._wake = asyncio.Event()
+        self._in_hand: dict[str, Delivery] = {}
 
     def notify(self) -> None:
         """New deliveries are queued: start a round now rather than at the next poll."""
@@ -146,6 +147,7 @@ class Dispatcher:
             )
             webhooks = {w.id: w for w in await uow.webhooks.live()} if claimed else {}
             await uow.commit()
+        self._in_hand.update((d.id, d) for d in claimed)
         by_endpoint: dict[str, list[Delivery]] = {}
         for delivery in claimed:
             by_endpoint.setdefault(delivery.webhook_id, []).append(delivery)
@@ -154,6 +156,8 @@ class Dispatcher:
         async def endpoint(webhook_id: str, deliveries: list[Delivery]) -> None:
             webhook = webhooks.get(webhook_id)
             if webhook is None:  # deleted since the claim: its deliveries are dead already
+                for delivery in deliveries:
+                    self._in_hand.pop(delivery.id, None)
                 return
             async with slots:
                 await self._send_all(webhook, deliveries)
@@ -183,6 +187,16 @@ class Dispatcher:
             for delivery in deliveries:
                 await uow.deliveries.record(replace(delivery, next_attempt_at=at), None)
             await uow.commit()
+        for delivery in deliveries:
+            self._in_hand.pop(delivery.id, None)
+
+    async def release(self) -> None:
+        """Hand back what a stopped round had claimed and not settled (due now), so another
+        dispatcher need not wait for the lease to end. Run it after :meth:`run` is stopped."""
+        in_hand = list(self._in_hand.values())
+        if in_hand:
+            await self._reschedule(in_hand, at=self.clock())
+            _log.info("notifications.deliveries_released", deliveries=len(in_hand))
 
     async def _attempt(self, webhook: Webhook, delivery: Delivery) -> bool:
         """Try *delivery* once and log the attempt; ``False`` when the breaker refused it."""
@@ -248,6 +262,7 @@ class Dispatcher:
         async with self.uow() as uow:
             await uow.deliveries.record(after, attempt)
             await uow.commit()
+        self._in_hand.pop(delivery.id, None)
         self.metrics.attempts.labels(outcome).inc()
         self.metrics.attempt_seconds.observe(duration)
         self._settled(webhook, after)
