@@ -51,7 +51,7 @@ async def breaker_setup(bus: InMemoryBus) -> AsyncIterator[Notifications]:
         bus,
         webhook_max_attempts=4,
         webhook_breaker_failures=2,
-        webhook_breaker_reset_seconds=0.1,
+        webhook_breaker_reset_seconds=0.3,
     ) as notifications:
         yield notifications
 
