@@ -218,24 +218,31 @@ class SqlDeliveryRepository:
             )
         return due
 
-    async def record(self, delivery: Delivery, attempt: Attempt | None) -> None:
+    async def reschedule(self, delivery_ids: Sequence[str], *, at: float) -> None:
+        if delivery_ids:
+            await self.connection.execute(
+                update(DELIVERIES)
+                .where(DELIVERIES.c.id.in_(list(delivery_ids)), DELIVERIES.c.status.in_(_UNSETTLED))
+                .values(next_attempt_at=at)
+            )
+
+    async def record(self, delivery: Delivery, attempt: Attempt) -> None:
         await self.connection.execute(
             update(DELIVERIES)
             .where(DELIVERIES.c.id == delivery.id)
             .values(**_delivery_values(delivery))
         )
-        if attempt is not None:
-            await self.connection.execute(
-                _insert_new(self.connection, ATTEMPTS).values(
-                    delivery_id=attempt.delivery_id,
-                    attempt=attempt.number,
-                    at=attempt.at,
-                    duration=attempt.duration,
-                    status=attempt.status,
-                    error=attempt.error,
-                    next_attempt_at=attempt.next_attempt_at,
-                )
+        await self.connection.execute(
+            _insert_new(self.connection, ATTEMPTS).values(
+                delivery_id=attempt.delivery_id,
+                attempt=attempt.number,
+                at=attempt.at,
+                duration=attempt.duration,
+                status=attempt.status,
+                error=attempt.error,
+                next_attempt_at=attempt.next_attempt_at,
             )
+        )
 
 
 async def prune_deliveries(connection: AsyncConnection, *, before: float) -> int:

@@ -28,7 +28,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -184,8 +184,7 @@ class Dispatcher:
     async def _reschedule(self, deliveries: Sequence[Delivery], *, at: float) -> None:
         """Make *deliveries* due at *at* without spending an attempt (ends their lease)."""
         async with self.uow() as uow:
-            for delivery in deliveries:
-                await uow.deliveries.record(replace(delivery, next_attempt_at=at), None)
+            await uow.deliveries.reschedule([d.id for d in deliveries], at=at)
             await uow.commit()
         for delivery in deliveries:
             self._in_hand.pop(delivery.id, None)

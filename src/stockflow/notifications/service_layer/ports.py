@@ -67,8 +67,12 @@ class DeliveryRepository(Protocol):
         dispatcher takes them meanwhile (and a crashed one's are retried after it)."""
         ...
 
-    async def record(self, delivery: Delivery, attempt: Attempt | None) -> None:
-        """Store the delivery's new state and, when given, the attempt in its log."""
+    async def reschedule(self, delivery_ids: Sequence[str], *, at: float) -> None:
+        """Make those still unsettled due at *at* (no attempt spent; ends their lease)."""
+        ...
+
+    async def record(self, delivery: Delivery, attempt: Attempt) -> None:
+        """Store the delivery's state after *attempt*, and the attempt in its log."""
         ...
 
 
