@@ -78,6 +78,24 @@ PROBES: dict[str, Probes] = {
             "Idempotency-Key": "probe-key",
         },
     ),
+    # Every notifications route is internal; the webhook routes are for staff, and the probe's
+    # target is allowlisted (nothing private is, by default).
+    "notifications": Probes(
+        read="/notifications",
+        write="/webhooks",
+        write_body={"url": "http://127.0.0.1:9/hook", "events": ["OrderPlaced"]},
+        internal="/webhooks",
+        internal_body={"url": "http://127.0.0.1:9/hook", "events": ["OrderPlaced"]},
+        env={
+            "NOTIFICATIONS_DATABASE_URL": "sqlite:///{dir}/notifications.sqlite3",
+            "NOTIFICATIONS_WEBHOOK_ALLOWED_HOSTS": '["127.0.0.1"]',
+        },
+        headers={
+            "Authorization": f"Bearer {TOKEN}",
+            "X-Stockflow-User": "prober",
+            "X-Stockflow-Role": "staff",
+        },
+    ),
 }
 
 

@@ -24,6 +24,7 @@ import msgspec
 __all__ = [
     "WEBHOOK_EVENT_TYPES",
     "DeliveriesPage",
+    "DeliveryAttemptView",
     "DeliveryView",
     "NotificationView",
     "NotificationsPage",
@@ -90,6 +91,20 @@ class WebhookCreated(msgspec.Struct, frozen=True, kw_only=True):
     secret: str
 
 
+class DeliveryAttemptView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One attempt of a delivery, as the delivery log keeps it."""
+
+    attempt: int
+    """1 for the first try."""
+    at: str
+    duration_ms: float
+    status: int | None = None
+    """The endpoint's HTTP status; absent when it gave no answer (see ``error``)."""
+    error: str | None = None
+    next_attempt_at: str | None = None
+    """When the next attempt is due; absent once delivered or dead."""
+
+
 class DeliveryView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     id: str
     """The ``webhook-id``: the same on every retry of one delivery (receivers dedupe on it)."""
@@ -100,6 +115,10 @@ class DeliveryView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     last_error: str | None = None
     created_at: str
     updated_at: str
+    next_attempt_at: str | None = None
+    """When the next attempt is due (``pending`` and ``failed`` only)."""
+    attempt_log: list[DeliveryAttemptView] = msgspec.field(default_factory=list)
+    """Every attempt so far, oldest first."""
 
 
 class DeliveriesPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -161,13 +161,14 @@ def alembic_env(metadata: MetaData) -> None:
 
 class SqlUnitOfWork:
     """One write transaction; see the module docstring. Subclass it to add the service's
-    repositories (built on :attr:`connection` in :meth:`opened`)."""
+    repositories (built on :attr:`connection` in :meth:`opened`). A service that publishes
+    nothing (notifications) passes no *outbox*; :meth:`publish` then raises."""
 
     def __init__(
         self,
         database: Database,
         *,
-        outbox: SqlAlchemyOutbox,
+        outbox: SqlAlchemyOutbox | None = None,
         inbox: SqlAlchemyInbox | None = None,
         answers: SqlAlchemyIdempotencyStore | None = None,
         committed: Callable[[], None] = lambda: None,
@@ -241,6 +242,8 @@ class SqlUnitOfWork:
         *trace* is the trace context to publish them under (``propagate.inject`` of the
         request that caused them) when the commit runs in another task, as a group commit
         does; by default the context current at commit."""
+        if self.outbox is None:
+            raise RuntimeError("this unit of work has no outbox")
         if envelopes:
             self._outgoing.append((topic, envelopes, trace))
 
@@ -248,6 +251,7 @@ class SqlUnitOfWork:
         connection, transaction = self.connection, self._transaction
         assert transaction is not None
         if self._outgoing:
+            assert self.outbox is not None  # publish() refuses without one
             await self.outbox.add_groups(connection, self._outgoing)
         await transaction.commit()
         if self._outgoing:

@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any, Final
 
 from stockflow.inventory.bootstrap import SPEC as INVENTORY
+from stockflow.notifications.bootstrap import SPEC as NOTIFICATIONS
 from stockflow.orders.bootstrap import SPEC as ORDERS
 from stockflow.platform.spec import ServiceSpec
 from stockflow.profiles.bootstrap import SPEC as PROFILES
 
 __all__ = ["SERVICES", "spec_named"]
 
-SERVICES: Final[tuple[ServiceSpec[Any], ...]] = (PROFILES, INVENTORY, ORDERS)
+SERVICES: Final[tuple[ServiceSpec[Any], ...]] = (PROFILES, INVENTORY, ORDERS, NOTIFICATIONS)
 """Every service, in start order (a service starts after the ones it calls)."""
 
 

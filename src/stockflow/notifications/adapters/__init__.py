@@ -1,0 +1,1 @@
+"""The notifications database, the HTTP sender and the resolver."""

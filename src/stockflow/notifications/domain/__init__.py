@@ -1,0 +1,1 @@
+"""The notifications domain: pure values and decisions (no I/O)."""

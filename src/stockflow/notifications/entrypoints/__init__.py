@@ -1,0 +1,1 @@
+"""How the notifications service is driven: its HTTP API and its bus consumers."""

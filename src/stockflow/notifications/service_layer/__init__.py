@@ -1,0 +1,1 @@
+"""The notifications use cases, their ports and the webhook dispatcher."""
