@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from stockflow.edge.bootstrap import SPEC as EDGE
 from stockflow.inventory.bootstrap import SPEC as INVENTORY
 from stockflow.orders.bootstrap import SPEC as ORDERS
 from stockflow.platform.spec import ServiceSpec
 
 __all__ = ["SERVICES", "spec_named"]
 
-SERVICES: Final[tuple[ServiceSpec[Any], ...]] = (INVENTORY, ORDERS)
+SERVICES: Final[tuple[ServiceSpec[Any], ...]] = (INVENTORY, ORDERS, EDGE)
 """Every service, in start order (a service starts after the ones it calls)."""
 
 

@@ -1,0 +1,105 @@
+"""Calls made for a request: who is calling (the gate), and the call to a downstream."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Final
+from urllib.parse import quote
+
+import httpx
+from fastapi import Depends
+from starlette.requests import Request
+from starlette.responses import Response
+
+from stockflow.edge.domain.identity import Principal
+from stockflow.edge.entrypoints.http_errors import passthrough
+from stockflow.edge.service_layer.gate import Gate
+from stockflow.edge.service_layer.ports import Downstreams
+from stockflow_kit.http import IDEMPOTENCY_KEY_HEADER
+from stockflow_kit.http.credentials import bearer_token
+
+__all__ = ["Caller", "Forwarder", "current_principal", "segment"]
+
+Params = Mapping[str, str | int | None]
+_PASSED_ON: Final = (IDEMPOTENCY_KEY_HEADER, "If-Match", "Content-Type")
+"""What a client sent that the downstream gets too (nothing else: never identity headers)."""
+
+
+def segment(value: str) -> str:
+    """A path parameter as one URL path segment (already checked; quoted all the same)."""
+    return quote(value, safe="")
+
+
+async def current_principal(request: Request) -> Principal:
+    """The FastAPI dependency of every public route: the request's verified, rate-limited
+    caller, through the app's gate (``app.state.gate``)."""
+    gate: Gate = request.app.state.gate
+    token = bearer_token(request.headers.get("authorization"))
+    address = request.client.host if request.client is not None else "unknown"
+    return await gate.admit(token, address=address)
+
+
+Caller = Annotated[Principal, Depends(current_principal)]
+
+
+@dataclass(frozen=True)
+class Forwarder:
+    """Calls the downstreams on behalf of a verified caller."""
+
+    downstreams: Downstreams
+
+    async def call(
+        self,
+        downstream: str,
+        method: str,
+        path: str,
+        *,
+        principal: Principal,
+        request: Request,
+        route: str,
+        params: Params | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        """The downstream's 2xx answer.
+
+        Raises:
+            DownstreamError: any other outcome (the app's handlers answer it).
+        """
+        headers = {n: v for n in _PASSED_ON if (v := request.headers.get(n)) is not None}
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        return await self.downstreams.request(
+            downstream,
+            method,
+            path,
+            principal=principal,
+            headers=headers,
+            route=route,
+            params=query,
+            content=content,
+        )
+
+    async def forward(
+        self,
+        downstream: str,
+        method: str,
+        path: str,
+        *,
+        principal: Principal,
+        request: Request,
+        route: str,
+        params: Params | None = None,
+        content: bytes | None = None,
+    ) -> Response:
+        """:meth:`call`, answered as the downstream answered."""
+        response = await self.call(
+            downstream,
+            method,
+            path,
+            principal=principal,
+            request=request,
+            route=route,
+            params=params,
+            content=content,
+        )
+        return passthrough(response)
