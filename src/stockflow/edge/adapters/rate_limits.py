@@ -132,8 +132,16 @@ class LimitsRateLimiter:
         self._failing_until = self._clock() + self._cooldown
 
     async def close(self) -> None:
+        """Stop the memory storage's expiry task, or close the Redis connections (``limits``
+        has no close of its own: its storages are reached into, defensively)."""
         timer = getattr(self._storage, "timer", None)  # MemoryStorage's expiry task
         if isinstance(timer, asyncio.Task) and not timer.done():
             timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await timer
+        client = getattr(getattr(self._storage, "bridge", None), "storage", None)
+        pool = getattr(client, "connection_pool", None)  # coredis.Redis's
+        disconnect = getattr(pool, "disconnect", None)
+        if callable(disconnect):
+            with contextlib.suppress(Exception):
+                disconnect()
