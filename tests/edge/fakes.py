@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import httpx
 import msgspec
 from fastapi import FastAPI, Request
+from prometheus_client import CollectorRegistry
 from starlette.responses import Response
 
 from stockflow.contracts.identity import ROLE_HEADER, USER_HEADER
@@ -28,7 +29,7 @@ from stockflow.contracts.notifications import (
     WebhookView,
 )
 from stockflow.contracts.profiles import ProfileUpdate, ProfileView
-from stockflow_kit.http import problem_response
+from stockflow_kit.http import instrument, problem_response
 
 
 def _now() -> str:
@@ -53,8 +54,16 @@ def _check(request: Request, token: str, seen: Seen) -> Response | tuple[str | N
     return request.headers.get(USER_HEADER), request.headers.get(ROLE_HEADER, "customer")
 
 
-def profiles_app(token: str) -> tuple[FastAPI, Seen]:
+def _app(name: str) -> FastAPI:
+    """A FastAPI app with the kit's HTTP layer, as every real service has (correlation ids,
+    problem bodies)."""
     app = FastAPI()
+    instrument(app, service=name, registry=CollectorRegistry())
+    return app
+
+
+def profiles_app(token: str) -> tuple[FastAPI, Seen]:
+    app = _app("profiles-fake")
     seen = Seen()
     profiles: dict[str, ProfileView] = {}
 
@@ -99,7 +108,7 @@ def profiles_app(token: str) -> tuple[FastAPI, Seen]:
 
 
 def notifications_app(token: str) -> tuple[FastAPI, Seen]:
-    app = FastAPI()
+    app = _app("notifications-fake")
     seen = Seen()
     ids = itertools.count(1)
     webhooks: dict[str, WebhookView] = {}

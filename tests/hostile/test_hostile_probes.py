@@ -103,7 +103,7 @@ async def test_internal_routes_refuse_calls_without_the_service_credential(
         assert_problem(await client.post(target.probes.internal, json=body, headers=others), 401)
         wrong = {**others, "Authorization": "Bearer not-the-credential"}
         assert_problem(await client.post(target.probes.internal, json=body, headers=wrong), 401)
-        lower = {**others, "Authorization": f"bearer {TOKEN}"}
+        lower = {**others, "Authorization": f"bearer {target.probes.bearer or TOKEN}"}
         accepted = await client.post(target.probes.internal, json=body, headers=lower)
     assert accepted.status_code < 400, accepted.text
 

@@ -40,7 +40,15 @@ USER_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
 
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=USER_ID_PATTERN)]
 Text = Annotated[str, msgspec.Meta(max_length=200)]
-Email = Annotated[str, msgspec.Meta(max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")]
+# Whitespace spelled out: Python's ``\s`` also matches \x1c-\x1f and Unicode spaces that
+# JSON Schema's (ECMA 262) does not, so the published pattern and msgspec disagreed.
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=254,
+        pattern=r"^[^@ \t\n\r\f\v]{1,64}@[^@ \t\n\r\f\v]+\.[^@ \t\n\r\f\v]+$",
+    ),
+]
 
 
 class Address(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

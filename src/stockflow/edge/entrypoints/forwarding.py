@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Final
@@ -13,22 +14,47 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stockflow.edge.domain.identity import Principal
-from stockflow.edge.entrypoints.http_errors import passthrough
+from stockflow.edge.entrypoints.http_errors import InvalidHeaderError, passthrough
 from stockflow.edge.service_layer.gate import Gate
 from stockflow.edge.service_layer.ports import Downstreams
 from stockflow_kit.http import IDEMPOTENCY_KEY_HEADER
 from stockflow_kit.http.credentials import bearer_token
 
-__all__ = ["Caller", "Forwarder", "current_principal", "segment"]
+__all__ = [
+    "Caller",
+    "Forwarder",
+    "InvalidHeaderError",
+    "current_principal",
+    "passed_on",
+    "segment",
+]
 
 Params = Mapping[str, str | int | None]
 _PASSED_ON: Final = (IDEMPOTENCY_KEY_HEADER, "If-Match", "Content-Type")
+_PRINTABLE: Final = re.compile(r"[ -~]*[!-~][ -~]*")
 """What a client sent that the downstream gets too (nothing else: never identity headers)."""
 
 
 def segment(value: str) -> str:
     """A path parameter as one URL path segment (already checked; quoted all the same)."""
     return quote(value, safe="")
+
+
+def passed_on(request: Request, *, with_body: bool) -> dict[str, str]:
+    """The headers of *request* the downstream gets (``Content-Type`` only with a body).
+
+    Raises:
+        InvalidHeaderError: one of them is not printable ASCII (1 to 200 characters).
+    """
+    headers = {}
+    for name in _PASSED_ON:
+        value = request.headers.get(name)
+        if value is None or (name == "Content-Type" and not with_body):
+            continue
+        if len(value) > 200 or not _PRINTABLE.fullmatch(value):
+            raise InvalidHeaderError(f"{name} must be 1 to 200 printable ASCII characters")
+        headers[name] = value
+    return headers
 
 
 async def current_principal(request: Request) -> Principal:
@@ -66,7 +92,7 @@ class Forwarder:
         Raises:
             DownstreamError: any other outcome (the app's handlers answer it).
         """
-        headers = {n: v for n in _PASSED_ON if (v := request.headers.get(n)) is not None}
+        headers = passed_on(request, with_body=content is not None)
         query = {k: v for k, v in (params or {}).items() if v is not None}
         return await self.downstreams.request(
             downstream,

@@ -37,9 +37,20 @@ from stockflow_kit.http import (
 )
 from stockflow_kit.http.bodies import BODY_ERRORS
 
-__all__ = ["ERRORS", "install_error_handlers", "passthrough"]
+__all__ = ["ERRORS", "InvalidHeaderError", "install_error_handlers", "passthrough"]
 
-ERRORS: Final = ErrorTable({ForbiddenError: (403, "Forbidden", "forbidden"), **BODY_ERRORS})
+
+class InvalidHeaderError(Exception):
+    """A header edge passes on is not printable ASCII of at most 200 characters (a 422)."""
+
+
+ERRORS: Final = ErrorTable(
+    {
+        ForbiddenError: (403, "Forbidden", "forbidden"),
+        InvalidHeaderError: (422, "Invalid header", "invalid-header"),
+        **BODY_ERRORS,
+    }
+)
 
 _PASSED_HEADERS: Final = ("Retry-After", "ETag", "Location", "Idempotent-Replayed")
 _log = structlog.get_logger("stockflow.edge")

@@ -104,7 +104,12 @@ def add_me_routes(
                     "in": "header",
                     "required": False,
                     "description": 'The version you read, quoted ("3"): 412 if it changed.',
-                    "schema": {"type": "string", "maxLength": 40},
+                    "schema": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 200,
+                        "pattern": "^[ -~]*[!-~][ -~]*$",
+                    },
                 }
             ],
         ),
