@@ -260,15 +260,15 @@ def token_command(
     if role not in ROLES:
         _echo_err(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
         raise typer.Exit(2)
+    given = os.environ.get(JWT_SECRET_ENV)
+    secret = given or _data_dir_jwt_secret(data_dir)
     try:
-        secret = os.environ.get(JWT_SECRET_ENV) or _data_dir_jwt_secret(data_dir)
         token = issue_token(secret, user=user, role=role, ttl_seconds=ttl)
     except ValueError as error:
         _echo_err(str(error))
         raise typer.Exit(2) from None
-    typer.echo(
-        f"# {role} {user!r}, expires in {ttl} s; signed with {data_dir}/jwt-secret", err=True
-    )
+    signer = JWT_SECRET_ENV if given else str(data_dir / "jwt-secret")
+    typer.echo(f"# {role} {user!r}, expires in {ttl} s, signed with {signer}", err=True)
     typer.echo(token)
 
 
