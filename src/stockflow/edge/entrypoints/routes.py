@@ -16,13 +16,9 @@ from stockflow.contracts.inventory import (
     ReceiptRequest,
     StockView,
 )
-from stockflow.contracts.notifications import (
-    NotificationsPage,
-    WebhookCreated,
-    WebhookRequest,
-)
 from stockflow.contracts.orders import OrdersPage, OrderView, PlacedOrder, PlaceOrderRequest
 from stockflow.edge.entrypoints.forwarding import Caller, Forwarder, segment
+from stockflow.edge.entrypoints.notification_routes import add_notification_routes
 from stockflow.edge.entrypoints.openapi_docs import answers, json_answer
 from stockflow_kit.http.bodies import decode_json
 from stockflow_kit.http.openapi import idempotency_header, json_body
@@ -36,7 +32,6 @@ _ID_RULE: Final = {
 }
 Sku = Annotated[str, PathRule(description="Letters, digits and ._:- (1 to 100).", **_ID_RULE)]
 OrderId = Annotated[str, PathRule(description="An order id (the SKU rule).", **_ID_RULE)]
-WebhookId = Annotated[str, PathRule(description="A webhook id.", **_ID_RULE)]
 Cursor = Annotated[str | None, Query(description="The `next` of the previous page.", **_ID_RULE)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 _ANY_JSON: Final[dict[str, Any]] = {
@@ -49,7 +44,7 @@ def add_routes(app: FastAPI, forwarder: Forwarder) -> None:
     """The inventory, orders and notifications routes of the API.md table on *app*."""
     _inventory(app, forwarder)
     _orders(app, forwarder)
-    _notifications(app, forwarder)
+    add_notification_routes(app, forwarder)
 
 
 def _inventory(app: FastAPI, forwarder: Forwarder) -> None:
@@ -228,97 +223,4 @@ def _orders(app: FastAPI, forwarder: Forwarder) -> None:
             principal=principal,
             request=request,
             route="/orders/{order_id}/ship",
-        )
-
-
-def _notifications(app: FastAPI, forwarder: Forwarder) -> None:
-    @app.get(
-        "/notifications",
-        tags=["notifications"],
-        responses=answers({200: json_answer(NotificationsPage)}, 404, 422),
-    )
-    async def notifications(
-        principal: Caller, request: Request, cursor: Cursor = None, limit: Limit = 50
-    ) -> Response:
-        return await forwarder.forward(
-            "notifications",
-            "GET",
-            "/notifications",
-            principal=principal,
-            request=request,
-            route="/notifications",
-            params={"cursor": cursor, "limit": limit},
-        )
-
-    @app.post(
-        "/webhooks",
-        status_code=201,
-        tags=["notifications"],
-        openapi_extra=json_body(WebhookRequest),
-        responses=answers({201: json_answer(WebhookCreated)}, 400, 409, 413, 415, 422),
-    )
-    async def subscribe(principal: Caller, request: Request) -> Response:
-        principal.require_staff("subscribe webhooks")
-        body = await request.body()
-        decode_json(request, body, WebhookRequest)
-        return await forwarder.forward(
-            "notifications",
-            "POST",
-            "/webhooks",
-            principal=principal,
-            request=request,
-            route="/webhooks",
-            content=body,
-        )
-
-    @app.get("/webhooks", tags=["notifications"], responses=answers({200: _ANY_JSON}, 422))
-    async def webhooks(principal: Caller, request: Request) -> Response:
-        principal.require_staff("list webhooks")
-        return await forwarder.forward(
-            "notifications",
-            "GET",
-            "/webhooks",
-            principal=principal,
-            request=request,
-            route="/webhooks",
-        )
-
-    @app.delete(
-        "/webhooks/{webhook_id}",
-        status_code=204,
-        tags=["notifications"],
-        responses=answers({204: {"description": "Deleted"}}, 404, 422),
-    )
-    async def unsubscribe(webhook_id: WebhookId, principal: Caller, request: Request) -> Response:
-        principal.require_staff("delete webhooks")
-        return await forwarder.forward(
-            "notifications",
-            "DELETE",
-            f"/webhooks/{segment(webhook_id)}",
-            principal=principal,
-            request=request,
-            route="/webhooks/{webhook_id}",
-        )
-
-    @app.get(
-        "/webhooks/{webhook_id}/deliveries",
-        tags=["notifications"],
-        responses=answers({200: _ANY_JSON}, 404, 422),
-    )
-    async def deliveries(
-        webhook_id: WebhookId,
-        principal: Caller,
-        request: Request,
-        cursor: Cursor = None,
-        limit: Limit = 50,
-    ) -> Response:
-        principal.require_staff("read webhook deliveries")
-        return await forwarder.forward(
-            "notifications",
-            "GET",
-            f"/webhooks/{segment(webhook_id)}/deliveries",
-            principal=principal,
-            request=request,
-            route="/webhooks/{webhook_id}/deliveries",
-            params={"cursor": cursor, "limit": limit},
         )
