@@ -19,6 +19,7 @@ from stockflow.edge.adapters.tokens import JwtVerifier, issue_token
 from stockflow.edge.domain.identity import AuthenticationError, Principal, VerifierUnavailableError
 
 SECRET = "unit-test-secret-unit-test-secret-unit-test-secret"
+JWKS_FETCHES: dict[str, int] = {}
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
@@ -136,7 +137,7 @@ def jwks_url(rsa_key: rsa.RSAPrivateKey) -> Iterator[str]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            Handler.fetches += 1
+            JWKS_FETCHES[url] = JWKS_FETCHES.get(url, 0) + 1
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -145,13 +146,12 @@ def jwks_url(rsa_key: rsa.RSAPrivateKey) -> Iterator[str]:
         def log_message(self, *_args: object) -> None:
             pass
 
-        fetches = 0
-
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    url = f"http://127.0.0.1:{server.server_port}/jwks.json"
     try:
-        yield f"http://127.0.0.1:{server.server_port}/jwks.json"
+        yield url
     finally:
         server.shutdown()
         server.server_close()
@@ -165,6 +165,7 @@ async def test_an_rs256_token_is_checked_against_the_jwks_and_the_keys_are_cache
     token = jwt.encode(claims(role="staff"), rsa_key, algorithm="RS256", headers={"kid": "k1"})
     for _ in range(3):
         assert await checker.verify(token) == Principal("alice", "staff")
+    assert JWKS_FETCHES[jwks_url] == 1  # cached: one fetch for three tokens
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     forged = jwt.encode(claims(), other, algorithm="RS256", headers={"kid": "k1"})
     await refused(forged, checker, "InvalidSignatureError")
