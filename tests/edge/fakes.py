@@ -9,6 +9,7 @@ every call to it fail as a refused connection does.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Mapping
@@ -175,15 +176,19 @@ def notifications_app(token: str) -> tuple[FastAPI, Seen]:
 
 class Switch(httpx.AsyncBaseTransport):
     """An ASGI transport to an in-process app that can be switched off: while off, every
-    request fails like a connection to a stopped process (``httpx.ConnectError``)."""
+    request fails like a connection to a stopped process (``httpx.ConnectError``); while
+    ``hung``, none is ever answered."""
 
     def __init__(self, app: object) -> None:
         self._inner = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         self.on = True
+        self.hung = False
         self.calls = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.calls += 1
+        if self.hung:  # accepted, never answered: only the caller's timeout ends it
+            await asyncio.Event().wait()
         if not self.on:
             raise httpx.ConnectError("connection refused (the fake is stopped)", request=request)
         return await self._inner.handle_async_request(request)

@@ -70,5 +70,8 @@ class EdgeSettings(ServiceSettings):
     """A storage call slower than this counts as a failure: the request is let through."""
 
     # The last-known profile of GET /me when profiles is down.
+    profile_deadline_seconds: float = Field(2.0, gt=0)
+    """``GET /me`` waits at most this long for profiles (retries included) before it serves
+    the last known copy: a hung profiles costs a client seconds, not the full deadline."""
     profile_cache_size: int = Field(10_000, ge=1)
     profile_cache_ttl_seconds: float = Field(24 * 3600.0, gt=0)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from tests.edge.conftest import Edge, bearer
+
+
+@pytest.fixture
+def edge_overrides() -> dict[str, object]:
+    return {"profile_deadline_seconds": 0.5, "downstream_timeout_seconds": 0.2}
 
 
 async def test_me_serves_the_last_known_profile_marked_degraded_when_profiles_is_stopped(
@@ -48,3 +56,14 @@ async def test_the_copy_of_one_user_is_never_served_to_another(edge: Edge) -> No
     )
     edge.switches["profiles"].on = False
     assert (await edge.http.get("/me", headers=bearer("bob"))).status_code == 503
+
+
+async def test_a_hung_profiles_costs_me_its_deadline_then_the_copy(edge: Edge) -> None:
+    alice = bearer("alice")
+    await edge.http.put("/me", json={"name": "Alice", "email": "alice@example.com"}, headers=alice)
+    edge.switches["profiles"].hung = True
+    started = time.monotonic()
+    degraded = await edge.http.get("/me", headers=alice)
+    assert time.monotonic() - started < 2.0
+    assert degraded.status_code == 200, degraded.text
+    assert degraded.json()["degraded"] is True

@@ -22,6 +22,7 @@ from stockflow.contracts.identity import ROLE_HEADER, USER_HEADER
 from stockflow.edge.domain.identity import Principal
 from stockflow.edge.settings import EdgeSettings
 from stockflow_kit.http import ResilientClient
+from stockflow_kit.resilience import Deadline
 
 __all__ = ["DOWNSTREAMS", "Downstreams"]
 
@@ -80,6 +81,7 @@ class Downstreams:
         route: str,
         params: Mapping[str, str | int] | None = None,
         content: bytes | None = None,
+        deadline: float | None = None,
     ) -> httpx.Response:
         """Call *downstream* for *principal*: its identity and the service credential are
         added to *headers* (and win over any of the same names)."""
@@ -88,7 +90,13 @@ class Downstreams:
         if self.service_token is not None:
             sent["Authorization"] = f"Bearer {self.service_token}"
         return await self.clients[downstream].request(
-            method, path, params=params, headers=sent, content=content, route=route
+            method,
+            path,
+            params=params,
+            headers=sent,
+            content=content,
+            route=route,
+            deadline=None if deadline is None else Deadline(deadline),
         )
 
     async def aclose(self) -> None:

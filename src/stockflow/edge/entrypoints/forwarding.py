@@ -86,8 +86,9 @@ class Forwarder:
         route: str,
         params: Params | None = None,
         content: bytes | None = None,
+        deadline: float | None = None,
     ) -> httpx.Response:
-        """The downstream's 2xx answer.
+        """The downstream's 2xx answer (within *deadline* seconds when given).
 
         Raises:
             DownstreamError: any other outcome (the app's handlers answer it).
@@ -103,6 +104,7 @@ class Forwarder:
             route=route,
             params=query,
             content=content,
+            deadline=deadline,
         )
 
     async def forward(

@@ -52,6 +52,8 @@ def create_app(
         " `stockflow token --user alice --role customer` prints one.",
         paths=PUBLIC_PATHS,
     )
-    add_me_routes(app, forwarder, cache, registry=registry)
+    add_me_routes(
+        app, forwarder, cache, registry=registry, deadline=settings.profile_deadline_seconds
+    )
     add_routes(app, forwarder)
     return app

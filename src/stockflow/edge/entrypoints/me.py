@@ -52,8 +52,14 @@ def _with_degraded(body: bytes, degraded: bool) -> Response:
 
 
 def add_me_routes(
-    app: FastAPI, forwarder: Forwarder, cache: ProfileCache, *, registry: CollectorRegistry
+    app: FastAPI,
+    forwarder: Forwarder,
+    cache: ProfileCache,
+    *,
+    registry: CollectorRegistry,
+    deadline: float,
 ) -> None:
+    """``/me`` on *app*; ``GET`` waits at most *deadline* seconds for profiles."""
     degraded_total = Counter(
         "edge_degraded_responses",
         "Answers served from the last known copy because a downstream could not answer.",
@@ -72,6 +78,7 @@ def add_me_routes(
                 principal=principal,
                 request=request,
                 route=_ROUTE,
+                deadline=deadline,
             )
         except DownstreamClientError as error:
             if error.status == 404:

@@ -48,8 +48,9 @@ class Downstreams(Protocol):
         route: str,
         params: Mapping[str, str | int] | None = None,
         content: bytes | None = None,
+        deadline: float | None = None,
     ) -> httpx.Response:
-        """The 2xx answer of *downstream* to a call made for *principal*.
+        """The 2xx answer (within *deadline* seconds when given, else the client's own) of *downstream* to a call made for *principal*.
 
         Raises:
             stockflow_kit.http.DownstreamError: any other outcome.
