@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from stockflow.edge.adapters.tokens import issue_token
 from stockflow.runtime.registry import SERVICES
 from stockflow_kit.lifecycle import ServiceProcess
 
@@ -42,7 +43,16 @@ class Probes:
     body (for an internal-only service, the credential and the caller's identity)."""
     method: str = "POST"
     """The method of the write and internal probes (``PUT`` for a create-or-replace)."""
+    bearer: str | None = None
+    """The bearer token its guarded routes accept, when not the service credential (edge:
+    a user's JWT); the ``internal`` probe then checks that guard instead."""
+    companions: tuple[str, ...] = ()
+    """Services of the registry it calls that the probes reach through it: each is started
+    first (with its own probes' ``env``) and its URL given as ``<SERVICE>_<NAME>_URL``."""
 
+
+JWT_SECRET = "hostile-probe-jwt-secret-hostile-probe-jwt-secret"
+STAFF_JWT = issue_token(JWT_SECRET, user="prober", role="staff", ttl_seconds=4 * 3600)
 
 PROBES: dict[str, Probes] = {
     # Every profiles route is internal; a profile is written (PUT) by its owner.
@@ -96,6 +106,19 @@ PROBES: dict[str, Probes] = {
             "X-Stockflow-Role": "staff",
         },
     ),
+    # The public entry: its guard is a user's JWT; a staff receipt goes through to a real
+    # inventory, so the probes see edge's own answers and what it composes.
+    "edge": Probes(
+        read="/inventory/SKU-1",
+        write="/inventory/SKU-1/receipts",
+        write_body={"qty": 1, "reference": "probe"},
+        internal="/inventory/SKU-1/receipts",
+        internal_body={"qty": 1, "reference": "probe"},
+        env={"EDGE_JWT_SECRET": JWT_SECRET, "EDGE_RATE_LIMIT": "1000/second"},
+        headers={"Authorization": f"Bearer {STAFF_JWT}"},
+        bearer=STAFF_JWT,
+        companions=("inventory",),
+    ),
 }
 
 
@@ -121,25 +144,48 @@ def target(
     spec = next(s for s in SERVICES if s.name == name)
     probes = PROBES[name]
     directory = tmp_path_factory.mktemp(f"hostile-{name}")
-    env = {key: value.format(dir=directory) for key, value in probes.env.items()}
-    env |= {
+    shared = {
         "BUS_URL": f"sqlite:///{directory / 'bus.sqlite3'}",
         "STOCKFLOW_SERVICE_TOKEN": TOKEN,
         "STOCKFLOW_LOG_FORMAT": "json",
+    }
+    env = {key: value.format(dir=directory) for key, value in probes.env.items()}
+    env |= shared | {
         spec.env_name("max_in_flight"): str(MAX_IN_FLIGHT),
         spec.env_name("body_timeout_seconds"): str(BODY_TIMEOUT),
         spec.env_name("max_body_bytes"): "4096",
     }
-    process = ServiceProcess(
-        [STOCKFLOW, "serve", name],
-        name=name,
-        env=env,
-        port_env=spec.env_name("port"),
-        log=directory / f"{name}.log",
-    )
-    process.start()
+    companions = []
+    for companion in probes.companions:
+        other = next(s for s in SERVICES if s.name == companion)
+        companion_env = {k: v.format(dir=directory) for k, v in PROBES[companion].env.items()}
+        companions.append(
+            ServiceProcess(
+                [STOCKFLOW, "serve", companion],
+                name=companion,
+                env=companion_env | shared,
+                port_env=other.env_name("port"),
+                log=directory / f"{companion}.log",
+            )
+        )
+    process = None
     try:
+        for companion_process in companions:
+            companion_process.start()
+            asyncio.run(companion_process.wait_ready(within=60))
+            env[spec.env_name(f"{companion_process.name}_url")] = companion_process.base_url
+        process = ServiceProcess(
+            [STOCKFLOW, "serve", name],
+            name=name,
+            env=env,
+            port_env=spec.env_name("port"),
+            log=directory / f"{name}.log",
+        )
+        process.start()
         asyncio.run(process.wait_ready(within=60))
         yield Target(name, probes, process)
     finally:
-        process.terminate()
+        if process is not None:
+            process.terminate()
+        for companion_process in reversed(companions):
+            companion_process.terminate()

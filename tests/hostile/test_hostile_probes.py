@@ -107,7 +107,7 @@ async def test_internal_routes_refuse_calls_without_the_service_credential(
         assert_problem(await client.request(method, url, json=body, headers=others), 401)
         wrong = {**others, "Authorization": "Bearer not-the-credential"}
         assert_problem(await client.request(method, url, json=body, headers=wrong), 401)
-        lower = {**others, "Authorization": f"bearer {TOKEN}"}
+        lower = {**others, "Authorization": f"bearer {target.probes.bearer or TOKEN}"}
         accepted = await client.request(method, url, json=body, headers=lower)
     assert accepted.status_code < 400, accepted.text
 

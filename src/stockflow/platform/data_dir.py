@@ -5,7 +5,8 @@ Two ``stockflow up`` on one data dir would both run writers on the same files: f
 the data right, but the second one is refused at start with a clear message instead (an
 exclusive ``flock`` on ``<dir>/.lock``, released when the process ends, however it ends).
 The service credential of the embedded deployment is random, generated at first start into
-``<dir>/service-token`` (mode 0600), never a well-known default.
+``<dir>/service-token`` (mode 0600), never a well-known default; so is the secret edge signs
+and checks the dev JWTs with (``<dir>/jwt-secret``, mode 0600; ``stockflow token`` reads it).
 """
 
 from __future__ import annotations
@@ -20,22 +21,29 @@ from typing import IO, Final
 
 from stockflow.platform.startup import StartupError
 
-__all__ = ["TOKEN_FILE", "DataDir", "load_or_create_secret"]
+__all__ = ["JWT_SECRET_FILE", "TOKEN_FILE", "DataDir", "load_or_create_secret"]
 
 TOKEN_FILE: Final = "service-token"
+JWT_SECRET_FILE: Final = "jwt-secret"
 _LOCK_FILE: Final = ".lock"
 
 
 def load_or_create_secret(path: Path, *, nbytes: int = 32) -> str:
     """The secret stored in *path*; a new random one (written with mode 0600) if missing."""
+    flags = os.O_WRONLY | os.O_CREAT
     try:
         value = path.read_text().strip()
     except FileNotFoundError:
-        value = ""
+        value, flags = "", flags | os.O_EXCL  # two processes creating it: one wins
+    else:
+        flags |= os.O_TRUNC  # an empty file: replaced
     if value:
         return value
     value = secrets.token_urlsafe(nbytes)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:  # another process created it meanwhile: theirs is the secret
+        return load_or_create_secret(path, nbytes=nbytes)
     with os.fdopen(fd, "w") as out:
         out.write(value + "\n")
     return value
@@ -92,6 +100,14 @@ class DataDir:
     def service_token(self) -> str:
         """The deployment's service credential (generated at first start)."""
         return load_or_create_secret(self.path / TOKEN_FILE)
+
+    def jwt_secret(self) -> str:
+        """The HS256 secret of the deployment's dev JWTs (generated when first asked for).
+
+        It needs no lock: ``stockflow token`` reads it while ``stockflow up`` holds the dir
+        (``DataDir(path).jwt_secret()``, without :meth:`open`).
+        """
+        return load_or_create_secret(self.path / JWT_SECRET_FILE, nbytes=48)
 
     def release(self) -> None:
         if self._lock is not None:

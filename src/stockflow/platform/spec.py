@@ -7,6 +7,8 @@ The runtime keeps one registry of specs (``stockflow.runtime.registry``); ``stoc
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -68,6 +70,9 @@ class ServiceSpec(Generic[S]):
             if it has one: embedded, a SQLite file ``<data dir>/<name>.sqlite3``; distributed,
             its own PostgreSQL database ``<base>_<name>``.
         summary: One line for ``stockflow serve --help`` and the start-up banner.
+        calls: The services it calls over HTTP, by name. For each, the runners set its
+            settings field ``<name>_url`` (``orders_url``) to that service's URL, unless the
+            environment sets it (``EDGE_ORDERS_URL``): see :meth:`call_urls`.
     """
 
     name: str
@@ -76,6 +81,7 @@ class ServiceSpec(Generic[S]):
     port_offset: int
     store_field: str | None = None
     summary: str = ""
+    calls: tuple[str, ...] = ()
 
     @property
     def env_prefix(self) -> str:
@@ -100,6 +106,17 @@ class ServiceSpec(Generic[S]):
                 for e in error.errors()
             )
             raise StartupError(f"{self.name}: invalid settings: {problems}") from None
+
+    def call_urls(self, url_of: Mapping[str, str]) -> dict[str, str]:
+        """The ``<callee>_url`` settings values of the services it :attr:`calls`, from
+        *url_of* (``{service: base URL}``), for those the environment does not set
+        (``EDGE_ORDERS_URL`` wins) and that *url_of* knows (the others keep their default)."""
+        values = {}
+        for callee in self.calls:
+            field = f"{callee}_url"
+            if callee in url_of and self.env_name(field) not in os.environ:
+                values[field] = url_of[callee]
+        return values
 
     def embedded_store_url(self, data_dir: Path) -> str:
         return f"sqlite:///{data_dir / f'{self.name}.sqlite3'}"

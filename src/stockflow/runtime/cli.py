@@ -159,6 +159,7 @@ def up_command(
                 port_base=port_base,
                 announce=announce,
                 seed=seed,
+                jwt_secret=_data_dir_jwt_secret(data_dir),
             )
         raise typer.Exit(code)
     from stockflow.runtime.embedded import run_embedded
@@ -201,6 +202,76 @@ def _distributed_bus(
         raise typer.Exit(2)
     _echo_err(f"unknown --bus {bus!r}: choose nats or kafka")
     raise typer.Exit(2)
+
+
+def _data_dir_jwt_secret(data_dir: Path) -> str:
+    """The data dir's JWT secret (created with the dir when missing), without locking it."""
+    from stockflow.platform.data_dir import DataDir
+
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return DataDir(data_dir.resolve()).jwt_secret()
+    except OSError as error:
+        _echo_err(
+            f"cannot read or create the JWT secret in {data_dir}: {error.strerror or error};"
+            " choose another --data-dir"
+        )
+        raise typer.Exit(1) from None
+
+
+@app.command("token")
+def token_command(
+    user: Annotated[
+        str,
+        typer.Option(
+            "--user",
+            help="The user id: the token's `sub` claim (alice, bob, sam, …).",
+            show_default=False,
+        ),
+    ],
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role", help="customer (own profile, orders, notifications) or staff (everything)."
+        ),
+    ] = "customer",
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            envvar="STOCKFLOW_DATA_DIR",
+            help="The deployment's data dir: the token is signed with <DIR>/jwt-secret"
+            " (created if missing; STOCKFLOW_JWT_SECRET wins when set).",
+        ),
+    ] = Path("data"),
+    ttl: Annotated[
+        int, typer.Option("--ttl", min=1, max=31 * 24 * 3600, help="Seconds until it expires.")
+    ] = 3600,
+) -> None:
+    """Print a dev JWT (HS256) that edge accepts in the embedded deployment.
+
+    The token is the last line of stdout; send it as `Authorization: Bearer <token>`:
+
+        curl -H "Authorization: Bearer $(stockflow token --user alice | tail -1)" localhost:8000/me
+    """
+    import os
+
+    from stockflow.contracts.identity import ROLES
+    from stockflow.edge.adapters.tokens import issue_token
+    from stockflow.runtime.embedded import JWT_SECRET_ENV
+
+    if role not in ROLES:
+        _echo_err(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
+        raise typer.Exit(2)
+    given = os.environ.get(JWT_SECRET_ENV)
+    secret = given or _data_dir_jwt_secret(data_dir)
+    try:
+        token = issue_token(secret, user=user, role=role, ttl_seconds=ttl)
+    except ValueError as error:
+        _echo_err(str(error))
+        raise typer.Exit(2) from None
+    signer = JWT_SECRET_ENV if given else str(data_dir / "jwt-secret")
+    typer.echo(f"# {role} {user!r}, expires in {ttl} s, signed with {signer}", err=True)
+    typer.echo(token)
 
 
 @inventory_app.command("rebuild-projection")

@@ -20,7 +20,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import structlog
 
@@ -31,9 +31,20 @@ from stockflow.platform.startup import redact_url
 from stockflow.runtime.registry import SERVICES
 from stockflow_kit.lifecycle import ServiceProcess, Supervisor
 
-__all__ = ["distributed_env", "embedded_units", "run_distributed", "run_embedded"]
+__all__ = [
+    "JWT_SECRET_ENV",
+    "distributed_env",
+    "embedded_units",
+    "run_distributed",
+    "run_embedded",
+    "service_urls",
+]
 
 _log = structlog.get_logger("stockflow.runtime")
+
+JWT_SECRET_ENV: Final = "STOCKFLOW_JWT_SECRET"
+"""The deployment's JWT secret when set; else the data dir's (``<dir>/jwt-secret``)."""
+_JWT_SECRET_FIELD: Final = "jwt_secret"
 
 
 def embedded_units(
@@ -42,28 +53,44 @@ def embedded_units(
     port_base: int,
     host: str,
     token: str,
+    jwt_secret: str | None = None,
     services: Sequence[ServiceSpec[Any]] = SERVICES,
 ) -> list[Unit]:
     """The settings of every service for the embedded deployment in *data_dir*.
 
-    Ports, the bus, the stores and the credential are given here; everything else comes from
-    the environment (``STOCKFLOW_LOG_LEVEL``, ``INVENTORY_BATCH_SIZE``, …) or the defaults.
+    Ports, the bus, the stores, the credential, the URLs of the services each one calls
+    (``ServiceSpec.calls``) and the JWT secret (to a service with a ``jwt_secret`` setting:
+    edge) are given here; everything else comes from the environment (``STOCKFLOW_LOG_LEVEL``, ``INVENTORY_BATCH_SIZE``, …) or the defaults.
 
     Raises:
         StartupError: a variable of the environment does not fit its setting.
     """
     units = []
+    urls = service_urls(services, port_base=port_base)
     for spec in services:
         values: dict[str, object] = {
             "host": host,
             "port": port_base + spec.port_offset,
             "bus_url": f"sqlite:///{data_dir / 'bus.sqlite3'}",
             "service_token": token,
+            **spec.call_urls(urls),
         }
         if spec.store_field is not None:
             values[spec.store_field] = spec.embedded_store_url(data_dir)
+        if (
+            jwt_secret is not None
+            and _JWT_SECRET_FIELD in spec.settings.model_fields
+            and spec.env_name(_JWT_SECRET_FIELD) not in os.environ
+        ):
+            values[_JWT_SECRET_FIELD] = jwt_secret
         units.append(Unit(spec, spec.load_settings(**values)))
     return units
+
+
+def service_urls(services: Sequence[ServiceSpec[Any]], *, port_base: int) -> dict[str, str]:
+    """``{service: http://127.0.0.1:<port>}``: where the services of one machine call each
+    other (loopback, whatever address they listen on)."""
+    return {spec.name: f"http://127.0.0.1:{port_base + spec.port_offset}" for spec in services}
 
 
 async def run_embedded(
@@ -93,7 +120,13 @@ async def run_embedded(
 
     try:
         token = held.service_token()
-        units = embedded_units(held.path, port_base=port_base, host=host, token=token)
+        units = embedded_units(
+            held.path,
+            port_base=port_base,
+            host=host,
+            token=token,
+            jwt_secret=os.environ.get(JWT_SECRET_ENV) or held.jwt_secret(),
+        )
         configure_process(units[0].settings, service=None, tracer="stockflow")
         announce(f"stockflow (embedded), data in {held.path}:")
         await run(units, announce=announce, shutdown=shutdown, ready=started)
@@ -115,7 +148,14 @@ async def _seed(urls: dict[str, str], token: str, announce: Callable[[str], None
 
 
 def distributed_env(
-    spec: ServiceSpec[Any], *, database_url: str, bus_url: str, port_base: int, token: str
+    spec: ServiceSpec[Any],
+    *,
+    database_url: str,
+    bus_url: str,
+    port_base: int,
+    token: str,
+    jwt_secret: str | None = None,
+    services: Sequence[ServiceSpec[Any]] = SERVICES,
 ) -> dict[str, str]:
     """The environment of ``stockflow serve <spec.name>`` in the distributed deployment."""
     env = {
@@ -125,6 +165,16 @@ def distributed_env(
     }
     if spec.store_field is not None:
         env[spec.env_name(spec.store_field)] = spec.distributed_store_url(database_url)
+    urls = service_urls(services, port_base=port_base)
+    for field, url in spec.call_urls(urls).items():
+        env[spec.env_name(field)] = url
+    secret_env = spec.env_name(_JWT_SECRET_FIELD)
+    if (
+        jwt_secret is not None
+        and _JWT_SECRET_FIELD in spec.settings.model_fields
+        and secret_env not in os.environ
+    ):
+        env[secret_env] = jwt_secret
     return env
 
 
@@ -136,13 +186,17 @@ def run_distributed(
     announce: Callable[[str], None],
     services: Sequence[ServiceSpec[Any]] = SERVICES,
     seed: bool = True,
+    jwt_secret: str | None = None,
 ) -> int:
     """Run one supervised ``stockflow serve`` per service until SIGTERM/SIGINT; exit code 0.
 
     The service credential is ``STOCKFLOW_SERVICE_TOKEN`` if set, else a random one for this
-    run (every process of the run shares it).
+    run (every process of the run shares it). The JWT secret (edge's) is
+    ``STOCKFLOW_JWT_SECRET`` if set, else *jwt_secret* (the CLI passes the data dir's, so
+    ``stockflow token`` signs tokens this deployment accepts).
     """
     token = os.environ.get("STOCKFLOW_SERVICE_TOKEN") or secrets.token_urlsafe(32)
+    jwt_secret = os.environ.get(JWT_SECRET_ENV) or jwt_secret
     stockflow = str(Path(sys.executable).with_name("stockflow"))
     processes = [
         ServiceProcess(
@@ -154,6 +208,8 @@ def run_distributed(
                 bus_url=bus_url,
                 port_base=port_base,
                 token=token,
+                jwt_secret=jwt_secret,
+                services=services,
             ),
             port=port_base + spec.port_offset,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from stockflow.edge.bootstrap import SPEC as EDGE
 from stockflow.inventory.bootstrap import SPEC as INVENTORY
 from stockflow.notifications.bootstrap import SPEC as NOTIFICATIONS
 from stockflow.orders.bootstrap import SPEC as ORDERS
@@ -13,7 +14,7 @@ from stockflow.profiles.bootstrap import SPEC as PROFILES
 
 __all__ = ["SERVICES", "spec_named"]
 
-SERVICES: Final[tuple[ServiceSpec[Any], ...]] = (PROFILES, INVENTORY, ORDERS, NOTIFICATIONS)
+SERVICES: Final[tuple[ServiceSpec[Any], ...]] = (PROFILES, INVENTORY, ORDERS, NOTIFICATIONS, EDGE)
 """Every service, in start order (a service starts after the ones it calls)."""
 
 

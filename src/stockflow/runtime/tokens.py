@@ -1,36 +1,34 @@
-"""Dev tokens for the embedded deployment: HS256 JWTs signed with ``<data dir>/jwt-secret``.
-
-What ``stockflow token`` prints and what ``stockflow load`` sends; edge checks them with the
-same secret (``exp`` required, ``sub`` the user, ``role`` customer or staff).
-"""
+"""The deployment's dev tokens for ``stockflow load``: HS256 JWTs signed with the secret edge
+checks them with (``STOCKFLOW_JWT_SECRET`` when set, else ``<data dir>/jwt-secret``), as
+``stockflow token`` prints them one at a time."""
 
 from __future__ import annotations
 
-import time
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
 
-import jwt
+from stockflow.edge.adapters.tokens import issue_token
+from stockflow.platform.data_dir import DataDir
+from stockflow.runtime.embedded import JWT_SECRET_ENV
 
-from stockflow.platform.data_dir import load_or_create_secret
-
-__all__ = ["JWT_SECRET_FILE", "dev_token", "dev_tokens"]
-
-JWT_SECRET_FILE: Final = "jwt-secret"
-DEFAULT_TTL: Final = 3600.0
+__all__ = ["deployment_jwt_secret", "dev_tokens"]
 
 
-def dev_token(secret: str, *, user: str, role: str, ttl: float = DEFAULT_TTL) -> str:
-    """An HS256 token for *user* in *role*, valid for *ttl* seconds."""
-    now = int(time.time())
-    claims = {"sub": user, "role": role, "iat": now, "exp": now + int(ttl)}
-    return jwt.encode(claims, secret, algorithm="HS256")
+def deployment_jwt_secret(data_dir: Path) -> str:
+    """The secret of the deployment at *data_dir* (read without its lock; created if missing).
 
-
-def dev_tokens(data_dir: Path, *, ttl: float = 4 * DEFAULT_TTL) -> Callable[[str, str], str]:
-    """``tokens(user, role)`` signed with *data_dir*'s JWT secret (created when missing)."""
+    Raises:
+        FileNotFoundError: *data_dir* does not exist (no deployment ever ran there).
+    """
+    if given := os.environ.get(JWT_SECRET_ENV):
+        return given
     if not data_dir.is_dir():
         raise FileNotFoundError(f"no data dir {data_dir}")
-    secret = load_or_create_secret(data_dir / JWT_SECRET_FILE)
-    return lambda user, role: dev_token(secret, user=user, role=role, ttl=ttl)
+    return DataDir(data_dir.resolve()).jwt_secret()
+
+
+def dev_tokens(data_dir: Path, *, ttl: float = 4 * 3600) -> Callable[[str, str], str]:
+    """``tokens(user, role)``: a token edge accepts, valid for *ttl* seconds."""
+    secret = deployment_jwt_secret(data_dir)
+    return lambda user, role: issue_token(secret, user=user, role=role, ttl_seconds=ttl)
