@@ -1,0 +1,226 @@
+"""The whole system as users run it: ``stockflow up`` (embedded, one process) or ``stockflow up
+--distributed`` (one supervised process per service on PostgreSQL + NATS JetStream), on a free
+block of five ports and a temporary data dir, reached through edge only.
+
+:class:`System` starts it, mints tokens with the data dir's JWT secret (what ``stockflow
+token`` does), finds a service's process in the distributed deployment (to SIGKILL or SIGSTOP
+it), stops it with SIGTERM (graceful shutdown) and runs the audit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from stockflow.edge.adapters.tokens import issue_token
+
+STOCKFLOW = str(Path(sys.executable).with_name("stockflow"))
+SERVICES = ("edge", "profiles", "inventory", "orders", "notifications")
+TEST_ENV = {
+    "ORDERS_SAGA_TIMEOUT_SECONDS": "5",
+    "ORDERS_SAGA_CHECK_SECONDS": "0.2",
+    "ORDERS_BATCH_WAIT": "0.02",
+    "INVENTORY_BATCH_WAIT": "0.02",
+    "NOTIFICATIONS_BATCH_WAIT": "0.02",
+    "STOCKFLOW_LOG_FORMAT": "json",
+    "NOTIFICATIONS_WEBHOOK_ALLOWED_HOSTS": '["127.0.0.1"]',
+    "NOTIFICATIONS_WEBHOOK_BACKOFF_INITIAL": "0.2",
+    "EDGE_RATE_LIMIT": "100000/second",
+}
+
+
+def free_port_block(count: int = 5) -> int:
+    """A base port such that base .. base + count - 1 were all free a moment ago."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base: int = probe.getsockname()[1]
+        if base + count > 65_000:
+            continue
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+        return base
+    raise AssertionError("no block of free ports")
+
+
+@dataclass
+class System:
+    mode: str
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
+    audit_args: list[str] = field(default_factory=list)
+    port_base: int = field(default_factory=free_port_block)
+    bus_url: str = ""
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "up.log"
+
+    def url(self, service: str = "edge") -> str:
+        return f"http://127.0.0.1:{self.port_base + SERVICES.index(service)}"
+
+    def token(self, user: str, role: str = "customer") -> str:
+        secret = (self.data_dir / "jwt-secret").read_text().strip()
+        return issue_token(secret, user=user, role=role)
+
+    def auth(self, user: str, role: str = "customer") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user, role)}"}
+
+    def command(self) -> list[str]:
+        args = [STOCKFLOW, "up", "--data-dir", str(self.data_dir)]
+        args += ["--port-base", str(self.port_base), *self.extra_args]
+        return args
+
+    async def start(self, *, within: float = 120.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(  # noqa: ASYNC220 - starts at once, waits for nothing
+                self.command(),
+                env={**os.environ, **TEST_ENV, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        await self.wait_ready(within=within)
+
+    async def wait_ready(self, *, within: float = 120.0) -> None:
+        deadline = time.monotonic() + within
+        async with httpx.AsyncClient(timeout=2, trust_env=False) as http:
+            while True:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise AssertionError(
+                        f"stockflow up exited {self.process.returncode}:\n{self.tail()}"
+                    )
+                ready = 0
+                for service in SERVICES:
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await http.get(f"{self.url(service)}/readyz")).status_code == 200:
+                            ready += 1
+                if ready == len(SERVICES) and "demo users:" in self.tail(10**9):
+                    return  # and the demo data is in (announced after seeding)
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"not ready within {within} s:\n{self.tail()}")
+                await asyncio.sleep(0.2)
+
+    def tail(self, chars: int = 6000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log.read_text(errors="replace")[-chars:]
+        return ""
+
+    def child(self, service: str) -> psutil.Process:
+        """The ``stockflow serve <service>`` process of the distributed deployment."""
+        assert self.process is not None
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                command = child.cmdline()
+                if "serve" in command and command[-1] == service:
+                    return child
+        raise AssertionError(f"no process serves {service}")
+
+    async def stop(self, *, within: float = 60.0) -> int:
+        """SIGTERM (graceful shutdown); return the exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + within
+        while self.process.poll() is None:
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"stockflow up did not stop within {within} s:\n{self.tail()}")
+            await asyncio.sleep(0.1)
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def audit(self) -> dict[str, Any]:
+        report_file = self.root / "audit.json"
+        result = subprocess.run(
+            [STOCKFLOW, "audit", *self.audit_args, "--json", str(report_file)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+        report: dict[str, Any] = json.loads(report_file.read_text())
+        return report
+
+    def server_errors(self) -> list[str]:
+        """Log lines of requests answered with a 5xx (none may be)."""
+        return [line for line in self.tail(10**9).splitlines() if '"status": 5' in line]
+
+
+def embedded(root: Path) -> System:
+    system = System("embedded", root)
+    system.bus_url = f"sqlite:///{system.data_dir / 'bus.sqlite3'}"
+    system.audit_args = ["--data-dir", str(system.data_dir)]
+    return system
+
+
+@contextlib.asynccontextmanager
+async def distributed(root: Path, postgres_url: str, nats_url: str) -> AsyncIterator[System]:
+    """``up --distributed`` on databases ``sys_<run>_<service>`` and a stream prefix of its own;
+    both removed afterwards."""
+    from tests.servers import admin_execute, delete_streams
+
+    run = uuid.uuid4().hex[:8]
+    base = postgres_url.rsplit("/", 1)[0] + f"/sys_{run}"
+    system = System("distributed", root)
+    system.bus_url = f"{nats_url}?prefix=s{run}"
+    system.extra_args = [
+        "--distributed",
+        "--database-url",
+        base,
+        "--nats-url",
+        f"{nats_url}?prefix=s{run}",
+    ]
+    system.audit_args = [
+        "--event-store-url",
+        f"{base}_inventory",
+        "--orders-url",
+        f"{base}_orders",
+    ]
+    try:
+        yield system
+    finally:
+        system.kill()
+        await delete_streams(nats_url, prefix=f"s{run}_")
+        for service in SERVICES:
+            await admin_execute(
+                postgres_url, f'DROP DATABASE IF EXISTS "sys_{run}_{service}" WITH (FORCE)'
+            )
