@@ -51,6 +51,9 @@ __all__ = [
 # log_config=None; we send them back to the root handler so they share our format.
 _SERVER_LOGGERS: Final = ("uvicorn", "uvicorn.error", "uvicorn.access")
 _SERVER_ACCESS_LOGGER: Final = "uvicorn.access"
+_CLIENT_LOGGERS: Final = ("httpx", "httpcore")
+"""httpx logs every request it sends at INFO: one line per outgoing call, on every hop, which
+the resilient client's metrics and spans already record. Only WARNING and up, unless DEBUG."""
 _encoder: Final = msgspec.json.Encoder(enc_hook=repr)
 
 
@@ -257,6 +260,9 @@ def configure_logging(
         server_logger.handlers.clear()
         server_logger.setLevel(logging.NOTSET)
         server_logger.propagate = server_access_log or name != _SERVER_ACCESS_LOGGER
+    for name in _CLIENT_LOGGERS:
+        quiet = logging.WARNING if numeric_level > logging.DEBUG else logging.NOTSET
+        logging.getLogger(name).setLevel(quiet)
 
     structlog.configure(
         processors=[

@@ -375,3 +375,14 @@ def test_a_stream_that_cannot_be_written_never_fails_the_caller(log_lines) -> No
     configure_logging(json=True, stream=log_lines.stream)
     structlog.get_logger("t").info("t.kept")
     assert [r["event"] for r in log_lines.records()] == ["t.kept"]
+
+
+def test_httpx_request_lines_are_dropped_at_info_and_kept_at_debug(log_lines) -> None:
+    configure_logging(json=True, stream=log_lines.stream)
+    logging.getLogger("httpx").info('HTTP Request: GET http://x/ "HTTP/1.1 200 OK"')
+    logging.getLogger("httpx").warning("a client warning")
+    assert [r["event"] for r in log_lines.records()] == ["a client warning"]
+
+    configure_logging(json=True, level="DEBUG", stream=log_lines.stream)
+    logging.getLogger("httpx").info("now kept")
+    assert [r["event"] for r in log_lines.records()][-1] == "now kept"
