@@ -3,7 +3,8 @@ every service's fuzz test.
 
 ``assert_openapi_holds`` runs ``schemathesis run`` with every check on (no 5xx, responses as
 documented, problems included, schema-valid requests accepted) against ``base_url``, with the
-given headers on every request (a credential, an identity), then scans the service's JSON log
+given headers on every request (a credential, an identity; a ``schemathesis.toml`` in
+*workdir* is read), then scans the service's JSON log
 for any request answered with a 5xx (schemathesis only sees what it sent).
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 __all__ = ["assert_openapi_holds", "server_errors"]
@@ -33,12 +34,14 @@ def assert_openapi_holds(
     workdir: Path,
     max_examples: int = 40,
     seed: int = 7,
+    extra_args: Sequence[str] = (),
 ) -> None:
     """Fail with schemathesis' report when any check fails, or when the log has a 5xx."""
     command = [SCHEMATHESIS, "run", f"{base_url}/openapi.json", "--checks", "all"]
     command += ["--max-examples", str(max_examples), "--seed", str(seed), "--no-color"]
     for name, value in headers.items():
         command += ["--header", f"{name}: {value}"]
+    command += extra_args
     result = subprocess.run(
         command,
         capture_output=True,
