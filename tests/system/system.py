@@ -76,6 +76,8 @@ class System:
     audit_args: list[str] = field(default_factory=list)
     port_base: int = field(default_factory=free_port_block)
     bus_url: str = ""
+    database_url: str = ""
+    """``up --distributed``'s ``--database-url`` (each service's database is next to it)."""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -202,6 +204,7 @@ async def distributed(root: Path, postgres_url: str, nats_url: str) -> AsyncIter
     base = postgres_url.rsplit("/", 1)[0] + f"/sys_{run}"
     system = System("distributed", root)
     system.bus_url = f"{nats_url}?prefix=s{run}"
+    system.database_url = base
     system.extra_args = [
         "--distributed",
         "--database-url",

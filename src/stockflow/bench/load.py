@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stockflow.bench.load_figures import LoadFigures, StepFigures, compute_step
+from stockflow.bench.raw_http import RawHttp, RawResponse
 
 __all__ = ["LoadConfig", "Tokens", "run_load"]
 
@@ -54,6 +54,8 @@ Tokens = Callable[[str, str], str]
 HOT_SHARE: Final = 0.8
 """Share of the order lines that go to the hottest 20% of the SKUs."""
 POLL_PAGE: Final = 100
+TRANSPORT_ERRORS: Final = (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError)
+"""What a request may fail with short of an answer (recorded by the exception's name)."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class _Recorder:
 
 
 class _Traffic:
-    def __init__(self, config: LoadConfig, http: httpx.AsyncClient, tokens: Tokens) -> None:
+    def __init__(self, config: LoadConfig, http: RawHttp, tokens: Tokens) -> None:
         self.config = config
         self.http = http
         self.rng = random.Random(config.seed)
@@ -131,11 +133,11 @@ class _Traffic:
 
     # ------------------------------------------------------------------ requests
     async def _send(
-        self, kind: str, due: float, request: Coroutine[Any, Any, httpx.Response]
-    ) -> httpx.Response | None:
+        self, kind: str, due: float, request: Coroutine[Any, Any, RawResponse]
+    ) -> RawResponse | None:
         try:
             response = await request
-        except httpx.HTTPError as error:
+        except TRANSPORT_ERRORS as error:
             self.recorder.record(kind, type(error).__name__, due)
             return None
         self.recorder.record(kind, str(response.status_code), due)
@@ -146,9 +148,7 @@ class _Traffic:
 
     async def browse(self, due: float) -> None:
         user = self.rng.choice(self.customers)
-        request = self.http.get(
-            f"{self.config.url}/inventory/{self._sku()}", headers=self.auth[user]
-        )
+        request = self.http.get(f"/inventory/{self._sku()}", headers=self.auth[user])
         await self._send("browse", due, request)
 
     async def place(self, due: float) -> None:
@@ -175,19 +175,19 @@ class _Traffic:
             if replay is not None and replay.status_code == 202 and replay.json()["id"] != order.id:
                 self.recorder.replay_mismatches += 1
 
-    async def _post_order(self, kind: str, order: _Order, due: float) -> httpx.Response | None:
+    async def _post_order(self, kind: str, order: _Order, due: float) -> RawResponse | None:
         headers = {**self.auth[order.customer], "Idempotency-Key": order.key}
-        request = self.http.post(f"{self.config.url}/orders", json=order.body, headers=headers)
+        request = self.http.post("/orders", json_body=order.body, headers=headers)
         return await self._send(kind, due, request)
 
     async def receive(self, due: float, sku: str, qty: int) -> None:
         headers = {**self.staff, "Idempotency-Key": f"load-{self.config.run}-r{due:.3f}-{sku}"}
         body = {"qty": qty, "reference": f"load {self.config.run}"}
-        url = f"{self.config.url}/inventory/{sku}/receipts"
-        await self._send("receipt", due, self.http.post(url, json=body, headers=headers))
+        url = f"/inventory/{sku}/receipts"
+        await self._send("receipt", due, self.http.post(url, json_body=body, headers=headers))
 
     async def cancel(self, order: _Order) -> None:
-        url = f"{self.config.url}/orders/{order.id}/cancel"
+        url = f"/orders/{order.id}/cancel"
         await self._send(
             "cancel", time.time(), self.http.post(url, headers=self.auth[order.customer])
         )
@@ -251,9 +251,9 @@ class _Traffic:
                 params["cursor"] = cursor
             try:
                 response = await self.http.get(
-                    f"{self.config.url}/orders", params=params, headers=self.auth[customer]
+                    "/orders", params=params, headers=self.auth[customer]
                 )
-            except httpx.HTTPError:
+            except TRANSPORT_ERRORS:
                 return
             if response.status_code != 200:
                 return
@@ -286,7 +286,7 @@ class _Traffic:
 
 async def _prepare(traffic: _Traffic, say: Callable[[str], None]) -> None:
     config = traffic.config
-    response = await traffic.http.get(f"{config.url}/healthz")
+    response = await traffic.http.get("/healthz")
     if response.status_code != 200:
         raise RuntimeError(f"{config.url}/healthz answered {response.status_code}")
     now = time.time()
@@ -368,11 +368,8 @@ async def run_load(config: LoadConfig, tokens: Tokens, console: Console) -> Load
     def say(line: str) -> None:
         console.print(line, highlight=False, markup=False)
 
-    limits = httpx.Limits(
-        max_connections=config.max_in_flight + config.customers,
-        max_keepalive_connections=config.max_in_flight + config.customers,
-    )
-    async with httpx.AsyncClient(timeout=config.timeout, limits=limits, trust_env=False) as http:
+    connections = config.max_in_flight + config.customers
+    async with RawHttp(config.url, max_connections=connections, timeout=config.timeout) as http:
         traffic = _Traffic(config, http, tokens)
         await _prepare(traffic, say)
         watcher = asyncio.create_task(traffic.watch())

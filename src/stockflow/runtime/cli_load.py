@@ -167,20 +167,44 @@ def load_command(
     raise typer.Exit(0 if audit_ok and not broken else 1)
 
 
+QUIET_SECONDS = 15.0
+"""How long the audit may wait for the system to settle: a cancel's release and a late
+reservation's compensation travel over the bus after the HTTP answer."""
+
+
 def _audit(data_dir: Path, distributed: bool, database_url: str) -> bool:
+    """Audit until every invariant holds, for up to :data:`QUIET_SECONDS` (the invariants are
+    those of a quiet system); print the last report."""
+    import time
+
     from rich.console import Console
 
-    from stockflow.audit import AuditSourceError, audit_data_dir, audit_url, render_report
+    from stockflow.audit import (
+        AuditReport,
+        AuditSourceError,
+        audit_data_dir,
+        audit_url,
+        render_report,
+    )
     from stockflow.runtime.registry import spec_named
 
-    try:
+    def once() -> AuditReport:
         if distributed:
-            report = audit_url(
+            return audit_url(
                 spec_named("inventory").distributed_store_url(database_url),
                 orders_url=spec_named("orders").distributed_store_url(database_url),
             )
-        else:
-            report = audit_data_dir(data_dir)
+        return audit_data_dir(data_dir)
+
+    deadline = time.monotonic() + QUIET_SECONDS
+    try:
+        report = once()
+        while not report.ok and time.monotonic() < deadline:
+            typer.echo(
+                "audit: not all invariants hold yet; waiting for the system to settle", err=True
+            )
+            time.sleep(1.0)
+            report = once()
     except AuditSourceError as error:
         typer.echo(f"cannot audit: {error}", err=True)
         return False
