@@ -14,7 +14,6 @@ from typing import Final
 import structlog
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from sqlalchemy import text
 
 from stockflow.notifications.adapters.orm import INBOX, MIGRATIONS
 from stockflow.notifications.adapters.repository import prune_deliveries
@@ -29,7 +28,7 @@ from stockflow.notifications.service_layer.handlers import EventItem, Notificati
 from stockflow.notifications.service_layer.ports import Resolver
 from stockflow.notifications.settings import NotificationsSettings
 from stockflow.platform.spec import ServiceSpec
-from stockflow.platform.sql import Database, database_for, migrate
+from stockflow.platform.sql import Database, database_component, database_for
 from stockflow_kit.lifecycle import BackgroundTask, Lifecycle, Periodic, component
 from stockflow_kit.messaging import Bus, ConsumerConfig, Consumers
 from stockflow_kit.messaging.sqlalchemy import SqlAlchemyInbox
@@ -64,12 +63,7 @@ class NotificationsService:
         )
         self.lifecycle = Lifecycle(
             [
-                component(
-                    "database",
-                    start=self._open,
-                    stop=self._close,
-                    readiness=self._database_readiness,
-                ),
+                database_component(self.database, MIGRATIONS, closing=self.sender.close),
                 self.consumers,
                 # Stops after the dispatcher: hands back the deliveries its last round held.
                 component("delivery leases", stop=self.dispatcher.release),
@@ -92,21 +86,6 @@ class NotificationsService:
 
     async def readiness(self) -> str | None:
         return await self.lifecycle.readiness()
-
-    async def _open(self) -> None:
-        await migrate(self.database, MIGRATIONS)
-
-    async def _close(self) -> None:
-        await self.sender.close()
-        await self.database.dispose()
-
-    async def _database_readiness(self) -> str | None:
-        try:
-            async with self.database.reader.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception as error:  # any failure of the probe means: not ready
-            return f"not reachable ({type(error).__name__})"
-        return None
 
     async def prune(self) -> None:
         """Forget processed message ids, and settled deliveries, past their windows."""

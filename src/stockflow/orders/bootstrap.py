@@ -14,7 +14,6 @@ from typing import Final
 import structlog
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from sqlalchemy import text
 
 from stockflow.orders.adapters.orm import IDEMPOTENCY, INBOX, MIGRATIONS, OUTBOX
 from stockflow.orders.adapters.unit_of_work import OrdersUnitOfWork, SqlOrderQueries
@@ -23,9 +22,9 @@ from stockflow.orders.entrypoints.http import create_app
 from stockflow.orders.service_layer.handlers import InventoryFact, OrderHandlers
 from stockflow.orders.settings import OrdersSettings
 from stockflow.platform.spec import ServiceSpec
-from stockflow.platform.sql import Database, database_for, migrate
+from stockflow.platform.sql import Database, database_component, database_for
 from stockflow_kit.http.sqlalchemy import SqlAlchemyIdempotencyStore
-from stockflow_kit.lifecycle import BackgroundTask, Lifecycle, Periodic, component
+from stockflow_kit.lifecycle import BackgroundTask, Lifecycle, Periodic
 from stockflow_kit.messaging import Bus, ConsumerConfig, Consumers, OutboxRelay
 from stockflow_kit.messaging.sqlalchemy import SqlAlchemyInbox, SqlAlchemyOutbox
 
@@ -57,12 +56,7 @@ class OrdersService:
         retention = self.settings.processed_retention_seconds
         self.lifecycle = Lifecycle(
             [
-                component(
-                    "database",
-                    start=self._open,
-                    stop=self.database.dispose,
-                    readiness=self._database_readiness,
-                ),
+                database_component(self.database, MIGRATIONS, opened=self.answers.start),
                 self.handlers.placements,
                 BackgroundTask("outbox relay", self.relay.run, registry=self.registry),
                 self.consumers,
@@ -91,18 +85,6 @@ class OrdersService:
 
     async def readiness(self) -> str | None:
         return await self.lifecycle.readiness()
-
-    async def _open(self) -> None:
-        await migrate(self.database, MIGRATIONS)
-        await self.answers.start()
-
-    async def _database_readiness(self) -> str | None:
-        try:
-            async with self.database.reader.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception as error:  # any failure of the probe means: not ready
-            return f"not reachable ({type(error).__name__})"
-        return None
 
     async def _expire(self) -> None:
         await self.handlers.expire()

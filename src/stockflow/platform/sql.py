@@ -41,10 +41,18 @@ from sqlalchemy.ext.asyncio import (
 
 from stockflow_kit.http import IdempotencyRecord
 from stockflow_kit.http.sqlalchemy import SqlAlchemyIdempotencyStore
+from stockflow_kit.lifecycle import Component, component
 from stockflow_kit.messaging import Delivery, Envelope
 from stockflow_kit.messaging.sqlalchemy import SqlAlchemyInbox, SqlAlchemyOutbox
 
-__all__ = ["Database", "SqlUnitOfWork", "alembic_env", "database_for", "migrate"]
+__all__ = [
+    "Database",
+    "SqlUnitOfWork",
+    "alembic_env",
+    "database_component",
+    "database_for",
+    "migrate",
+]
 
 _MIGRATION_LOCK: Final = 0x0_5F0C_F10E  # pg_advisory_xact_lock key: "stockflow migrations"
 
@@ -257,3 +265,35 @@ class SqlUnitOfWork:
         if self._outgoing:
             self._outgoing = []
             self.committed()
+
+
+def database_component(
+    database: Database,
+    migrations: Path,
+    *,
+    opened: Callable[[], Any] | None = None,
+    closing: Callable[[], Any] | None = None,
+) -> Component:
+    """A service's database as a lifecycle component: started = migrated to the newest
+    revision (then *opened*, e.g. an idempotency store's start), stopped = *closing* then
+    disposed; ready while ``SELECT 1`` answers on the reader engine."""
+
+    async def start() -> None:
+        await migrate(database, migrations)
+        if opened is not None:
+            await opened()
+
+    async def stop() -> None:
+        if closing is not None:
+            await closing()
+        await database.dispose()
+
+    async def readiness() -> str | None:
+        try:
+            async with database.reader.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as error:  # any failure of the probe means: not ready
+            return f"not reachable ({type(error).__name__})"
+        return None
+
+    return component("database", start=start, stop=stop, readiness=readiness)

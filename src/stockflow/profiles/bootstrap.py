@@ -14,16 +14,15 @@ from typing import Final
 import structlog
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from sqlalchemy import text
 
 from stockflow.platform.spec import ServiceSpec
-from stockflow.platform.sql import Database, database_for, migrate
+from stockflow.platform.sql import Database, database_component, database_for
 from stockflow.profiles.adapters.orm import MIGRATIONS, OUTBOX
 from stockflow.profiles.adapters.unit_of_work import ProfilesUnitOfWork, SqlProfileQueries
 from stockflow.profiles.entrypoints.http import create_app
 from stockflow.profiles.service_layer.handlers import ProfileHandlers
 from stockflow.profiles.settings import ProfilesSettings
-from stockflow_kit.lifecycle import BackgroundTask, Lifecycle, component
+from stockflow_kit.lifecycle import BackgroundTask, Lifecycle
 from stockflow_kit.messaging import Bus, OutboxRelay
 from stockflow_kit.messaging.sqlalchemy import SqlAlchemyOutbox
 
@@ -50,12 +49,7 @@ class ProfilesService:
     def __post_init__(self) -> None:
         self.lifecycle = Lifecycle(
             [
-                component(
-                    "database",
-                    start=self._open,
-                    stop=self.database.dispose,
-                    readiness=self._database_readiness,
-                ),
+                database_component(self.database, MIGRATIONS),
                 BackgroundTask("outbox relay", self.relay.run, registry=self.registry),
             ],
             name="profiles",
@@ -72,17 +66,6 @@ class ProfilesService:
 
     async def readiness(self) -> str | None:
         return await self.lifecycle.readiness()
-
-    async def _open(self) -> None:
-        await migrate(self.database, MIGRATIONS)
-
-    async def _database_readiness(self) -> str | None:
-        try:
-            async with self.database.reader.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception as error:  # any failure of the probe means: not ready
-            return f"not reachable ({type(error).__name__})"
-        return None
 
 
 def build(
