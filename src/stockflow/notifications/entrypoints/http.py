@@ -18,7 +18,7 @@ from fastapi import Path as PathRule
 from prometheus_client import CollectorRegistry
 from starlette.responses import Response
 
-from stockflow.contracts.identity import ROLE_HEADER, USER_HEADER
+from stockflow.contracts.identity import USER_HEADER
 from stockflow.contracts.inventory import MAX_SKU_LENGTH, SKU_PATTERN
 from stockflow.contracts.notifications import (
     DeliveriesPage,
@@ -43,6 +43,7 @@ from stockflow.notifications.service_layer.handlers import (
 )
 from stockflow.notifications.service_layer.ports import PageCursor, Queries
 from stockflow.notifications.settings import NotificationsSettings
+from stockflow.platform.identity import IDENTITY_PARAMETERS, InvalidIdentityError, read_identity
 from stockflow_kit.http.bodies import decode_json, json_response
 from stockflow_kit.http.credentials import probe_routes, service_credential
 from stockflow_kit.http.openapi import (
@@ -131,14 +132,10 @@ def delivery_view(delivery: Delivery, attempts: Sequence[Attempt] = ()) -> Deliv
 
 def caller_of(request: Request) -> Caller:
     """The identity edge forwarded. Raises :class:`InvalidCallerError` when malformed."""
-    user = request.headers.get(USER_HEADER)
-    role = request.headers.get(ROLE_HEADER, "customer")
-    if role not in ("customer", "staff"):
-        raise InvalidCallerError(f"{ROLE_HEADER} must be 'customer' or 'staff', not {role!r}")
-    if user is not None and not 1 <= len(user) <= 200:
-        raise InvalidCallerError(f"{USER_HEADER} must be 1 to 200 characters")
-    if user is None and role != "staff":
-        raise InvalidCallerError(f"a customer's request needs the {USER_HEADER} header")
+    try:
+        user, role = read_identity(request.headers)
+    except InvalidIdentityError as error:
+        raise InvalidCallerError(str(error)) from None
     return Caller(user, role)
 
 
@@ -161,15 +158,7 @@ def create_app(
         description="The service credential (edge and other services present it).",
         paths=["/notifications", "/webhooks"],
     )
-    identity: list[dict[str, Any]] = [
-        {"name": USER_HEADER, "in": "header", "required": False, "schema": {"type": "string"}},
-        {
-            "name": ROLE_HEADER,
-            "in": "header",
-            "required": False,
-            "schema": {"type": "string", "enum": ["customer", "staff"]},
-        },
-    ]
+    identity = IDENTITY_PARAMETERS
 
     def content(kind: Any) -> dict[str, Any]:
         return {"content": {"application/json": {"schema": json_schema(kind)}}}

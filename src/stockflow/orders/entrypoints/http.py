@@ -22,7 +22,6 @@ from starlette.responses import Response
 
 from stockflow.contracts.inventory import MAX_SKU_LENGTH, SKU_PATTERN
 from stockflow.contracts.orders import (
-    ROLE_HEADER,
     USER_HEADER,
     OrderLine,
     OrdersPage,
@@ -35,6 +34,7 @@ from stockflow.orders.entrypoints.http_errors import ERRORS, InvalidCallerError
 from stockflow.orders.service_layer.handlers import Caller, OrderHandlers, UnknownOrderError
 from stockflow.orders.service_layer.ports import OrderQueries, PageCursor
 from stockflow.orders.settings import OrdersSettings
+from stockflow.platform.identity import IDENTITY_PARAMETERS, InvalidIdentityError, read_identity
 from stockflow_kit.http import Handled, Idempotency, IdempotencyContext, IdempotencyStore
 from stockflow_kit.http.bodies import decode_json, json_response
 from stockflow_kit.http.credentials import probe_routes, service_credential
@@ -78,14 +78,10 @@ def order_view(order: Order) -> OrderView:
 
 def caller_of(request: Request) -> Caller:
     """The identity edge forwarded. Raises :class:`InvalidCallerError` when malformed."""
-    user = request.headers.get(USER_HEADER)
-    role = request.headers.get(ROLE_HEADER, "customer")
-    if role not in ("customer", "staff"):
-        raise InvalidCallerError(f"{ROLE_HEADER} must be 'customer' or 'staff', not {role!r}")
-    if user is not None and not 1 <= len(user) <= 200:
-        raise InvalidCallerError(f"{USER_HEADER} must be 1 to 200 characters")
-    if user is None and role != "staff":
-        raise InvalidCallerError(f"a customer's request needs the {USER_HEADER} header")
+    try:
+        user, role = read_identity(request.headers)
+    except InvalidIdentityError as error:
+        raise InvalidCallerError(str(error)) from None
     return Caller(user, role)
 
 
@@ -111,15 +107,7 @@ def create_app(
     )
     # Keys are scoped per customer: two customers' equal keys never meet.
     keys = Idempotency(answers, caller=lambda request: caller_of(request).user_id or "staff")
-    identity = [
-        {"name": USER_HEADER, "in": "header", "required": False, "schema": {"type": "string"}},
-        {
-            "name": ROLE_HEADER,
-            "in": "header",
-            "required": False,
-            "schema": {"type": "string", "enum": ["customer", "staff"]},
-        },
-    ]
+    identity = IDENTITY_PARAMETERS
     order_json = {"content": {"application/json": {"schema": json_schema(OrderView)}}}
 
     @app.post(

@@ -16,14 +16,13 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathRule
 from prometheus_client import CollectorRegistry
 from starlette.responses import Response
 
-from stockflow.contracts.identity import ROLE_HEADER, ROLES, USER_HEADER
 from stockflow.contracts.profiles import (
     USER_ID_PATTERN,
     Address,
@@ -31,6 +30,7 @@ from stockflow.contracts.profiles import (
     ProfileUpdate,
     ProfileView,
 )
+from stockflow.platform.identity import IDENTITY_PARAMETERS, InvalidIdentityError, read_identity
 from stockflow.profiles.domain import model
 from stockflow.profiles.entrypoints.http_errors import ERRORS, InvalidCallerError
 from stockflow.profiles.service_layer.handlers import Caller, ProfileHandlers
@@ -152,14 +152,10 @@ def parse_if_match(value: str | None) -> model.Precondition | None:
 
 def caller_of(request: Request) -> Caller:
     """The identity edge forwarded. Raises :class:`InvalidCallerError` when malformed."""
-    user = request.headers.get(USER_HEADER)
-    role = request.headers.get(ROLE_HEADER, "customer")
-    if role not in ROLES:
-        raise InvalidCallerError(f"{ROLE_HEADER} must be 'customer' or 'staff', not {role!r}")
-    if user is not None and not 1 <= len(user) <= 200:
-        raise InvalidCallerError(f"{USER_HEADER} must be 1 to 200 characters")
-    if user is None and role != "staff":
-        raise InvalidCallerError(f"a customer's request needs the {USER_HEADER} header")
+    try:
+        user, role = read_identity(request.headers)
+    except InvalidIdentityError as error:
+        raise InvalidCallerError(str(error)) from None
     return Caller(user, role)
 
 
@@ -181,15 +177,7 @@ def create_app(
         description="The service credential (edge and other services present it).",
         paths=["/profiles"],
     )
-    identity: list[dict[str, Any]] = [
-        {"name": USER_HEADER, "in": "header", "required": False, "schema": {"type": "string"}},
-        {
-            "name": ROLE_HEADER,
-            "in": "header",
-            "required": False,
-            "schema": {"type": "string", "enum": list(ROLES)},
-        },
-    ]
+    identity = IDENTITY_PARAMETERS
     if_match = {
         "name": "If-Match",
         "in": "header",
