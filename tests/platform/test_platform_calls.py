@@ -52,6 +52,7 @@ def test_embedded_edge_is_given_its_callees_on_loopback_and_the_jwt_secret(
 def test_distributed_edge_gets_them_in_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EDGE_JWT_SECRET", raising=False)
     monkeypatch.delenv("EDGE_ORDERS_URL", raising=False)
+    monkeypatch.delenv("EDGE_RATE_LIMIT_STORAGE_URL", raising=False)
     env = distributed_env(
         EDGE,
         database_url="postgresql://db/stockflow",
@@ -60,7 +61,9 @@ def test_distributed_edge_gets_them_in_its_environment(monkeypatch: pytest.Monke
         token="t",
         jwt_secret="s",
         services=SERVICES,
+        redis_url="redis://cache:6379",
     )
+    assert env["EDGE_RATE_LIMIT_STORAGE_URL"] == "redis://cache:6379"  # replicas share limits
     assert env["EDGE_ORDERS_URL"] == "http://127.0.0.1:9203"
     assert env["EDGE_INVENTORY_URL"] == "http://127.0.0.1:9202"
     assert env["EDGE_JWT_SECRET"] == "s"
@@ -72,6 +75,7 @@ def test_distributed_edge_gets_them_in_its_environment(monkeypatch: pytest.Monke
         token="t",
         jwt_secret="s",
         services=SERVICES,
+        redis_url="redis://cache:6379",
     )
     assert not any("JWT" in key or key.startswith("EDGE_") for key in inventory)
 

@@ -135,6 +135,14 @@ def up_command(
             help="A Kafka broker for --bus kafka (kafka://host:port[?prefix=…]).",
         ),
     ] = None,
+    redis_url: Annotated[
+        str,
+        typer.Option(
+            envvar="STOCKFLOW_REDIS_URL",
+            help="Redis for --distributed: edge's rate limits, shared by its replicas"
+            " (EDGE_RATE_LIMIT_STORAGE_URL wins; if Redis is down edge fails open and says so).",
+        ),
+    ] = "redis://127.0.0.1:6379",
     seed: Annotated[
         bool,
         typer.Option(
@@ -160,6 +168,7 @@ def up_command(
                 announce=announce,
                 seed=seed,
                 jwt_secret=_data_dir_jwt_secret(data_dir),
+                redis_url=redis_url,
             )
         raise typer.Exit(code)
     from stockflow.runtime.embedded import run_embedded

@@ -45,6 +45,8 @@ _log = structlog.get_logger("stockflow.runtime")
 JWT_SECRET_ENV: Final = "STOCKFLOW_JWT_SECRET"
 """The deployment's JWT secret when set; else the data dir's (``<dir>/jwt-secret``)."""
 _JWT_SECRET_FIELD: Final = "jwt_secret"
+_SHARED_LIMITS_FIELD: Final = "rate_limit_storage_url"
+"""Edge's rate-limit storage: the distributed deployment shares it (Redis) across replicas."""
 
 
 def embedded_units(
@@ -156,8 +158,11 @@ def distributed_env(
     token: str,
     jwt_secret: str | None = None,
     services: Sequence[ServiceSpec[Any]] = SERVICES,
+    redis_url: str | None = None,
 ) -> dict[str, str]:
-    """The environment of ``stockflow serve <spec.name>`` in the distributed deployment."""
+    """The environment of ``stockflow serve <spec.name>`` in the distributed deployment
+    (*redis_url*: where a service with a ``rate_limit_storage_url`` setting, edge, keeps its
+    limits, so every replica counts against the same ones; its own variable wins)."""
     env = {
         spec.env_name("port"): str(port_base + spec.port_offset),
         "BUS_URL": bus_url,
@@ -175,6 +180,13 @@ def distributed_env(
         and secret_env not in os.environ
     ):
         env[secret_env] = jwt_secret
+    limits_env = spec.env_name(_SHARED_LIMITS_FIELD)
+    if (
+        redis_url is not None
+        and _SHARED_LIMITS_FIELD in spec.settings.model_fields
+        and limits_env not in os.environ
+    ):
+        env[limits_env] = redis_url
     return env
 
 
@@ -187,6 +199,7 @@ def run_distributed(
     services: Sequence[ServiceSpec[Any]] = SERVICES,
     seed: bool = True,
     jwt_secret: str | None = None,
+    redis_url: str | None = None,
 ) -> int:
     """Run one supervised ``stockflow serve`` per service until SIGTERM/SIGINT; exit code 0.
 
@@ -210,6 +223,7 @@ def run_distributed(
                 token=token,
                 jwt_secret=jwt_secret,
                 services=services,
+                redis_url=redis_url,
             ),
             port=port_base + spec.port_offset,
         )
