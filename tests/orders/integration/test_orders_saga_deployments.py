@@ -119,7 +119,10 @@ async def test_duplicated_and_late_events_change_nothing_twice(deployment: Deplo
     await deployment.start("orders")
     async with client(deployment) as api:
         await api.receive("SKU-D", 4)
+        # One after the other: on Kafka the two orders' events are on different partitions,
+        # so two placed together may reach the inventory in either order.
         confirmed = (await api.place([{"sku": "SKU-D", "qty": 3}])).json()["id"]
+        await api.settled([confirmed])
         rejected = (await api.place([{"sku": "SKU-D", "qty": 3}])).json()["id"]
         orders = await api.settled([confirmed, rejected])
         assert orders[confirmed]["status"] == "CONFIRMED"
