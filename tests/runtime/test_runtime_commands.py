@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 from stockflow.runtime.registry import SERVICES
-from stockflow_kit.lifecycle import ServiceProcess, free_port
+from stockflow_kit.lifecycle import ServiceProcess, free_port, free_port_block
 
 STOCKFLOW = str(Path(sys.executable).with_name("stockflow"))
 pytestmark = pytest.mark.slow
@@ -44,22 +43,6 @@ def assert_refused_without_traceback(result: subprocess.CompletedProcess[str]) -
     return result.stderr.strip().splitlines()[-1]
 
 
-def free_base() -> int:
-    """A port base whose five ports are free now."""
-    for _ in range(50):
-        base = free_port() // 10 * 10
-        if base + 5 > 65_535:
-            continue
-        try:
-            for port in range(base, base + 5):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise AssertionError("no free port base")
-
-
 def up(data_dir: Path, base: int, log: Path) -> ServiceProcess:
     inventory = next(s for s in SERVICES if s.name == "inventory")
     return ServiceProcess(
@@ -73,7 +56,7 @@ def up(data_dir: Path, base: int, log: Path) -> ServiceProcess:
 async def test_up_serves_every_service_of_the_registry_and_a_second_up_is_refused(
     tmp_path: Path,
 ) -> None:
-    base = free_base()
+    base = free_port_block(len(SERVICES))
     system = up(tmp_path / "data", base, tmp_path / "up.log")
     system.start()
     try:
@@ -101,7 +84,7 @@ async def test_up_serves_every_service_of_the_registry_and_a_second_up_is_refuse
 async def test_up_seeds_the_demo_stock_once_and_never_again(tmp_path: Path) -> None:
     from stockflow.runtime.seed import DEMO_STOCK
 
-    base = free_base()
+    base = free_port_block(len(SERVICES))
     for run in range(2):
         system = up(tmp_path / "data", base, tmp_path / f"up-{run}.log")
         system.start()
@@ -128,7 +111,13 @@ async def test_up_seeds_the_demo_stock_once_and_never_again(tmp_path: Path) -> N
 
 def test_up_on_a_data_dir_that_is_a_file_says_so_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
-    result = run_cli("up", "--data-dir", str(tmp_path / "file"), "--port-base", str(free_base()))
+    result = run_cli(
+        "up",
+        "--data-dir",
+        str(tmp_path / "file"),
+        "--port-base",
+        str(free_port_block(len(SERVICES))),
+    )
     assert "--data-dir" in assert_refused_without_traceback(result)
     assert result.stderr.strip().count("\n") == 0, result.stderr
 
@@ -137,7 +126,9 @@ def test_up_on_a_corrupt_data_dir_says_which_file_in_one_line(tmp_path: Path) ->
     data = tmp_path / "data"
     data.mkdir()
     (data / "inventory.sqlite3").write_bytes(b"this is not a SQLite database" * 100)
-    result = run_cli("up", "--data-dir", str(data), "--port-base", str(free_base()))
+    result = run_cli(
+        "up", "--data-dir", str(data), "--port-base", str(free_port_block(len(SERVICES)))
+    )
     assert "inventory.sqlite3" in assert_refused_without_traceback(result)
 
 
@@ -196,7 +187,7 @@ async def test_up_distributed_creates_each_database_and_serves_every_service(
 ) -> None:
     import asyncpg
 
-    base = free_base()
+    base = free_port_block(len(SERVICES))
     database = f"sftest_{uuid.uuid4().hex[:8]}"
     admin = postgres_url.rsplit("/", 1)[0] + "/postgres"
     last = SERVICES[-1]  # started after all the others were ready
@@ -258,7 +249,7 @@ def test_up_names_a_bad_setting_by_its_variable(tmp_path: Path) -> None:
         "--data-dir",
         str(tmp_path / "data"),
         "--port-base",
-        str(free_base()),
+        str(free_port_block(len(SERVICES))),
         env={"INVENTORY_BATCH_SIZE": "lots"},
     )
     assert_refused_without_traceback(result)

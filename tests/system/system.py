@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import httpx
 import psutil
 
 from stockflow.edge.adapters.tokens import issue_token
+from stockflow_kit.lifecycle import free_port_block
 
 STOCKFLOW = str(Path(sys.executable).with_name("stockflow"))
 SERVICES = ("edge", "profiles", "inventory", "orders", "notifications")
@@ -44,29 +44,6 @@ TEST_ENV = {
 }
 
 
-def free_port_block(count: int = 5) -> int:
-    """A base port such that base .. base + count - 1 were all free a moment ago."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base: int = probe.getsockname()[1]
-        if base + count > 65_000:
-            continue
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-        return base
-    raise AssertionError("no block of free ports")
-
-
 @dataclass
 class System:
     mode: str
@@ -74,7 +51,7 @@ class System:
     env: dict[str, str] = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)
     audit_args: list[str] = field(default_factory=list)
-    port_base: int = field(default_factory=free_port_block)
+    port_base: int = field(default_factory=lambda: free_port_block(len(SERVICES)))
     bus_url: str = ""
     database_url: str = ""
     """``up --distributed``'s ``--database-url`` (each service's database is next to it)."""

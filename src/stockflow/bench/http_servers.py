@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import sys
 import urllib.error
 import urllib.request
@@ -14,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stockflow.bench.http_load import Target
-from stockflow_kit.lifecycle import ServiceProcess
+from stockflow_kit.lifecycle import ServiceProcess, free_port
 
 __all__ = [
     "cpu_seconds",
@@ -67,13 +66,6 @@ def stockflow_command() -> list[str]:
     if script.exists():
         return [str(script)]
     return [sys.executable, "-c", "from stockflow.runtime.cli import main; main()"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def request(target: Target, timeout: float = 5.0) -> int:

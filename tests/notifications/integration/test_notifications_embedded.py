@@ -14,24 +14,17 @@ import pytest
 from standardwebhooks import Webhook
 from tests.notifications.conftest import Receiver, eventually
 
-from stockflow_kit.lifecycle import ServiceProcess, free_port
+from stockflow_kit.lifecycle import ServiceProcess, free_port_block
 
 STOCKFLOW = str(Path(sys.executable).with_name("stockflow"))
 pytestmark = pytest.mark.slow
-
-
-def _free_base() -> int:
-    while True:
-        base = free_port() // 10 * 10
-        if base + 5 <= 65_535:
-            return base
 
 
 async def test_an_order_reaches_its_customer_and_a_webhook_through_stockflow_up(
     tmp_path: Path, receivers: Callable[[], Receiver]
 ) -> None:
     receiver = receivers()
-    base = _free_base()
+    base = free_port_block(5)
     data = tmp_path / "data"
     system = ServiceProcess(
         [STOCKFLOW, "up", "--data-dir", str(data), "--port-base", str(base), "--no-seed"],

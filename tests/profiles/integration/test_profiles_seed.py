@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import uuid
 from pathlib import Path
@@ -17,27 +16,11 @@ from tests.servers import admin_execute, delete_streams
 
 from stockflow.runtime.registry import SERVICES
 from stockflow.runtime.seed import DEMO_USERS
-from stockflow_kit.lifecycle import ServiceProcess, free_port
+from stockflow_kit.lifecycle import ServiceProcess, free_port_block
 
 STOCKFLOW = str(Path(sys.executable).with_name("stockflow"))
 PROFILES = next(s for s in SERVICES if s.name == "profiles")
 pytestmark = pytest.mark.slow
-
-
-def free_base() -> int:
-    """A port base whose five ports are free now."""
-    for _ in range(50):
-        base = free_port() // 10 * 10
-        if base + 5 > 65_535:
-            continue
-        try:
-            for port in range(base, base + 5):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise AssertionError("no free port base")
 
 
 async def seeded_profiles(base: int, token: str) -> dict[str, dict[str, Any]]:
@@ -73,7 +56,7 @@ def summary(found: dict[str, dict[str, Any]]) -> dict[str, tuple[str, str, int]]
 
 
 async def test_up_seeds_the_demo_profiles_once_and_never_again(tmp_path: Path) -> None:
-    base = free_base()
+    base = free_port_block(len(SERVICES))
     announced: list[str] = []
     for run in range(2):
         system = ServiceProcess(
@@ -98,7 +81,7 @@ async def test_up_seeds_the_demo_profiles_once_and_never_again(tmp_path: Path) -
 async def test_up_distributed_seeds_the_demo_profiles(
     tmp_path: Path, postgres_url: str, nats_url: str
 ) -> None:
-    base = free_base()
+    base = free_port_block(len(SERVICES))
     run = uuid.uuid4().hex[:8]
     database = f"sfprof_{run}"
     server = postgres_url.rsplit("/", 1)[0]

@@ -34,12 +34,14 @@ Exceptions raised by the lifecycle toolkit itself (a component's own errors pass
      └── ProcessNotReadyError   not ready within the time given         (.name .within .log_tail)
 """
 
+from stockflow_kit.net import free_port, free_port_block
+
 from ._component import Callbacks, Component, Hook, ReadinessProbe, component
 from ._errors import LifecycleError, ProcessExitedError, ProcessNotReadyError
 from ._group_commit import GroupCommit, GroupCommitStoppedError
 from ._lifecycle import Lifecycle
 from ._parent import die_with_parent, parent_death_hook
-from ._process import ServiceProcess, free_port
+from ._process import ServiceProcess
 from ._supervisor import Supervisor
 from ._tasks import BackgroundTask, Periodic, Work
 
@@ -62,5 +64,6 @@ __all__ = [
     "component",
     "die_with_parent",
     "free_port",
+    "free_port_block",
     "parent_death_hook",
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -16,26 +15,16 @@ import httpx
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
+from stockflow_kit.net import free_port
+
 from ._errors import ProcessExitedError, ProcessNotReadyError
 from ._parent import parent_death_hook
 
-__all__ = ["ServiceProcess", "free_port"]
+__all__ = ["ServiceProcess"]
 
 _log = structlog.get_logger("stockflow_kit.lifecycle")
 _POLL = 0.05
 _KILL_WAIT = 10.0  # SIGKILL cannot be caught: exiting takes the kernel a moment at most
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port on *host* that was free a moment ago (the kernel picked it).
-
-    Another process may take it before it is used; that is rare on loopback, and the service
-    then fails to bind, which :meth:`ServiceProcess.wait_ready` reports.
-    """
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ServiceProcess:

@@ -25,6 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
+from stockflow_kit.net import free_port as _free_port
+
 __all__ = ["LocalPulsarLite", "LocalTansu", "package_binary"]
 
 _READY_SECONDS: Final = 15.0
@@ -43,13 +45,6 @@ def package_binary(package: str, name: str) -> Path:
     if not binary.is_file():
         raise FileNotFoundError(f"{binary} is missing")
     return binary
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class _LocalBroker:

@@ -33,6 +33,7 @@ import nats
 import pytest
 import structlog
 
+from stockflow_kit.lifecycle import free_port as _free_port
 from stockflow_kit.messaging.bus import (
     DEAD_LETTER_REASON_HEADER,
     AckError,
@@ -50,13 +51,6 @@ from stockflow_kit.messaging.testing import BusContract, make_envelopes
 pytestmark = pytest.mark.integration
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class PrivateNatsServer:
