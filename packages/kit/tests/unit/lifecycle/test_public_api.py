@@ -29,6 +29,7 @@ def test_the_public_api_is_pinned() -> None:
         "component",
         "die_with_parent",
         "free_port",
+        "free_port_block",
         "parent_death_hook",
     ]
     assert all(hasattr(lifecycle, name) for name in lifecycle.__all__)
