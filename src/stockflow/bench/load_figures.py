@@ -199,7 +199,8 @@ def print_load_figures(figures: LoadFigures, console: Console | None = None) -> 
         out.print(
             f"in-run comparison: a trivial FastAPI GET on the same stack (uvicorn, this client)"
             f" serves {bare.req_per_s:,.0f} req/s (p50 {bare.p50_ms:g} ms, p99 {bare.p99_ms:g}"
-            f" ms; {bare.httpx_req_per_s:,.0f} req/s through httpx); edge accepted at most"
+            f" ms; {bare.kit_req_per_s:,.0f} req/s through the kit's transport,"
+            f" {bare.httpx_req_per_s:,.0f} through httpx's own pool); edge accepted at most"
             f" {top:,.0f} orders/s = {top / bare.req_per_s:.2f}x"
             if bare.req_per_s
             else "in-run comparison: the bare endpoint answered nothing"

@@ -6,6 +6,7 @@ Each command imports its machinery when it runs, so ``stockflow --help`` stays i
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -209,6 +210,33 @@ def bench_events_command(
         rate=rate,
     )
     raise typer.Exit(run_events_bench(config))
+
+
+# ---------------------------------------------------------------- bench clients
+@bench_app.command("clients")
+def bench_clients_command(
+    duration: Annotated[float, typer.Option(help="Seconds per client.", min=0.5)] = 5.0,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.", min=1)] = 32,
+    json_file: JsonFileOption = None,
+) -> None:
+    """One bare FastAPI endpoint driven by each HTTP client in turn: the cost of a client.
+
+    raw is the load generator's own HTTP/1.1 client, kit is httpx over the kit's
+    PooledTransport (what every ResilientClient, so every hop between services, uses), httpx
+    is httpx over its own pool. Prints req/s, p50/p99 and the client process's CPU per request.
+    """
+    import msgspec
+
+    from stockflow.bench.load_bare import format_clients_table, measure_clients
+    from stockflow_kit.observability import configure_logging
+
+    configure_logging(json=False, level="WARNING", stream=sys.stderr)  # stdout is the table
+    typer.echo(f"{concurrency} in flight, {duration:g} s per client", err=True)
+    rows = measure_clients(seconds=duration, concurrency=concurrency)
+    typer.echo(format_clients_table(rows))
+    if json_file is not None:
+        json_file.write_bytes(msgspec.json.format(msgspec.json.encode(rows)))
+        typer.echo(f"wrote {json_file}", err=True)
 
 
 # ---------------------------------------------------------------- bench http

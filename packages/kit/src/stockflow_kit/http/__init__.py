@@ -78,6 +78,7 @@ from stockflow_kit.http.problems import (
     status_title,
     validation_error_response,
 )
+from stockflow_kit.http.transport import PooledTransport
 
 __all__ = [
     "ABOUT_BLANK",
@@ -121,6 +122,7 @@ __all__ = [
     "InvalidIdempotencyKeyError",
     "LoadSheddingMiddleware",
     "MetricsMiddleware",
+    "PooledTransport",
     "PostgresIdempotencyStore",
     "Problem",
     "ProblemMiddleware",
