@@ -124,7 +124,10 @@ def build(
         settings=settings, downstreams=downstreams, limiter=limiter, registry=registry
     )
     service.console_source = ScrapingSource(
-        downstreams=downstreams, registry=registry, readiness=service.readiness
+        downstreams=downstreams,
+        registry=registry,
+        readiness=service.readiness,
+        transports=transports,
     )
     service.console = ConsoleFeed(
         service.console_source, interval=settings.console_interval_seconds

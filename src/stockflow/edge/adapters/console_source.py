@@ -50,7 +50,7 @@ class ScrapingSource:
         downstreams: Downstreams,
         registry: CollectorRegistry,
         readiness: Callable[[], Awaitable[str | None]],
-        http: httpx.AsyncClient | None = None,
+        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
         timeout: float = 0.8,
         orders: int = 10,
         skus: int = 5,
@@ -59,7 +59,16 @@ class ScrapingSource:
         self._downstreams = downstreams
         self._registry = registry
         self._readiness = readiness
-        self._http = http or httpx.AsyncClient(timeout=timeout, trust_env=False)
+        transports = transports or {}
+        self._http = {
+            name: httpx.AsyncClient(
+                base_url=client.base_url,
+                transport=transports.get(name),
+                timeout=timeout,
+                trust_env=False,
+            )
+            for name, client in downstreams.clients.items()
+        }
         self._timeout = timeout
         self._orders = orders
         self._skus = skus
@@ -67,7 +76,8 @@ class ScrapingSource:
         self._history: dict[str, deque[tuple[float, RedTotals]]] = {}
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for http in self._http.values():
+            await http.aclose()
 
     async def gather(self, *, staff: bool) -> ConsoleSnapshot:
         names = list(self._downstreams.clients)
@@ -93,9 +103,8 @@ class ScrapingSource:
 
     async def _scrape(self, name: str) -> tuple[bool, str | None, list[Metric] | None]:
         """(reachable, why not ready or None, metric families or None)."""
-        base = str(self._downstreams[name].base_url).rstrip("/")
-        ready = self._http.get(f"{base}/readyz")
-        metrics = self._http.get(f"{base}/metrics")
+        http = self._http[name]
+        ready, metrics = http.get("/readyz"), http.get("/metrics")
         answers = await asyncio.gather(ready, metrics, return_exceptions=True)
         readyz, scrape = answers
         if isinstance(readyz, BaseException):
