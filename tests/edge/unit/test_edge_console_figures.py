@@ -52,6 +52,7 @@ def test_red_totals_count_requests_and_5xx_and_leave_out_probes_and_the_stream()
     service.serve("/readyz", 200, 0.001, times=50)
     service.serve("/metrics", 200, 0.001, times=50)
     service.serve("/console/stream", 200, 30.0)
+    service.serve("<unmatched>", 200, 0.001, times=9)  # the kit's label of the probe routes
     totals = red_totals(service.families())
     assert totals.requests == 10
     assert totals.errors == 3

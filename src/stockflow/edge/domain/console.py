@@ -30,9 +30,13 @@ __all__ = [
     "red_totals",
 ]
 
-QUIET_ROUTES: Final = frozenset({"/healthz", "/readyz", "/metrics", "/console/stream"})
-"""Routes left out of the RED figures: the probes and scrapes (the console's own) and the
-console's stream (one request that lasts as long as a browser watches)."""
+QUIET_ROUTES: Final = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/console/stream", "<unmatched>"}
+)
+"""Routes left out of the RED figures: the probes and scrapes (the console's own, twice a
+second per service), the console's stream (one request that lasts as long as a browser
+watches), and ``<unmatched>`` (the kit's label when no FastAPI route matched: the probe routes
+are plain Starlette routes and get it, like requests for unknown paths)."""
 
 
 @dataclass(frozen=True)
