@@ -9,10 +9,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from tests.edge.conftest import Edge, bearer
 
 from stockflow.edge.service_layer.console_feed import ConsoleFeed, ConsoleSnapshot
+from stockflow.platform.http_server import HttpServer, bind_port
 
 
 @pytest.fixture
@@ -168,3 +170,28 @@ async def test_closing_the_feed_ends_every_stream_at_once() -> None:
     assert feed.listeners == 0
     assert await take(feed, False, 1) == []  # a stream after the close ends at once
     await feed.close()
+
+
+async def test_open_streams_do_not_hold_up_a_graceful_shutdown(edge: Edge) -> None:
+    """Edge's app on a real uvicorn server (the platform's): with a stream open, the server
+    stops within a second of being told to, not after its 10 s drain timeout."""
+    sock = bind_port("127.0.0.1", 0, service="edge")
+    server = HttpServer(edge.service.app, sock, on_shutdown=edge.service.begin_shutdown)
+    serving = asyncio.create_task(server.run_on_socket())
+    try:
+        async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
+            url = f"http://127.0.0.1:{server.port}/console/stream"  # bound and listening
+            async with http.stream("GET", url) as response:
+                assert response.headers["content-type"].startswith("text/event-stream")
+                lines = response.aiter_lines()
+                while not (await anext(lines)).startswith("event: snapshot"):
+                    pass
+                started = time.monotonic()
+                server.should_exit = True
+                async for _ in lines:  # the server ends the stream
+                    pass
+            await asyncio.wait_for(serving, timeout=5)
+            assert time.monotonic() - started < 2
+    finally:
+        server.should_exit = True
+        await asyncio.gather(serving, return_exceptions=True)
