@@ -17,12 +17,14 @@ import structlog
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from stockflow.edge.adapters.console_source import ScrapingSource
 from stockflow.edge.adapters.downstreams import DOWNSTREAMS, Downstreams
 from stockflow.edge.adapters.rate_limits import LimitsRateLimiter, storage_for
 from stockflow.edge.adapters.tokens import JwtVerifier
 from stockflow.edge.domain.profile_cache import ProfileCache
 from stockflow.edge.entrypoints.forwarding import Forwarder
 from stockflow.edge.entrypoints.http import create_app
+from stockflow.edge.service_layer.console_feed import ConsoleFeed
 from stockflow.edge.service_layer.gate import Gate
 from stockflow.edge.settings import EdgeSettings
 from stockflow.platform.spec import ServiceSpec
@@ -42,6 +44,8 @@ class EdgeService:
     downstreams: Downstreams
     limiter: LimitsRateLimiter
     registry: CollectorRegistry
+    console: ConsoleFeed = field(init=False)
+    console_source: ScrapingSource = field(init=False)
     app: FastAPI = field(init=False)
     started: bool = False
 
@@ -55,7 +59,14 @@ class EdgeService:
             rate_limit_storage=redact_url(self.settings.rate_limit_storage_url),
         )
 
+    def begin_shutdown(self) -> None:
+        """The HTTP server stops accepting: end the console's streams now, so that draining
+        does not wait for browsers to leave."""
+        self.console.close_soon()
+
     async def stop(self) -> None:
+        await self.console.close()
+        await self.console_source.aclose()
         if self.started:
             self.started = False
             await self.downstreams.aclose()
@@ -112,6 +123,15 @@ def build(
     service = EdgeService(
         settings=settings, downstreams=downstreams, limiter=limiter, registry=registry
     )
+    service.console_source = ScrapingSource(
+        downstreams=downstreams,
+        registry=registry,
+        readiness=service.readiness,
+        transports=transports,
+    )
+    service.console = ConsoleFeed(
+        service.console_source, interval=settings.console_interval_seconds
+    )
     service.app = create_app(
         gate=Gate(verifier, limiter),
         forwarder=Forwarder(downstreams),
@@ -123,6 +143,7 @@ def build(
         settings=settings,
         readiness=service.readiness,
         registry=registry,
+        feed=service.console,
     )
     return service
 

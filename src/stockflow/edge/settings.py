@@ -75,3 +75,7 @@ class EdgeSettings(ServiceSettings):
     the last known copy: a hung profiles costs a client seconds, not the full deadline."""
     profile_cache_size: int = Field(10_000, ge=1)
     profile_cache_ttl_seconds: float = Field(24 * 3600.0, gt=0)
+
+    # The live console (GET /, GET /console/stream).
+    console_interval_seconds: float = Field(1.0, gt=0, le=60)
+    """Seconds between two gathers of the console's figures (shared by every stream)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -50,7 +50,14 @@ def bind_port(host: str, port: int, *, service: str) -> socket.socket:
 class HttpServer(uvicorn.Server):
     """A uvicorn server that leaves signal handling to the runner."""
 
-    def __init__(self, app: ASGIApp, sock: socket.socket, *, graceful_seconds: int = 10) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        sock: socket.socket,
+        *,
+        graceful_seconds: int = 10,
+        on_shutdown: Callable[[], None] | None = None,
+    ) -> None:
         config = uvicorn.Config(
             app,
             log_config=None,  # the kit's logging stays in charge
@@ -61,6 +68,7 @@ class HttpServer(uvicorn.Server):
         )
         super().__init__(config)
         self.socket = sock
+        self.on_shutdown = on_shutdown
 
     @property
     def port(self) -> int:
@@ -70,6 +78,13 @@ class HttpServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Tell the app first (*on_shutdown*: long-lived responses such as event streams end),
+        then uvicorn's drain of the requests in flight."""
+        if self.on_shutdown is not None:
+            self.on_shutdown()
+        await super().shutdown(sockets)
 
     async def run_on_socket(self) -> None:
         await self.serve(sockets=[self.socket])

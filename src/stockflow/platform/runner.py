@@ -188,7 +188,11 @@ async def run(
         for unit, sock in zip(units, sockets, strict=True):
             with structlog.contextvars.bound_contextvars(service=unit.name):
                 service = unit.spec.build(unit.settings, bus=buses[unit.settings.bus_url])
-                entry = _Running(unit, service, HttpServer(service.app, sock))
+                # A service may have begin_shutdown(): called when its server stops accepting.
+                server = HttpServer(
+                    service.app, sock, on_shutdown=getattr(service, "begin_shutdown", None)
+                )
+                entry = _Running(unit, service, server)
                 entry.task = asyncio.create_task(entry.server.run_on_socket(), name=unit.name)
             running.append(entry)
         await _wait_listening(running)

@@ -130,12 +130,25 @@ async def run_embedded(
             jwt_secret=os.environ.get(JWT_SECRET_ENV) or held.jwt_secret(),
         )
         configure_process(units[0].settings, service=None, tracer="stockflow")
+        for unit in units:
+            if unit.name == "edge":
+                announce(
+                    _console_line(f"http://{_url_host(unit.settings.host)}:{unit.settings.port}")
+                )
         announce(f"stockflow (embedded), data in {held.path}:")
         await run(units, announce=announce, shutdown=shutdown, ready=started)
     finally:
         for task in seeding:
             task.cancel()
         held.release()
+
+
+def _console_line(edge_url: str) -> str:
+    return f"console        {edge_url.rstrip('/')}/  (live: health, RED, breakers; staff: orders, stock)"
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 async def _seed(urls: dict[str, str], token: str, announce: Callable[[str], None]) -> None:
@@ -241,6 +254,9 @@ def run_distributed(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
         running = asyncio.create_task(supervisor.run())
+        for process in processes:
+            if process.name == "edge":
+                announce(_console_line(process.base_url))
         announce(f"stockflow (distributed): one process per service, bus {redact_url(bus_url)}")
         for process in processes:
             announce(f"{process.name:<14} {process.base_url}")

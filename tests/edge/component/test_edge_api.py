@@ -28,10 +28,10 @@ async def test_a_request_without_a_token_is_a_401_with_a_bearer_challenge(edge: 
     assert bad.headers["www-authenticate"].startswith("Bearer")
 
 
-async def test_the_console_placeholder_and_the_probes_need_no_token(edge: Edge) -> None:
+async def test_the_console_page_and_the_probes_need_no_token(edge: Edge) -> None:
     page = await edge.http.get("/")
     assert page.status_code == 200
-    assert "comes later" in page.text
+    assert "<h1>stockflow console</h1>" in page.text
     assert (await edge.http.get("/healthz")).status_code == 200
     assert (await edge.http.get("/readyz")).status_code == 200
 

@@ -1,26 +1,80 @@
-"""``GET /``: where the live console will be; a placeholder page until it comes."""
+"""The live console: ``GET /`` (the page), ``GET /console/{file}`` (its script and style,
+package data next to this module) and ``GET /console/stream`` (server-sent events, one
+``snapshot`` event per gather of the shared :class:`ConsoleFeed`).
+
+Anyone may watch the public view (health, RED, breakers, backlogs); a staff token (``?token=``,
+since ``EventSource`` cannot send headers, or ``Authorization: Bearer``) adds orders, stock and
+dead letters. A bad token is a 401; a customer's token gets the public view.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+from importlib.resources import files
 from typing import Final
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.routing import Route
 
-__all__ = ["console"]
+from stockflow.edge.service_layer.console_feed import ConsoleFeed
+from stockflow.edge.service_layer.gate import Gate
 
-_PAGE: Final = """<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>stockflow</title></head>
-<body>
-<h1>stockflow</h1>
-<p>The live console (services, RED metrics, breakers, lag, stock) comes later.</p>
-<p>Meanwhile: the API is described at <a href="/docs">/docs</a>; get a token with
-<code>stockflow token --user alice --role customer</code>.</p>
-</body>
-</html>
-"""
+__all__ = ["console_routes"]
+
+_STATIC: Final = files("stockflow.edge.entrypoints") / "console_static"
+_TYPES: Final = {
+    "console.js": "text/javascript; charset=utf-8",
+    "console.css": "text/css; charset=utf-8",
+}
+_HEADERS: Final = {"Cache-Control": "no-cache"}
 
 
-async def console(_request: Request) -> HTMLResponse:
-    return HTMLResponse(_PAGE)
+async def page(_request: Request) -> HTMLResponse:
+    return HTMLResponse((_STATIC / "console.html").read_text("utf-8"), headers=_HEADERS)
+
+
+async def asset(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name not in _TYPES:
+        return Response(status_code=404)
+    body = (_STATIC / name).read_text("utf-8")
+    return Response(body, media_type=_TYPES[name], headers=_HEADERS)
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.query_params.get("token") or None
+
+
+def console_routes(feed: ConsoleFeed) -> list[Route]:
+    async def stream(request: Request) -> Response:
+        token = _token(request)
+        staff = False
+        if token is not None:
+            gate: Gate = request.app.state.gate
+            address = request.client.host if request.client else "unknown"
+            # A bad token is the gate's 401 problem (its error handlers), as on every route.
+            staff = (await gate.admit(token, address=address)).staff
+
+        async def events() -> AsyncIterator[str]:
+            yield "retry: 2000\n\n"
+            async for view in feed.updates(staff=staff):
+                if await request.is_disconnected():
+                    return
+                yield f"event: snapshot\ndata: {json.dumps(view, separators=(',', ':'))}\n\n"
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={**_HEADERS, "X-Accel-Buffering": "no"},
+        )
+
+    return [
+        Route("/", page, methods=["GET"], include_in_schema=False),
+        Route("/console/stream", stream, methods=["GET"], include_in_schema=False),
+        Route("/console/{name}", asset, methods=["GET"], include_in_schema=False),
+    ]

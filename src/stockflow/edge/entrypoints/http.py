@@ -12,15 +12,15 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from starlette.routing import Route
 
 from stockflow.edge.domain.profile_cache import ProfileCache
-from stockflow.edge.entrypoints.console import console
+from stockflow.edge.entrypoints.console import console_routes
 from stockflow.edge.entrypoints.forwarding import Forwarder
 from stockflow.edge.entrypoints.http_errors import ERRORS, install_error_handlers
 from stockflow.edge.entrypoints.me import add_me_routes
 from stockflow.edge.entrypoints.openapi_docs import PUBLIC_PATHS
 from stockflow.edge.entrypoints.routes import add_routes
+from stockflow.edge.service_layer.console_feed import ConsoleFeed
 from stockflow.edge.service_layer.gate import Gate
 from stockflow.edge.settings import EdgeSettings
 from stockflow_kit.http.credentials import probe_routes
@@ -37,6 +37,7 @@ def create_app(
     settings: EdgeSettings,
     readiness: Callable[[], Awaitable[str | None]],
     registry: CollectorRegistry,
+    feed: ConsoleFeed,
 ) -> FastAPI:
     """The edge ASGI app. ``readiness()`` returns ``None`` when ready, else why not."""
     app = FastAPI(title="stockflow edge", version="1", redirect_slashes=False)
@@ -44,7 +45,8 @@ def create_app(
     settings.instrument(app, errors=ERRORS, registry=registry)
     install_error_handlers(app)
     app.router.routes.extend(probe_routes(readiness))
-    app.router.routes.append(Route("/", console, methods=["GET"], include_in_schema=False))
+    for route in console_routes(feed):  # API routes: the metrics label them by template
+        app.add_api_route(route.path, route.endpoint, methods=["GET"], include_in_schema=False)
     require_bearer_in_openapi(
         app,
         name="bearerAuth",
