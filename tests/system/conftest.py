@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from tests.system.system import System, distributed, embedded
+from tests.system.system import System, distributed, embedded, running
 
 
 @pytest.fixture(
@@ -25,25 +25,16 @@ def system(
 ) -> Iterator[System]:
     root = tmp_path_factory.mktemp(request.param)
     if request.param == "embedded":
-        yield from _running(embedded(root))
+        yield from running(embedded(root))
         return
     postgres_url: str = request.getfixturevalue("postgres_url")
     nats_url: str = request.getfixturevalue("nats_url")
     context = distributed(root, postgres_url, nats_url)
     chosen = asyncio.run(context.__aenter__())
     try:
-        yield from _running(chosen)
+        yield from running(chosen)
     finally:
         asyncio.run(context.__aexit__(None, None, None))
-
-
-def _running(system: System) -> Iterator[System]:
-    try:
-        asyncio.run(system.start())
-        yield system
-    finally:
-        code = asyncio.run(system.stop())
-    assert code == 0, f"stockflow up exited {code} on SIGTERM:\n{system.tail()}"
 
 
 @pytest.fixture

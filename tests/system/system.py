@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,3 +204,13 @@ async def distributed(root: Path, postgres_url: str, nats_url: str) -> AsyncIter
             await admin_execute(
                 postgres_url, f'DROP DATABASE IF EXISTS "sys_{run}_{service}" WITH (FORCE)'
             )
+
+
+def running(system: System) -> Iterator[System]:
+    """Start *system*, yield it, stop it (a fixture's body): it must exit 0 on SIGTERM."""
+    try:
+        asyncio.run(system.start())
+        yield system
+    finally:
+        code = asyncio.run(system.stop())
+    assert code == 0, f"stockflow up exited {code} on SIGTERM:\n{system.tail()}"

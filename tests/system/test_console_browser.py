@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.async_api import Page, async_playwright, expect
-from tests.system.system import System, distributed, embedded
+from tests.system.system import System, distributed, embedded, running
 from tests.system.test_through_edge import place, unique
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -39,12 +39,7 @@ DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
 
 
 def _running(system: System) -> Iterator[System]:
-    try:
-        asyncio.run(system.start())
-        yield system
-    finally:
-        code = asyncio.run(system.stop())
-    assert code == 0, f"stockflow up exited {code} on SIGTERM:\n{system.tail()}"
+    yield from running(system)
     assert system.server_errors() == [], system.server_errors()[:5]
 
 

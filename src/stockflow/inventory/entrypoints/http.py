@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated
 
 import msgspec
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from prometheus_client import CollectorRegistry
 from starlette.responses import Response
 
@@ -49,6 +49,7 @@ from stockflow.inventory.service_layer.writer import (
     InventoryWriter,
     PartitionNotOwnedError,
 )
+from stockflow.platform.internal_app import internal_app
 from stockflow.platform.settings import ServiceSettings
 from stockflow_kit.http import (
     PROBLEM_MEDIA_TYPE,
@@ -58,16 +59,11 @@ from stockflow_kit.http import (
     IdempotencyStore,
     problem_response,
 )
-from stockflow_kit.http.credentials import (
-    probe_routes,
-    service_credential,
-)
 from stockflow_kit.http.openapi import (
     idempotency_header,
     json_body,
     json_schema,
     problem_responses,
-    require_bearer_in_openapi,
 )
 from stockflow_kit.observability import get_correlation_id
 from stockflow_kit.observability.forwarding import Collectable
@@ -96,21 +92,19 @@ def create_app(
     owner (``owner_replica``, and ``owner_url`` when ``peer_urls`` are known): the caller
     retries there. Forwarding was rejected: it hides a misrouting client behind a second hop.
     """
-    app = FastAPI(title="stockflow inventory", version="1", redirect_slashes=False)
-    settings.instrument(app, errors=ERRORS, registry=registry, metrics=metrics)
-    app.router.routes.extend(probe_routes(readiness))
-    require_service = Depends(service_credential(settings.token()))
+    app, require_service = internal_app(
+        "inventory",
+        settings,
+        errors=ERRORS,
+        readiness=readiness,
+        protected=["/internal/"],
+        registry=registry,
+        metrics=metrics,
+    )
     peer_urls: Sequence[str] = getattr(settings, "peer_urls", ())
     # Public writes come through edge (or staff tools) with one caller; internal ones from
     # services, so their keys never meet.
     public_keys = Idempotency(idempotency_store, caller=lambda _request: "public")
-
-    require_bearer_in_openapi(
-        app,
-        name="serviceCredential",
-        description="The service credential other services present.",
-        paths=["/internal/"],
-    )
 
     @app.exception_handler(PartitionNotOwnedError)
     async def misdirected(request: Request, error: Exception) -> Response:

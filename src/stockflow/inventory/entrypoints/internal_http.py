@@ -11,7 +11,6 @@ from typing import Any
 
 import msgspec
 from fastapi import FastAPI, Request
-from fastapi.params import Depends
 from starlette.responses import Response
 
 from stockflow.contracts.inventory_commands import ReserveStockCommand
@@ -44,7 +43,7 @@ def add_internal_routes(
     writer: InventoryWriter,
     reads: CommittedReads,
     idempotency_store: IdempotencyStore,
-    require_service: Depends,
+    require_service: list[Any],
 ) -> None:
     """Add ``/internal/reservations`` (reserve) and its release and ship routes to *app*."""
     internal_keys = Idempotency(idempotency_store, caller=lambda _request: "service")
@@ -103,7 +102,7 @@ def add_internal_routes(
 
     internal = {
         "tags": ["internal"],
-        "dependencies": [require_service],
+        "dependencies": require_service,
         "responses": problem_responses(401, 409, 413, 415, 421, 422, 503),
     }
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathRule
 from prometheus_client import CollectorRegistry
 from starlette.responses import Response
@@ -44,13 +44,12 @@ from stockflow.notifications.service_layer.handlers import (
 from stockflow.notifications.service_layer.ports import PageCursor, Queries
 from stockflow.notifications.settings import NotificationsSettings
 from stockflow.platform.identity import IDENTITY_PARAMETERS, InvalidIdentityError, read_identity
+from stockflow.platform.internal_app import internal_app
 from stockflow_kit.http.bodies import decode_json, json_response
-from stockflow_kit.http.credentials import probe_routes, service_credential
 from stockflow_kit.http.openapi import (
     json_body,
     json_schema,
     problem_responses,
-    require_bearer_in_openapi,
 )
 
 __all__ = ["caller_of", "create_app", "delivery_view", "notification_view"]
@@ -148,15 +147,13 @@ def create_app(
     registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """The notifications ASGI app. ``readiness()`` returns ``None`` when ready, else why not."""
-    app = FastAPI(title="stockflow notifications", version="1", redirect_slashes=False)
-    settings.instrument(app, errors=ERRORS, registry=registry)
-    app.router.routes.extend(probe_routes(readiness))
-    require_service = [Depends(service_credential(settings.token()))]
-    require_bearer_in_openapi(
-        app,
-        name="serviceCredential",
-        description="The service credential (edge and other services present it).",
-        paths=["/notifications", "/webhooks"],
+    app, require_service = internal_app(
+        "notifications",
+        settings,
+        errors=ERRORS,
+        readiness=readiness,
+        protected=["/notifications", "/webhooks"],
+        registry=registry,
     )
     identity = IDENTITY_PARAMETERS
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import msgspec
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathRule
 from prometheus_client import CollectorRegistry
 from starlette.responses import Response
@@ -35,15 +35,14 @@ from stockflow.orders.service_layer.handlers import Caller, OrderHandlers, Unkno
 from stockflow.orders.service_layer.ports import OrderQueries, PageCursor
 from stockflow.orders.settings import OrdersSettings
 from stockflow.platform.identity import IDENTITY_PARAMETERS, InvalidIdentityError, read_identity
+from stockflow.platform.internal_app import internal_app
 from stockflow_kit.http import Handled, Idempotency, IdempotencyContext, IdempotencyStore
 from stockflow_kit.http.bodies import decode_json, json_response
-from stockflow_kit.http.credentials import probe_routes, service_credential
 from stockflow_kit.http.openapi import (
     idempotency_header,
     json_body,
     json_schema,
     problem_responses,
-    require_bearer_in_openapi,
 )
 from stockflow_kit.observability import get_correlation_id
 
@@ -95,15 +94,13 @@ def create_app(
     registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """The orders ASGI app. ``readiness()`` returns ``None`` when ready, else why not."""
-    app = FastAPI(title="stockflow orders", version="1", redirect_slashes=False)
-    settings.instrument(app, errors=ERRORS, registry=registry)
-    app.router.routes.extend(probe_routes(readiness))
-    require_service = [Depends(service_credential(settings.token()))]
-    require_bearer_in_openapi(
-        app,
-        name="serviceCredential",
-        description="The service credential (edge and other services present it).",
-        paths=["/orders"],
+    app, require_service = internal_app(
+        "orders",
+        settings,
+        errors=ERRORS,
+        readiness=readiness,
+        protected=["/orders"],
+        registry=registry,
     )
     # Keys are scoped per customer: two customers' equal keys never meet.
     keys = Idempotency(answers, caller=lambda request: caller_of(request).user_id or "staff")

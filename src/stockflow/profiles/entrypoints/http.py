@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Final
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathRule
 from prometheus_client import CollectorRegistry
 from starlette.responses import Response
@@ -31,17 +31,16 @@ from stockflow.contracts.profiles import (
     ProfileView,
 )
 from stockflow.platform.identity import IDENTITY_PARAMETERS, InvalidIdentityError, read_identity
+from stockflow.platform.internal_app import internal_app
 from stockflow.profiles.domain import model
 from stockflow.profiles.entrypoints.http_errors import ERRORS, InvalidCallerError
 from stockflow.profiles.service_layer.handlers import Caller, ProfileHandlers
 from stockflow.profiles.settings import ProfilesSettings
 from stockflow_kit.http.bodies import decode_json, json_response
-from stockflow_kit.http.credentials import probe_routes, service_credential
 from stockflow_kit.http.openapi import (
     json_body,
     json_schema,
     problem_responses,
-    require_bearer_in_openapi,
 )
 from stockflow_kit.observability import get_correlation_id
 
@@ -167,15 +166,13 @@ def create_app(
     registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """The profiles ASGI app. ``readiness()`` returns ``None`` when ready, else why not."""
-    app = FastAPI(title="stockflow profiles", version="1", redirect_slashes=False)
-    settings.instrument(app, errors=ERRORS, registry=registry)
-    app.router.routes.extend(probe_routes(readiness))
-    require_service = [Depends(service_credential(settings.token()))]
-    require_bearer_in_openapi(
-        app,
-        name="serviceCredential",
-        description="The service credential (edge and other services present it).",
-        paths=["/profiles"],
+    app, require_service = internal_app(
+        "profiles",
+        settings,
+        errors=ERRORS,
+        readiness=readiness,
+        protected=["/profiles"],
+        registry=registry,
     )
     identity = IDENTITY_PARAMETERS
     if_match = {
