@@ -20,8 +20,10 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import Result
 from tests.otlp import Collector, serving
 from tests.system.system import STOCKFLOW, System, embedded
+from typer.testing import CliRunner
 
 from stockflow.runtime.embedded import LOG_FILE
 from stockflow.runtime.trace import carries
@@ -88,9 +90,17 @@ async def place_one_order(system: System, http: httpx.AsyncClient, correlation: 
 
 
 def trace_command(*args: str) -> subprocess.CompletedProcess[str]:
+    """The program itself, as a person runs it."""
     return subprocess.run(
         [STOCKFLOW, "trace", *args], capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def trace_in_process(*args: str) -> Result:
+    """The same command in this process (no interpreter start-up)."""
+    from stockflow.runtime.cli import app
+
+    return CliRunner().invoke(app, ["trace", *args])
 
 
 @dataclass
@@ -187,8 +197,8 @@ def test_stockflow_trace_tells_the_story_in_time_order(audited: Audited) -> None
     assert offsets == sorted(offsets), text
     assert offsets[-1] > 0, text
 
-    as_json = trace_command(audited.correlation, "--data-dir", data_dir, "--json")
-    assert as_json.returncode == 0, as_json.stderr
+    as_json = trace_in_process(audited.correlation, "--data-dir", data_dir, "--json")
+    assert as_json.exit_code == 0, as_json.stderr
     story = json.loads(as_json.stdout)
     assert story["correlation_id"] == audited.correlation
     assert set(TOUCHED) <= set(story["services"])
@@ -202,13 +212,14 @@ def test_stockflow_trace_tells_the_story_in_time_order(audited: Audited) -> None
 def test_stockflow_trace_says_what_to_do_when_the_id_or_the_data_dir_is_not_found(
     audited: Audited, tmp_path: Path
 ) -> None:
-    unknown = trace_command("no-such-id", "--data-dir", str(audited.system.data_dir))
-    assert unknown.returncode == 1
+    unknown = trace_in_process("no-such-id", "--data-dir", str(audited.system.data_dir))
+    assert unknown.exit_code == 1
     assert "no-such-id" in unknown.stderr
     assert "X-Correlation-ID" in unknown.stderr
-    missing = trace_command("x", "--data-dir", str(tmp_path / "nowhere"))
-    assert missing.returncode == 2
+    missing = trace_in_process("x", "--data-dir", str(tmp_path / "nowhere"))
+    assert missing.exit_code == 2
     assert "--data-dir" in missing.stderr
-    empty = trace_command("x", "--data-dir", str(tmp_path))
-    assert empty.returncode == 2
+    empty = trace_in_process("x", "--data-dir", str(tmp_path))
+    assert empty.exit_code == 2
     assert "stockflow up" in empty.stderr
+    assert "Traceback" not in unknown.output + missing.output + empty.output

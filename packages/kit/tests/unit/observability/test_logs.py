@@ -406,7 +406,11 @@ def test_also_json_to_gets_every_line_as_redacted_json_whatever_the_stream_shows
     assert "t.copied" in console
     assert not console.lstrip().startswith("{")
     lines = [json.loads(line) for line in copy.getvalue().splitlines()]
-    assert [line["event"] for line in lines] == ["t.copied", "from the standard library", "t.failed"]
+    assert [line["event"] for line in lines] == [
+        "t.copied",
+        "from the standard library",
+        "t.failed",
+    ]
     assert {line["service"] for line in lines} == {"orders"}
     assert lines[0]["token"] == REDACTED
     assert "ValueError: broken" in lines[2]["exception"]
