@@ -16,7 +16,8 @@ Backends call these so that all of them report the same names:
 * spans ``"<topic> publish"`` (PRODUCER, injects ``traceparent`` into the message headers)
   and ``"<subscription> process"`` (CONSUMER, one per batch, linked to every producer context;
   a child of the producer when the whole batch comes from one trace, so that trace goes on);
-* the log line ``messaging.dead_lettered``.
+* the log line ``messaging.dead_lettered`` (and the consumer runner's ``messaging.batch_handled``,
+  one per batch, naming its ``correlation_ids``).
 """
 
 from __future__ import annotations

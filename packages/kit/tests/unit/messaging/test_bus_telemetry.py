@@ -101,3 +101,31 @@ async def test_publishing_counts_stored_messages_and_dropped_duplicates() -> Non
         return registry.get_sample_value("messaging_messages_total", labels)
 
     assert (count("published"), count("duplicate_skipped")) == (3, 2)
+
+
+async def test_each_handled_batch_is_one_line_naming_its_correlation_ids() -> None:
+    from structlog.testing import capture_logs
+
+    bus = InMemoryBus(registry=CollectorRegistry())
+    await bus.start()
+    envelopes = make_envelopes(3)
+    await bus.publish("orders.events", envelopes)
+    handled = asyncio.Event()
+
+    async def handle(batch: Sequence[Delivery]) -> None:
+        handled.set()
+
+    consumer = Consumer(await bus.subscribe("orders.events", "inventory"), handle, max_wait=0.05)
+    with capture_logs() as logs:
+        task = asyncio.create_task(consumer.run())
+        await asyncio.wait_for(handled.wait(), 2)
+        await consumer.stop()
+        await task
+    await bus.close()
+
+    [line] = [entry for entry in logs if entry["event"] == "messaging.batch_handled"]
+    ids = list(dict.fromkeys(e.correlation_id for e in envelopes))
+    assert line["correlation_ids"] == ids
+    assert line["messages"] == 3
+    assert line["subscription"] == "inventory"
+    assert ("correlation_id" in line) == (len(ids) == 1)
