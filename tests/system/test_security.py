@@ -27,9 +27,12 @@ import jwt
 import pytest
 from tests.system.system import SERVICES, System, embedded
 
+from stockflow_kit.net import free_port
+
 pytestmark = pytest.mark.slow
 
 JWT_SHAPE = re.compile(r"eyJ[\w-]{4,}\.eyJ[\w-]{4,}\.")
+OTLP_PASSWORD = "otlp-pass-in-a-url"
 RATE_LIMIT = 15
 """Requests per second per user at edge for this module's system."""
 
@@ -40,7 +43,14 @@ SEEN_SECRETS: set[str] = set()
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     running = embedded(tmp_path_factory.mktemp("security"))
-    running.env = {"EDGE_RATE_LIMIT": f"{RATE_LIMIT}/second"}
+    running.env = {
+        "EDGE_RATE_LIMIT": f"{RATE_LIMIT}/second",
+        # A collector that is not there, reached with a password in its URL: the exporter's
+        # failures are logged, and the password must not be.
+        "STOCKFLOW_OTLP_ENDPOINT": f"http://otel:{OTLP_PASSWORD}@127.0.0.1:{free_port()}",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+    }
     try:
         asyncio.run(running.start())
         yield running
@@ -509,6 +519,7 @@ async def test_no_secret_appears_in_any_log_line_of_any_service(
         "the service credential": service_token,
         "the service credential reversed (sent)": service_token[::-1],
         "a password in a URL": "hunter2-in-a-url",
+        "a password in the OTLP endpoint's URL": OTLP_PASSWORD,
         **{f"token/secret #{i}": s for i, s in enumerate(sorted(SEEN_SECRETS))},
     }
     assert len(secrets) >= 7, secrets.keys()
