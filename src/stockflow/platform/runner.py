@@ -22,7 +22,7 @@ import contextlib
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -67,9 +67,21 @@ class Unit:
         return urls
 
 
-def configure_process(settings: ServiceSettings, *, service: str | None, tracer: str) -> None:
-    """Logging and tracing for this process, once, from settings only."""
-    configure_logging(json=settings.json_logs, level=settings.log_level, service=service)
+def configure_process(
+    settings: ServiceSettings,
+    *,
+    service: str | None,
+    tracer: str,
+    log_file: TextIO | None = None,
+) -> None:
+    """Logging and tracing for this process, once, from settings only (and *log_file*: every
+    line also goes there as JSON)."""
+    configure_logging(
+        json=settings.json_logs,
+        level=settings.log_level,
+        service=service,
+        also_json_to=log_file,
+    )
     configure_tracing(tracer, otlp_endpoint=settings.otlp_endpoint)
 
 

@@ -18,6 +18,7 @@ import typer
 from stockflow.runtime.cli_bench import DEFAULT_NATS_URL, bench_app
 from stockflow.runtime.cli_bench_orders import bench_orders_command
 from stockflow.runtime.cli_load import load_command
+from stockflow.runtime.cli_trace import trace_command
 
 app = typer.Typer(
     name="stockflow",
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 bench_app.command("orders")(bench_orders_command)
 app.command("load")(load_command)
+app.command("trace")(trace_command)
 app.add_typer(bench_app, name="bench")
 
 
@@ -143,6 +145,15 @@ def up_command(
             " (EDGE_RATE_LIMIT_STORAGE_URL wins; if Redis is down edge fails open and says so).",
         ),
     ] = "redis://127.0.0.1:6379",
+    log_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="STOCKFLOW_LOG_FILE",
+            help="Embedded: every log line also goes here as JSON (appended); what `stockflow"
+            " trace` reads. Default: stockflow.log in the data dir.",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[
         bool,
         typer.Option(
@@ -176,7 +187,11 @@ def up_command(
     try:
         import uvloop
 
-        uvloop.run(run_embedded(data_dir, port_base, host=host, announce=announce, seed=seed))
+        uvloop.run(
+            run_embedded(
+                data_dir, port_base, host=host, announce=announce, seed=seed, log_file=log_file
+            )
+        )
     except StartupError as error:
         _fail_startup(error)
 

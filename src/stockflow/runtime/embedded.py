@@ -14,6 +14,7 @@ JetStream, configured through the environment only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -33,6 +34,7 @@ from stockflow_kit.lifecycle import ServiceProcess, Supervisor
 
 __all__ = [
     "JWT_SECRET_ENV",
+    "LOG_FILE",
     "distributed_env",
     "embedded_units",
     "run_distributed",
@@ -44,6 +46,8 @@ _log = structlog.get_logger("stockflow.runtime")
 
 JWT_SECRET_ENV: Final = "STOCKFLOW_JWT_SECRET"
 """The deployment's JWT secret when set; else the data dir's (``<dir>/jwt-secret``)."""
+LOG_FILE: Final = "stockflow.log"
+"""The embedded deployment's JSON log, in the data dir (``stockflow up --log-file`` moves it)."""
 _JWT_SECRET_FIELD: Final = "jwt_secret"
 _SHARED_LIMITS_FIELD: Final = "rate_limit_storage_url"
 """Edge's rate-limit storage: the distributed deployment shares it (Redis) across replicas."""
@@ -103,15 +107,20 @@ async def run_embedded(
     announce: Callable[[str], None],
     shutdown: asyncio.Event | None = None,
     seed: bool = True,
+    log_file: Path | None = None,
 ) -> None:
     """Serve every service in this process until SIGTERM/SIGINT (or *shutdown*); with *seed*,
     add the missing demo data once every service runs (:mod:`~stockflow.runtime.seed`).
+
+    Every log line goes to standard error and, as JSON, to *log_file* (appended; ``None``:
+    :data:`LOG_FILE` in the data dir), which ``stockflow trace`` reads.
 
     Raises:
         StartupError: the data dir is unusable or in use, a port is taken, a service failed.
     """
     held = DataDir.open(data_dir)
     seeding: set[asyncio.Task[None]] = set()
+    log_path = held.path / LOG_FILE if log_file is None else log_file
 
     def started(ports: dict[str, int]) -> None:
         if seed:
@@ -120,6 +129,7 @@ async def run_embedded(
             seeding.add(task)
             task.add_done_callback(seeding.discard)
 
+    stack = contextlib.ExitStack()
     try:
         token = held.service_token()
         units = embedded_units(
@@ -129,18 +139,21 @@ async def run_embedded(
             token=token,
             jwt_secret=os.environ.get(JWT_SECRET_ENV) or held.jwt_secret(),
         )
-        configure_process(units[0].settings, service=None, tracer="stockflow")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = stack.enter_context(log_path.open("a", encoding="utf-8"))
+        configure_process(units[0].settings, service=None, tracer="stockflow", log_file=log)
         for unit in units:
             if unit.name == "edge":
                 announce(
                     _console_line(f"http://{_url_host(unit.settings.host)}:{unit.settings.port}")
                 )
-        announce(f"stockflow (embedded), data in {held.path}:")
+        announce(f"stockflow (embedded), data in {held.path}, logs also in {log_path}:")
         await run(units, announce=announce, shutdown=shutdown, ready=started)
     finally:
         for task in seeding:
             task.cancel()
         held.release()
+        stack.close()
 
 
 def _console_line(edge_url: str) -> str:

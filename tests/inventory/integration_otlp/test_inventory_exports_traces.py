@@ -1,74 +1,19 @@
 """A ``serve`` process exports its spans over OTLP/HTTP when told where to.
 
-No collector runs here (toolchain.md), so the test serves a stand-in: a tiny ASGI app that
-parses ``ExportTraceServiceRequest`` protobufs, the wire format of a real collector.
+No collector runs here (toolchain.md), so the test serves a stand-in (:mod:`tests.otlp`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-from tests.inventory.crash.worker_process import Worker, free_port
+from tests.inventory.crash.worker_process import Worker
+from tests.otlp import Collector, serving
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.spans: list[tuple[str, str, str]] = []  # (service, span name, trace id)
-        self.received = asyncio.Event()
-
-    async def traces(self, request: Request) -> Response:
-        export = ExportTraceServiceRequest()
-        export.ParseFromString(await request.body())
-        for resource_spans in export.resource_spans:
-            service = next(
-                (
-                    a.value.string_value
-                    for a in resource_spans.resource.attributes
-                    if a.key == "service.name"
-                ),
-                "",
-            )
-            for scope in resource_spans.scope_spans:
-                for span in scope.spans:
-                    self.spans.append((service, span.name, span.trace_id.hex()))
-        self.received.set()
-        body = ExportTraceServiceResponse().SerializeToString()
-        return Response(body, media_type="application/x-protobuf")
-
-
-@contextlib.asynccontextmanager
-async def serving(collector: Collector) -> AsyncIterator[int]:
-    port = free_port()
-    app = Starlette(routes=[Route("/v1/traces", collector.traces, methods=["POST"])])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(1000):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.mark.slow

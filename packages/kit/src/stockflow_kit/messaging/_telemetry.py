@@ -14,8 +14,10 @@ Backends call these so that all of them report the same names:
 * ``messaging_consumer_pending{subscription}`` and
   ``messaging_consumer_oldest_age_seconds{subscription}`` (gauges, consumer runner);
 * spans ``"<topic> publish"`` (PRODUCER, injects ``traceparent`` into the message headers)
-  and ``"<subscription> process"`` (CONSUMER, one per batch, linked to every producer context);
-* the log line ``messaging.dead_lettered``.
+  and ``"<subscription> process"`` (CONSUMER, one per batch, linked to every producer context;
+  a child of the producer when the whole batch comes from one trace, so that trace goes on);
+* the log line ``messaging.dead_lettered`` (and the consumer runner's ``messaging.batch_handled``,
+  one per batch, naming its ``correlation_ids``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Final, Literal, TypeAlias
 
 import structlog
 from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from stockflow_kit.messaging.bus import (
@@ -188,9 +191,16 @@ def consume_span(
         context = trace.get_current_span(propagate.extract(delivery.headers)).get_span_context()
         if context.is_valid:
             links.append(trace.Link(context))
+    # A batch whose messages all come from one trace continues it (the span is a child of the
+    # first producer), so one request's hops through the bus are one trace; a batch mixing
+    # traces starts its own, linked to each.
+    producer: Context | None = None
+    if links and len({link.context.trace_id for link in links}) == 1:
+        producer = trace.set_span_in_context(trace.NonRecordingSpan(links[0].context))
     tracer = trace.get_tracer(_TRACER_NAME, tracer_provider=tracer_provider)
     with tracer.start_as_current_span(
         f"{subscription} process",
+        context=producer,
         kind=trace.SpanKind.CONSUMER,
         links=links,
         attributes={

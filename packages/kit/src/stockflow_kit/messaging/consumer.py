@@ -63,6 +63,22 @@ def per_message(handler: MessageHandler) -> BatchHandler:
     return handle_batch
 
 
+def _log_handled(subscription: str, batch: Sequence[Delivery], seconds: float) -> None:
+    """The line ``messaging.batch_handled``: one per batch, naming every correlation id in it
+    (``correlation_ids``; also ``correlation_id`` when there is one), so a request's path
+    through the consumers can be followed in the logs (``stockflow trace``)."""
+    ids = list(dict.fromkeys(d.envelope.correlation_id for d in batch if d.envelope.correlation_id))
+    _log.info(
+        "messaging.batch_handled",
+        subscription=subscription,
+        messages=len(batch),
+        types=sorted({d.envelope.type for d in batch}),
+        correlation_ids=ids,
+        duration_ms=round(seconds * 1000, 3),
+        **({"correlation_id": ids[0]} if len(ids) == 1 else {}),
+    )
+
+
 class Consumer:
     """Runs *handler* over batches of *subscription* until stopped.
 
@@ -196,6 +212,7 @@ class Consumer:
                 )
             else:
                 await self._settle(self.subscription.ack(batch))
+                _log_handled(name, batch, time.perf_counter() - started)
             finally:
                 self._metrics.handler_duration.labels(name).observe(time.perf_counter() - started)
 

@@ -184,6 +184,26 @@ class _LineWriterFactory:
         return writer
 
 
+class _JsonCopy:
+    """A last processor that also writes the line, as JSON, to a file (``also_json_to``), then
+    hands the event on to the renderer of the stream; a file that cannot be written loses the
+    copy, never the line."""
+
+    def __init__(self, file: TextIO, renderer: Processor) -> None:
+        self._file = file
+        self._renderer = renderer
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Any:
+        copy = structlog.processors.format_exc_info(logger, method_name, dict(event_dict))
+        line = _render_json(logger, method_name, copy)
+        try:
+            self._file.write(line + "\n")
+            self._file.flush()
+        except (OSError, ValueError):
+            pass
+        return self._renderer(logger, method_name, event_dict)
+
+
 def configure_logging(
     *,
     json: bool | None = None,
@@ -191,6 +211,7 @@ def configure_logging(
     service: str | None = None,
     stream: TextIO | None = None,
     server_access_log: bool = False,
+    also_json_to: TextIO | None = None,
 ) -> None:
     """Configure structlog and the standard library's logging to write one format.
 
@@ -215,6 +236,8 @@ def configure_logging(
         stream: Where lines go; :data:`sys.stderr` at call time when ``None`` (the
             default), which keeps standard output free for a CLI's results.
         server_access_log: Keep uvicorn's ``uvicorn.access`` lines; ``False`` by default.
+        also_json_to: When given, every line is written there too, as JSON, whatever the
+            format of *stream* (``stockflow up --log-file``; what ``stockflow trace`` reads).
 
     Raises:
         ValueError: *level* is not a logging level.
@@ -241,6 +264,8 @@ def configure_logging(
     else:
         # ConsoleRenderer formats exceptions itself (and warns if format_exc_info ran first).
         renderer = [structlog.dev.ConsoleRenderer(colors=_isatty(out))]
+    if also_json_to is not None:
+        renderer = [*renderer[:-1], _JsonCopy(also_json_to, renderer[-1])]
 
     handler = _KitHandler(out)
     handler.setFormatter(

@@ -49,6 +49,42 @@ async def test_a_batch_span_links_every_producer_of_the_batch() -> None:
     assert [link.context.trace_id for link in span.links] == producers
     assert span.attributes is not None
     assert span.attributes["messaging.batch.message_count"] == 2
+    assert span.parent is None  # two traces: a trace of its own, linked to both
+    assert span.context.trace_id not in producers
+
+
+async def test_a_batch_from_one_trace_continues_that_trace() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    bus = InMemoryBus(registry=CollectorRegistry())
+    await bus.start()
+    with tracer.start_as_current_span("request") as request:
+        for n in (1, 2):
+            with tracer.start_as_current_span(f"step {n}"):
+                await bus.publish("orders.events", make_envelopes(1, start=n))
+    handled = asyncio.Event()
+
+    async def handle(batch: Sequence[Delivery]) -> None:
+        handled.set()
+
+    consumer = Consumer(
+        await bus.subscribe("orders.events", "inventory"),
+        handle,
+        max_wait=0.05,
+        tracer_provider=provider,
+    )
+    task = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(handled.wait(), 2)
+    await consumer.stop()
+    await task
+    await bus.close()
+
+    [span] = [s for s in exporter.get_finished_spans() if s.name == "inventory process"]
+    assert span.context.trace_id == request.get_span_context().trace_id
+    assert span.parent is not None
+    assert len(span.links) == 2
 
 
 async def test_publishing_counts_stored_messages_and_dropped_duplicates() -> None:
@@ -65,3 +101,31 @@ async def test_publishing_counts_stored_messages_and_dropped_duplicates() -> Non
         return registry.get_sample_value("messaging_messages_total", labels)
 
     assert (count("published"), count("duplicate_skipped")) == (3, 2)
+
+
+async def test_each_handled_batch_is_one_line_naming_its_correlation_ids() -> None:
+    from structlog.testing import capture_logs
+
+    bus = InMemoryBus(registry=CollectorRegistry())
+    await bus.start()
+    envelopes = make_envelopes(3)
+    await bus.publish("orders.events", envelopes)
+    handled = asyncio.Event()
+
+    async def handle(batch: Sequence[Delivery]) -> None:
+        handled.set()
+
+    consumer = Consumer(await bus.subscribe("orders.events", "inventory"), handle, max_wait=0.05)
+    with capture_logs() as logs:
+        task = asyncio.create_task(consumer.run())
+        await asyncio.wait_for(handled.wait(), 2)
+        await consumer.stop()
+        await task
+    await bus.close()
+
+    [line] = [entry for entry in logs if entry["event"] == "messaging.batch_handled"]
+    ids = list(dict.fromkeys(e.correlation_id for e in envelopes))
+    assert line["correlation_ids"] == ids
+    assert line["messages"] == 3
+    assert line["subscription"] == "inventory"
+    assert ("correlation_id" in line) == (len(ids) == 1)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 from datetime import UTC, datetime, timedelta
@@ -386,3 +387,31 @@ def test_httpx_request_lines_are_dropped_at_info_and_kept_at_debug(log_lines) ->
     configure_logging(json=True, level="DEBUG", stream=log_lines.stream)
     logging.getLogger("httpx").info("now kept")
     assert [r["event"] for r in log_lines.records()][-1] == "now kept"
+
+
+def test_also_json_to_gets_every_line_as_redacted_json_whatever_the_stream_shows(
+    log_lines,
+) -> None:
+    copy = io.StringIO()
+    configure_logging(json=False, stream=log_lines.stream, service="orders", also_json_to=copy)
+
+    structlog.get_logger("t").info("t.copied", sku="SKU-1", token="s3cret-token")
+    logging.getLogger("uvicorn.error").warning("from the standard library")
+    try:
+        raise ValueError("broken")
+    except ValueError:
+        structlog.get_logger("t").exception("t.failed")
+
+    console = log_lines.stream.getvalue()
+    assert "t.copied" in console
+    assert not console.lstrip().startswith("{")
+    lines = [json.loads(line) for line in copy.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == [
+        "t.copied",
+        "from the standard library",
+        "t.failed",
+    ]
+    assert {line["service"] for line in lines} == {"orders"}
+    assert lines[0]["token"] == REDACTED
+    assert "ValueError: broken" in lines[2]["exception"]
+    assert "s3cret-token" not in console + copy.getvalue()
