@@ -63,11 +63,23 @@ def per_message(handler: MessageHandler) -> BatchHandler:
     return handle_batch
 
 
+MAX_LOGGED_CORRELATION_IDS = 50
+"""``messaging.batch_handled`` names at most this many ids (the rest are counted).
+
+Under load a batch can hold a thousand messages; listing every id would make the line, and
+its cost on the hot path, grow with the batch. A request followed with ``stockflow trace``
+runs on a quiet system, or in a batch whose first 50 ids include it."""
+
+
 def _log_handled(subscription: str, batch: Sequence[Delivery], seconds: float) -> None:
     """The line ``messaging.batch_handled``: one per batch, naming every correlation id in it
     (``correlation_ids``; also ``correlation_id`` when there is one), so a request's path
     through the consumers can be followed in the logs (``stockflow trace``)."""
     ids = list(dict.fromkeys(d.envelope.correlation_id for d in batch if d.envelope.correlation_id))
+    extra: dict[str, object] = {"correlation_id": ids[0]} if len(ids) == 1 else {}
+    if len(ids) > MAX_LOGGED_CORRELATION_IDS:  # a big batch under load: the line stays small
+        extra["correlation_ids_omitted"] = len(ids) - MAX_LOGGED_CORRELATION_IDS
+        ids = ids[:MAX_LOGGED_CORRELATION_IDS]
     _log.info(
         "messaging.batch_handled",
         subscription=subscription,
@@ -75,7 +87,7 @@ def _log_handled(subscription: str, batch: Sequence[Delivery], seconds: float) -
         types=sorted({d.envelope.type for d in batch}),
         correlation_ids=ids,
         duration_ms=round(seconds * 1000, 3),
-        **({"correlation_id": ids[0]} if len(ids) == 1 else {}),
+        **extra,
     )
 
 

@@ -129,3 +129,33 @@ async def test_each_handled_batch_is_one_line_naming_its_correlation_ids() -> No
     assert line["messages"] == 3
     assert line["subscription"] == "inventory"
     assert ("correlation_id" in line) == (len(ids) == 1)
+
+
+async def test_a_big_batch_names_its_first_ids_and_counts_the_rest() -> None:
+    from structlog.testing import capture_logs
+
+    from stockflow_kit.messaging.consumer import MAX_LOGGED_CORRELATION_IDS
+
+    bus = InMemoryBus(registry=CollectorRegistry())
+    await bus.start()
+    envelopes = make_envelopes(MAX_LOGGED_CORRELATION_IDS + 30)
+    await bus.publish("orders.events", envelopes)
+    handled = asyncio.Event()
+
+    async def handle(batch: Sequence[Delivery]) -> None:
+        handled.set()
+
+    consumer = Consumer(await bus.subscribe("orders.events", "inventory"), handle, max_wait=0.05)
+    with capture_logs() as logs:
+        task = asyncio.create_task(consumer.run())
+        await asyncio.wait_for(handled.wait(), 2)
+        await consumer.stop()
+        await task
+    await bus.close()
+
+    [line] = [entry for entry in logs if entry["event"] == "messaging.batch_handled"]
+    ids = list(dict.fromkeys(e.correlation_id for e in envelopes))
+    assert len(ids) == MAX_LOGGED_CORRELATION_IDS + 30  # one per envelope
+    assert line["messages"] == len(envelopes)
+    assert line["correlation_ids"] == ids[:MAX_LOGGED_CORRELATION_IDS]
+    assert line["correlation_ids_omitted"] == 30
