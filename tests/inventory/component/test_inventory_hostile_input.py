@@ -14,7 +14,9 @@ from stockflow.inventory.bootstrap import InventoryService
 @pytest.fixture
 async def client(service: InventoryService) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=service.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://inventory") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://inventory", headers=TOKEN
+    ) as client:
         yield client
 
 

@@ -16,7 +16,9 @@ TOKEN = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
 @pytest.fixture
 async def client(service: InventoryService) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=service.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://inventory") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://inventory", headers=TOKEN
+    ) as client:
         yield client
 
 
@@ -142,7 +144,10 @@ async def test_the_event_stream_pages_oldest_first(client: httpx.AsyncClient) ->
 
 async def test_internal_endpoints_need_the_service_credential(client: httpx.AsyncClient) -> None:
     order = {"order_id": "o-1", "lines": [{"sku": "A", "qty": 1}]}
-    assert_problem(await client.post("/internal/reservations", json=order), 401)
+    no_credential = {"Authorization": ""}
+    assert_problem(
+        await client.post("/internal/reservations", json=order, headers=no_credential), 401
+    )
     wrong = {"Authorization": "Bearer nope"}
     assert_problem(await client.post("/internal/reservations", json=order, headers=wrong), 401)
     rejected = await client.post("/internal/reservations", json=order, headers=TOKEN)
@@ -169,3 +174,24 @@ async def test_release_and_ship_settle_a_reservation(client: httpx.AsyncClient) 
     assert_problem(
         await client.post(url.format("o-2", "ship"), json={"skus": []}, headers=TOKEN), 422
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/inventory/A"),
+        ("GET", "/inventory/A/events"),
+        ("POST", "/inventory/A/receipts"),
+        ("POST", "/inventory/A/adjustments"),
+    ],
+)
+async def test_the_stock_routes_refuse_a_caller_without_the_service_credential(
+    service: InventoryService, method: str, path: str
+) -> None:
+    transport = httpx.ASGITransport(app=service.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://inventory") as anyone:
+        await anyone.post("/inventory/A/receipts", json={"qty": 1}, headers=TOKEN)
+        for headers in ({}, {"Authorization": "Bearer not-the-credential"}):
+            response = await anyone.request(method, path, json={"qty": 1}, headers=headers)
+            assert_problem(response, 401)
+        assert (await anyone.get("/inventory/A", headers=TOKEN)).json()["on_hand"] == 1

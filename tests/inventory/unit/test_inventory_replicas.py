@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
-from tests.inventory.conftest import memory_settings
+from tests.inventory.conftest import SERVICE_TOKEN, memory_settings
 from tests.inventory.crash.worker_process import eventually
 
 from stockflow.contracts.inventory_commands import COMMANDS_TOPIC
@@ -21,6 +21,8 @@ from stockflow.inventory.domain.commands import ReserveStock
 from stockflow.inventory.service_layer.ownership import Ownership, Spanning
 from stockflow.inventory.service_layer.reservations import ReservationCoordinator
 from stockflow_kit.messaging import Envelope, InMemoryBus
+
+TOKEN = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
 
 URLS = ["http://r0", "http://r1"]
 OWNERSHIP = Ownership(16, 2, 0)
@@ -146,7 +148,9 @@ async def test_a_write_for_a_sku_of_another_replica_is_misdirected_to_its_owner(
     cluster: Cluster,
 ) -> None:
     transport = httpx.ASGITransport(app=cluster.services[0].app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://r0") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://r0", headers=TOKEN
+    ) as client:
         response = await client.post(f"/inventory/{B}/receipts", json={"qty": 1})
     assert response.status_code == 421
     assert response.headers["content-type"].startswith("application/problem+json")

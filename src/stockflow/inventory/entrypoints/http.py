@@ -97,7 +97,7 @@ def create_app(
         settings,
         errors=ERRORS,
         readiness=readiness,
-        protected=["/internal/"],
+        protected=["/inventory/", "/internal/"],
         registry=registry,
         metrics=metrics,
     )
@@ -156,7 +156,8 @@ def create_app(
     @app.get(
         "/inventory/{sku}",
         tags=["stock"],
-        responses={200: stock_read, **problem_responses(404, 422)},
+        dependencies=require_service,
+        responses={200: stock_read, **problem_responses(401, 404, 422)},
     )
     async def get_stock(sku: Sku) -> Response:
         row = await reads.get_stock(sku)
@@ -164,7 +165,12 @@ def create_app(
             raise UnknownSkuError(f"no stock was ever recorded for {sku!r}")
         return json_response(view(row))
 
-    @app.get("/inventory/{sku}/events", tags=["stock"], responses=problem_responses(404, 422))
+    @app.get(
+        "/inventory/{sku}/events",
+        tags=["stock"],
+        dependencies=require_service,
+        responses=problem_responses(401, 404, 422),
+    )
     async def get_events(
         sku: Sku,
         after: Annotated[
@@ -197,10 +203,11 @@ def create_app(
     writes = {
         "status_code": 201,
         "tags": ["stock"],
+        "dependencies": require_service,
         "responses": {
             201: stock_read,
             200: {"description": "A replay or duplicate: the stock now", **stock_read},
-            **problem_responses(409, 413, 415, 421, 422, 503),
+            **problem_responses(401, 409, 413, 415, 421, 422, 503),
         },
     }
 
