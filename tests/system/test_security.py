@@ -383,12 +383,6 @@ INVENTORY_PUBLIC: list[tuple[str, str, dict[str, Any] | None]] = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (docs/security.md): inventory's stock routes (GET /inventory/{sku},"
-    " /events, POST /receipts, /adjustments) take no service credential on inventory's own"
-    " port; only /internal/* does. Remove this mark when they require it.",
-)
 async def test_inventory_stock_routes_refuse_calls_without_the_service_credential(
     system: System, http: httpx.AsyncClient
 ) -> None:
