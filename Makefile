@@ -18,7 +18,7 @@ export UV_PYTHON_PREFERENCE ?= system
 export UV_NATIVE_TLS ?= 1
 export PACT_DO_NOT_TRACK ?= true
 
-.PHONY: help sync fmt lint chromium test test-fast test-unit test-integration run bench audit chaos clean
+.PHONY: help sync fmt lint chromium promtool test test-fast test-unit test-integration run bench audit chaos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -49,7 +49,13 @@ chromium: ## Debian's Chromium for the browser tests: installed when missing (ne
 			|| { apt-get update >/dev/null && apt-get install -y chromium >/dev/null; }; }; } \
 		|| echo "chromium not installed (needs root and apt-get): the browser tests skip"
 
-test: lint chromium ## lint + the whole test suite (integration tests skip if a server is down, fail when CI=true)
+promtool: ## Debian's prometheus (promtool, for the alert-rule tests): installed when missing (needs root and apt-get)
+	@test -x /usr/bin/promtool || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& { apt-get install -y prometheus >/dev/null 2>&1 \
+			|| { apt-get update >/dev/null && apt-get install -y prometheus >/dev/null; }; }; } \
+		|| echo "promtool not installed (needs root and apt-get): the alert-rule tests skip"
+
+test: lint chromium promtool ## lint + the whole test suite (integration tests skip if a server is down, fail when CI=true)
 	$(BIN)/pytest -m "not chaos" $(PARALLEL) $(PYTEST_ARGS)
 
 test-fast: lint ## lint + the suite without the slow tests (real processes, crash, hostile, brokers)
