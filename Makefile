@@ -7,9 +7,10 @@ UV ?= $(or $(shell command -v uv 2>/dev/null),$(wildcard $(HOME)/.local/bin/uv),
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
-# Test files run on this many pytest-xdist workers (a file stays on one worker: its module
-# fixtures are built once). Most slow tests wait on real processes, so 2 workers on 2 cores
-# nearly halve the wall time. PYTEST_WORKERS=0 runs everything in this process.
+# The tests that need no real process (unit, component, contract: most of the suite) run on
+# this many pytest-xdist workers, a file per worker at a time; the slow ones (real processes,
+# crashes, brokers, browsers) then run one at a time, because their timings are part of what
+# they check on a 2-core machine. PYTEST_WORKERS=0 runs everything in one process.
 PYTEST_WORKERS ?= 2
 PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 export UV_PYTHON_PREFERENCE ?= system
@@ -56,7 +57,8 @@ promtool: ## Debian's prometheus (promtool, for the alert-rule tests): installed
 		|| echo "promtool not installed (needs root and apt-get): the alert-rule tests skip"
 
 test: lint chromium promtool ## lint + the whole test suite (integration tests skip if a server is down, fail when CI=true)
-	$(BIN)/pytest -m "not chaos" $(PARALLEL) $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not chaos and not slow" $(PARALLEL) $(PYTEST_ARGS)
+	$(BIN)/pytest -m "slow and not chaos" $(PYTEST_ARGS)
 
 test-fast: lint ## lint + the suite without the slow tests (real processes, crash, hostile, brokers)
 	$(BIN)/pytest -m "not chaos and not slow" $(PARALLEL) $(PYTEST_ARGS)

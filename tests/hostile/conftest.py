@@ -73,6 +73,7 @@ PROBES: dict[str, Probes] = {
         internal="/internal/reservations",
         internal_body={"order_id": "o-1", "lines": [{"sku": "SKU-1", "qty": 1}]},
         env={"INVENTORY_EVENT_STORE_URL": "sqlite:///{dir}/inventory.sqlite3"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
     ),
     # Every orders route is internal: the probes come with the credential and an identity.
     "orders": Probes(

@@ -10,6 +10,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -62,9 +63,12 @@ async def test_up_serves_every_service_of_the_registry_and_a_second_up_is_refuse
     try:
         await system.wait_ready(within=60)
         async with httpx.AsyncClient(timeout=5) as client:
-            for spec in SERVICES:
-                ready = await client.get(f"http://127.0.0.1:{base + spec.port_offset}/readyz")
-                assert ready.status_code == 200, (spec.name, ready.text)
+            for spec in SERVICES:  # each service reports ready on its own, soon after the first
+                url = f"http://127.0.0.1:{base + spec.port_offset}/readyz"
+                deadline = time.monotonic() + 30
+                while (ready := await client.get(url)).status_code != 200:
+                    assert time.monotonic() < deadline, (spec.name, ready.text)
+                    await asyncio.sleep(0.2)
         token = (tmp_path / "data" / "service-token").read_text().strip()
         assert len(token) >= 32
         assert oct((tmp_path / "data" / "service-token").stat().st_mode)[-3:] == "600"
@@ -90,7 +94,9 @@ async def test_up_seeds_the_demo_stock_once_and_never_again(tmp_path: Path) -> N
         system.start()
         try:
             await system.wait_ready(within=60)
-            async with httpx.AsyncClient(timeout=5) as client:
+            credential = (tmp_path / "data" / "service-token").read_text().strip()
+            auth = {"Authorization": f"Bearer {credential}"}
+            async with httpx.AsyncClient(timeout=5, headers=auth) as client:
 
                 async def stock(sku: str) -> httpx.Response:
                     return await client.get(f"http://127.0.0.1:{base + 2}/inventory/{sku}")
@@ -212,7 +218,8 @@ async def test_up_distributed_creates_each_database_and_serves_every_service(
     system.start()
     try:
         await system.wait_ready(within=90)
-        async with httpx.AsyncClient(timeout=5) as client:
+        auth = {"Authorization": f"Bearer {os.environ['STOCKFLOW_SERVICE_TOKEN']}"}
+        async with httpx.AsyncClient(timeout=5, headers=auth) as client:
             for spec in SERVICES:
                 ready = await client.get(f"http://127.0.0.1:{base + spec.port_offset}/readyz")
                 assert ready.status_code == 200, (spec.name, ready.text)

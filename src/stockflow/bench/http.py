@@ -31,7 +31,15 @@ from typing import Final
 import msgspec
 
 from stockflow.bench.http_load import LoadResult, Target, run_load, wrk_path
-from stockflow.bench.http_servers import cpu_seconds, free_port, request, running, stockflow_command
+from stockflow.bench.http_servers import (
+    cpu_seconds,
+    credential_env,
+    credential_headers,
+    free_port,
+    request,
+    running,
+    stockflow_command,
+)
 
 __all__ = [
     "BASELINES",
@@ -186,15 +194,20 @@ def run_http_bench(
             data = Path(tmp) / service
             data.mkdir()
             port = free_port()
-            env = {**launch.env(data, port), **config.service_env}
+            env = {**credential_env(), **launch.env(data, port), **config.service_env}
+            auth = credential_headers(env)
             with running(
                 [*stockflow_command(), "serve", service], data, env, Target(port=port)
             ) as pid:
                 for method, path, body in launch.seed:
-                    request(Target(port=port, method=method, path=path, body=body))
+                    request(Target(port=port, method=method, path=path, body=body, headers=auth))
                 for route in (r for r in SERVICE_ROUTES if r.service == service):
                     target = Target(
-                        port=port, method=route.method, path=route.path, body=route.body
+                        port=port,
+                        method=route.method,
+                        path=route.path,
+                        body=route.body,
+                        headers=auth,
                     )
                     result, cpu = _measure(target, config, pid)
                     name = f"{service} {route.name}"

@@ -33,6 +33,8 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
     method: str = "GET"
     path: str = "/"
     body: bytes | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    """Sent with every request (a service credential, say)."""
 
     @property
     def url(self) -> str:
@@ -108,7 +110,7 @@ def _lua(target: Target) -> str:
         f"wrk.method = {_lua_string(target.method)}\n"
         f"wrk.body = {_lua_string(body)}\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
-    )
+    ) + "".join(f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}\n" for k, v in target.headers)
 
 
 def _lua_string(text: str) -> str:
@@ -127,7 +129,7 @@ def run_wrk(target: Target, *, connections: int, duration: float) -> LoadResult:
     with tempfile.TemporaryDirectory(prefix="stockflow-wrk-") as tmp:
         argv = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency"]
         argv += ["--timeout", "10s"]
-        if target.method != "GET" or target.body is not None:
+        if target.method != "GET" or target.body is not None or target.headers:
             script = Path(tmp) / "request.lua"
             script.write_text(_lua(target))
             argv += ["-s", str(script)]
@@ -166,6 +168,7 @@ def parse_wrk(report: str) -> LoadResult:
 
 def _request_bytes(target: Target) -> bytes:
     lines = [f"{target.method} {target.path} HTTP/1.1", f"Host: 127.0.0.1:{target.port}"]
+    lines += [f"{name}: {value}" for name, value in target.headers]
     if target.body is not None:
         lines += ["Content-Type: application/json", f"Content-Length: {len(target.body)}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + (target.body or b"")

@@ -26,10 +26,15 @@ __all__ = [
 
 
 def credential_env() -> dict[str, str]:
-    """The service credential a benchmarked ``stockflow serve`` needs to start: the one of
-    the environment, else a random one (the benchmarks call no internal route)."""
+    """The service credential a benchmarked ``stockflow serve`` needs to start (and its
+    routes need from a caller): the one of the environment, else a random one."""
     token = os.environ.get("STOCKFLOW_SERVICE_TOKEN") or secrets.token_urlsafe(16)
     return {"STOCKFLOW_SERVICE_TOKEN": token}
+
+
+def credential_headers(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The ``Authorization`` header presenting the credential of *env* (:func:`credential_env`)."""
+    return (("Authorization", f"Bearer {env['STOCKFLOW_SERVICE_TOKEN']}"),)
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -72,6 +77,8 @@ def request(target: Target, timeout: float = 5.0) -> int:
     request = urllib.request.Request(target.url, data=target.body, method=target.method)
     if target.body is not None:
         request.add_header("Content-Type", "application/json")
+    for name, value in target.headers:
+        request.add_header(name, value)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status: int = response.status

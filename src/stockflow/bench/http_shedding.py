@@ -25,7 +25,14 @@ import msgspec
 
 from stockflow.bench.http import SERVICE_LAUNCHES, SERVICE_ROUTES
 from stockflow.bench.http_load import LoadResult, Target, run_load
-from stockflow.bench.http_servers import free_port, request, running, stockflow_command
+from stockflow.bench.http_servers import (
+    credential_env,
+    credential_headers,
+    free_port,
+    request,
+    running,
+    stockflow_command,
+)
 
 __all__ = ["NO_LIMIT", "SheddingRow", "format_shedding_table", "run_shedding_sweep"]
 
@@ -73,14 +80,18 @@ def run_shedding_sweep(
             data.mkdir()
             port = free_port()
             env = {
+                **credential_env(),
                 **launch.env(data, port),
                 **(service_env or {}),
                 f"{service.upper()}_MAX_IN_FLIGHT": str(NO_LIMIT if limit is None else limit),
             }
             with running([*stockflow_command(), "serve", service], data, env, Target(port=port)):
+                auth = credential_headers(env)
                 for method, path, body in launch.seed:
-                    request(Target(port=port, method=method, path=path, body=body))
-                target = Target(port=port, method=route.method, path=route.path, body=route.body)
+                    request(Target(port=port, method=method, path=path, body=body, headers=auth))
+                target = Target(
+                    port=port, method=route.method, path=route.path, body=route.body, headers=auth
+                )
                 run_load(target, connections=connections, duration=warmup, tool="builtin")
                 result = run_load(
                     target,

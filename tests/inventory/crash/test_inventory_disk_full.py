@@ -70,7 +70,7 @@ async def test_a_full_disk_is_a_503_and_not_ready_then_recovers(
         worker.start()
         await worker.wait_ready()
         _fill(small_disk / "filler", leave=48 * 1024)
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, headers=worker.auth) as client:
             for i in range(2000):
                 response = await client.post(
                     f"{base}/inventory/SKU-{i}/receipts",

@@ -47,7 +47,7 @@ async def test_a_killed_server_keeps_every_committed_key_with_its_answer(tmp_pat
         worker.start()
         await worker.wait_ready()
         base = f"http://127.0.0.1:{worker.port}"
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, headers=worker.auth) as client:
             sending = [asyncio.create_task(_send(client, base, key, 3)) for key in keys]
             for done, _ in enumerate(asyncio.as_completed(sending), 1):
                 await _
@@ -58,7 +58,7 @@ async def test_a_killed_server_keeps_every_committed_key_with_its_answer(tmp_pat
         assert any(code == 201 for code in first), "nothing committed before the kill"
         worker.start()
         await worker.wait_ready()
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, headers=worker.auth) as client:
             impostors = await asyncio.gather(*(_send(client, base, key, 7) for key in keys))
             genuine = await asyncio.gather(*(_send(client, base, key, 3) for key in keys))
             stock = {key: (await client.get(f"{base}/inventory/SKU-{key}")).json() for key in keys}

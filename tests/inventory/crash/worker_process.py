@@ -48,13 +48,19 @@ class Worker:
         )
 
     @property
+    def auth(self) -> dict[str, str]:
+        """The header presenting the service credential the worker was started with."""
+        token = self.env.get("STOCKFLOW_SERVICE_TOKEN") or os.environ["STOCKFLOW_SERVICE_TOKEN"]
+        return {"Authorization": f"Bearer {token}"}
+
+    @property
     def process(self) -> subprocess.Popen[bytes] | None:
         return self.service.popen
 
     def start(self) -> None:
         self.service.start()
 
-    async def wait_ready(self, within: float = 20.0) -> None:
+    async def wait_ready(self, within: float = 60.0) -> None:
         await self.service.wait_ready(within)
 
     async def metric(self, name: str) -> float:

@@ -38,7 +38,7 @@ async def test_a_request_s_spans_reach_the_otlp_collector_with_the_caller_s_trac
                 response = await client.post(
                     f"http://127.0.0.1:{worker.port}/inventory/SKU-T/receipts",
                     json={"qty": 3},
-                    headers={"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"},
+                    headers={**worker.auth, "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"},
                 )
             assert response.status_code == 201
             await asyncio.wait_for(collector.received.wait(), 20)

@@ -165,7 +165,7 @@ async def eventually(check: Any, *, within: float = 60.0, every: float = 0.2) ->
 
 @asynccontextmanager
 async def client(deployment: Deployment) -> AsyncIterator[Client]:
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, headers=AUTH) as http:
         yield Client(deployment, http)
 
 
