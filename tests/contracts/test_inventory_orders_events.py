@@ -130,7 +130,7 @@ def test_lines_as_an_object_fails_verification() -> None:
 
     passed, output = verify(verifier_for(lines_by_sku))
     assert not passed, output
-    assert "$.data.lines" in output, output
+    assert "$.data.lines -> Type mismatch" in output, output
 
 
 def test_an_added_field_passes_verification() -> None:

@@ -94,7 +94,7 @@ def test_a_changed_field_type_fails_verification() -> None:
 
     passed, output = verify(verifier_for(Inventory(qty_as_text)))
     assert not passed, output
-    assert "$.data.qty" in output, output
+    assert "$.data.qty -> Expected '2' (String) to be an integer" in output, output
 
 
 def test_an_added_field_passes_verification() -> None:
