@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from pact import Verifier
 
 from stockflow.runtime.registry import SERVICES
 from stockflow_kit.lifecycle import ServiceProcess, free_port
+from stockflow_kit.messaging import Envelope
 
 STOCKFLOW = str(Path(sys.executable).with_name("stockflow"))
 SERVICE_TOKEN = "test-service-credential"
@@ -107,3 +108,13 @@ def verify(verifier: Verifier) -> tuple[bool, str]:
     except RuntimeError:
         return False, verifier.output(strip_ansi=True)
     return True, verifier.output(strip_ansi=True)
+
+
+class Outbox:
+    """What orders' unit of work is handed to publish (only ``publish`` is used)."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, Sequence[Envelope]]] = []
+
+    def publish(self, topic: str, envelopes: Sequence[Envelope], **_: object) -> None:
+        self.published.append((topic, envelopes))

@@ -11,13 +11,13 @@ type fails verification, an added field passes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 from pact import Pact, Verifier, match
 from tests.contracts.pactfiles import assert_committed, committed
-from tests.contracts.providers import verify
+from tests.contracts.providers import Outbox, verify
 
 from stockflow.contracts.orders import ORDERS_EVENTS_TOPIC
 from stockflow.inventory.domain.commands import ReserveStock
@@ -77,16 +77,6 @@ def test_inventory_consumes_order_placed(tmp_path: Path) -> None:
     pact.verify(handler, "Async")  # raises PactVerificationError when the handler fails
     assert commands == [ReserveStock(order_id=ORDER_ID, lines=(("SKU-1", 2),))]
     assert_committed(pact, tmp_path, CONSUMER, PROVIDER)
-
-
-class Outbox:
-    """What orders' unit of work is handed to publish (only ``publish`` is used)."""
-
-    def __init__(self) -> None:
-        self.published: list[tuple[str, Sequence[Envelope]]] = []
-
-    def publish(self, topic: str, envelopes: Sequence[Envelope], **_: object) -> None:
-        self.published.append((topic, envelopes))
 
 
 Edit = Callable[[dict[str, Any]], dict[str, Any]]
