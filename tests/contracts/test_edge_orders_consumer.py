@@ -16,10 +16,9 @@ import httpx
 import pytest
 from pact import Pact, match
 from tests.contracts import edge_orders as c
+from tests.contracts.edge_consumer import edge_in_front_of
 from tests.contracts.pactfiles import assert_committed
-from tests.edge.conftest import SERVICE_TOKEN, bearer, edge_settings
-
-from stockflow.edge.bootstrap import build as build_edge
+from tests.edge.conftest import SERVICE_TOKEN, bearer
 
 UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$"
@@ -93,17 +92,8 @@ def edge_orders_pact() -> Pact:
 @pytest.fixture
 async def pact_and_edge() -> AsyncIterator[tuple[Pact, httpx.AsyncClient]]:
     pact = edge_orders_pact()
-    with pact.serve() as server:
-        service = build_edge(edge_settings(orders_url=str(server.url).rstrip("/")))
-        await service.start()
-        try:
-            transport = httpx.ASGITransport(app=service.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://edge") as http:
-                yield pact, http
-        finally:
-            await service.stop()
-        mismatches = server.mismatches
-        assert not mismatches, mismatches
+    async with edge_in_front_of(pact, "orders") as http:
+        yield pact, http
 
 
 async def test_edge_orders_pact(

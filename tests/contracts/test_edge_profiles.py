@@ -15,11 +15,10 @@ from typing import Any
 import httpx
 import pytest
 from pact import Pact, Verifier, match
+from tests.contracts.edge_consumer import edge_in_front_of
 from tests.contracts.pactfiles import assert_committed, committed
 from tests.contracts.providers import SERVICE_TOKEN, serving, verify
-from tests.edge.conftest import bearer, edge_settings
-
-from stockflow.edge.bootstrap import build as build_edge
+from tests.edge.conftest import bearer
 
 CONSUMER = "edge"
 PROVIDER = "profiles"
@@ -79,16 +78,8 @@ def edge_profiles_pact() -> Pact:
 @pytest.fixture
 async def pact_and_edge() -> AsyncIterator[tuple[Pact, httpx.AsyncClient]]:
     pact = edge_profiles_pact()
-    with pact.serve() as server:
-        service = build_edge(edge_settings(profiles_url=str(server.url).rstrip("/")))
-        await service.start()
-        try:
-            transport = httpx.ASGITransport(app=service.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://edge") as http:
-                yield pact, http
-        finally:
-            await service.stop()
-        assert not server.mismatches, server.mismatches
+    async with edge_in_front_of(pact, "profiles") as http:
+        yield pact, http
 
 
 async def test_edge_profiles_pact_consumer(
