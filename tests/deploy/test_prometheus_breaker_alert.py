@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 from tests.deploy.deploy_files import alert_rules, tool
-from tests.system.system import SERVICES, System, distributed, running
+from tests.system.system import FAST_BREAKER, SERVICES, System, distributed, running
 
 from stockflow_kit.lifecycle import ServiceProcess, free_port
 
@@ -33,11 +33,7 @@ def system(
 ) -> Iterator[System]:
     context = distributed(tmp_path_factory.mktemp("alerting"), postgres_url, nats_url)
     chosen = asyncio.run(context.__aenter__())
-    chosen.env = {  # a stopped profiles trips the breaker within a second; retried after 2 s
-        "EDGE_DOWNSTREAM_TIMEOUT_SECONDS": "0.5",
-        "EDGE_PROFILE_DEADLINE_SECONDS": "1.5",
-        "EDGE_BREAKER_RESET_SECONDS": "2",
-    }
+    chosen.env = dict(FAST_BREAKER)
     try:
         yield from running(chosen)
     finally:

@@ -44,6 +44,15 @@ TEST_ENV = {
 }
 
 
+FAST_BREAKER: dict[str, str] = {
+    "EDGE_DOWNSTREAM_TIMEOUT_SECONDS": "0.5",
+    "EDGE_PROFILE_DEADLINE_SECONDS": "1.5",
+    "EDGE_BREAKER_RESET_SECONDS": "2",
+}
+"""Edge's settings for a test that stops profiles: its breaker trips within a second of the
+stop, and is tried again 2 s later (the defaults take 30 s)."""
+
+
 @dataclass
 class System:
     mode: str

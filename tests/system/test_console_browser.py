@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.async_api import Page, async_playwright, expect
-from tests.system.system import System, distributed, embedded, running
+from tests.system.system import FAST_BREAKER, System, distributed, embedded, running
 from tests.system.test_through_edge import place, unique
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -54,12 +54,7 @@ def distributed_system(
 ) -> Iterator[System]:
     context = distributed(tmp_path_factory.mktemp("distributed"), postgres_url, nats_url)
     system = asyncio.run(context.__aenter__())
-    # A stopped profiles trips the breaker within a second, which is tried again after 2 s.
-    system.env = {
-        "EDGE_DOWNSTREAM_TIMEOUT_SECONDS": "0.5",
-        "EDGE_PROFILE_DEADLINE_SECONDS": "1.5",
-        "EDGE_BREAKER_RESET_SECONDS": "2",
-    }
+    system.env = dict(FAST_BREAKER)
     try:
         yield from _running(system)
     finally:
