@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.orders.conftest import (
+    AUTH,
     STAFF,
     System,
     client,
@@ -96,7 +97,7 @@ async def test_orders_time_out_while_the_inventory_is_down_and_nothing_stays_res
     inventory = build_inventory(inventory_settings(), bus=bus, event_store=store)
     await inventory.start()
     async with client(inventory.app) as http:
-        await http.post("/inventory/SKU-7/receipts", json={"qty": 5})
+        await http.post("/inventory/SKU-7/receipts", json={"qty": 5}, headers=AUTH)
     await inventory.stop()  # down while the order waits
 
     orders = build_orders(orders_settings(saga_timeout_seconds=0.3), bus=bus)
@@ -126,12 +127,12 @@ async def test_orders_time_out_while_the_inventory_is_down_and_nothing_stays_res
             async with client(inventory.app) as inv:
 
                 async def types() -> list[str]:
-                    page = (await inv.get("/inventory/SKU-7/events")).json()
+                    page = (await inv.get("/inventory/SKU-7/events", headers=AUTH)).json()
                     return [e["type"] for e in page["events"]]
 
                 seen = await eventually(types, lambda t: "ReservationReleased" in t)
                 assert seen.count("StockReserved") == 1
-                stock = (await inv.get("/inventory/SKU-7")).json()
+                stock = (await inv.get("/inventory/SKU-7", headers=AUTH)).json()
                 assert (stock["reserved"], stock["available"]) == (0, 5)
             final = (await http.get(f"/orders/{order_id}", headers=STAFF)).json()
             assert (final["status"], final["reason"]) == ("REJECTED", "timeout")
