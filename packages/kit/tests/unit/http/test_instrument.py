@@ -178,6 +178,7 @@ def test_the_public_api_of_http_is_pinned() -> None:
             "IdempotencyStore",
             "InMemoryIdempotencyStore",
             "InvalidIdempotencyKeyError",
+            "PooledTransport",
             "PostgresIdempotencyStore",
             "SqliteIdempotencyStore",
             "idempotency_key_parameter",
