@@ -102,11 +102,22 @@ def edge_overrides() -> dict[str, object]:
 
 
 @pytest.fixture
-async def edge(bus: InMemoryBus, edge_overrides: dict[str, object]) -> AsyncIterator[Edge]:
+def stores() -> dict[str, str]:
+    """The inventory's and the orders' store URLs (override the fixture for real files)."""
+    return {"inventory": "memory://", "orders": "memory://"}
+
+
+@pytest.fixture
+async def edge(
+    bus: InMemoryBus, edge_overrides: dict[str, object], stores: dict[str, str]
+) -> AsyncIterator[Edge]:
     common = {"bus_url": "memory://", "batch_wait": 0.01, "service_token": SERVICE_TOKEN}
-    inventory = build_inventory(InventorySettings(event_store_url="memory://", **common), bus=bus)  # type: ignore[arg-type]
+    inventory = build_inventory(
+        InventorySettings(event_store_url=stores["inventory"], **common),  # type: ignore[arg-type]
+        bus=bus,
+    )
     orders = build_orders(
-        OrdersSettings(database_url="memory://", saga_check_seconds=0.05, **common),  # type: ignore[arg-type]
+        OrdersSettings(database_url=stores["orders"], saga_check_seconds=0.05, **common),  # type: ignore[arg-type]
         bus=bus,
     )
     profiles, profiles_seen = profiles_app(SERVICE_TOKEN)

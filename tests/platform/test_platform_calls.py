@@ -1,5 +1,6 @@
-"""``ServiceSpec.calls``: the runners tell a caller where its callees listen; and the data
-dir's JWT secret, which the embedded and distributed deployments give to edge."""
+"""``ServiceSpec.calls``: the runners tell a caller where its callees listen;
+``ServiceSpec.audits``: where the stores it audits are; and the data dir's JWT secret, which
+the embedded and distributed deployments give to edge."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def test_a_caller_gets_the_url_of_every_callee_the_runner_knows() -> None:
 def test_the_environment_wins_over_the_runner(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDGE_ORDERS_URL", "http://elsewhere:9")
     assert "orders_url" not in EDGE.call_urls({"orders": "http://o:1"})
+    monkeypatch.setenv("EDGE_AUDIT_ORDERS_STORE_URL", "postgresql://elsewhere/orders")
+    stores = {"orders": "sqlite:///o", "inventory": "sqlite:///i", "profiles": "sqlite:///p"}
+    assert EDGE.audit_store_urls(stores) == {"audit_inventory_store_url": "sqlite:///i"}
+    assert INVENTORY.audit_store_urls(stores) == {}
 
 
 def test_embedded_edge_is_given_its_callees_on_loopback_and_the_jwt_secret(
@@ -47,6 +52,9 @@ def test_embedded_edge_is_given_its_callees_on_loopback_and_the_jwt_secret(
     )
     assert edge.profiles_url == "http://127.0.0.1:8001"  # type: ignore[attr-defined]
     assert edge.jwt_secret.get_secret_value() == "jwt-secret-value"  # type: ignore[attr-defined]
+    inventory = next(u.settings for u in units if u.name == "inventory")
+    assert edge.audit_inventory_store_url == inventory.event_store_url  # type: ignore[attr-defined]
+    assert edge.audit_orders_store_url == f"sqlite:///{tmp_path / 'orders.sqlite3'}"  # type: ignore[attr-defined]
 
 
 def test_distributed_edge_gets_them_in_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,6 +75,8 @@ def test_distributed_edge_gets_them_in_its_environment(monkeypatch: pytest.Monke
     assert env["EDGE_ORDERS_URL"] == "http://127.0.0.1:9203"
     assert env["EDGE_INVENTORY_URL"] == "http://127.0.0.1:9202"
     assert env["EDGE_JWT_SECRET"] == "s"
+    assert env["EDGE_AUDIT_INVENTORY_STORE_URL"] == "postgresql://db/stockflow_inventory"
+    assert env["EDGE_AUDIT_ORDERS_STORE_URL"] == "postgresql://db/stockflow_orders"
     inventory = distributed_env(
         INVENTORY,
         database_url="postgresql://db/stockflow",

@@ -1,7 +1,9 @@
 """The live console in a real browser (Playwright driving Debian's Chromium) against the real
 system: the page loads clean, an order placed through the API shows up on the staff view and
-turns CONFIRMED, and (distributed: profiles is its own process) a stopped profiles opens
-edge's breaker on the page, which closes again once profiles is back.
+turns CONFIRMED (with the flow: events/s, saga outcomes), the staff's button runs the audit
+and its verdict shows, and (distributed: profiles is its own process) a stopped profiles opens
+edge's breaker on the page, which closes again once profiles is back; the audit runs there
+too, on PostgreSQL.
 
 A screenshot of the staff view is saved under the test's ``tmp_path``; with
 ``STOCKFLOW_UPDATE_SCREENSHOT=1`` it also replaces ``docs/console.png``.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +24,8 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 from tests.system.system import FAST_BREAKER, System, distributed, embedded, running
 from tests.system.test_through_edge import place, unique
+
+from stockflow.audit import Check
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -137,6 +142,17 @@ async def test_an_order_placed_through_the_api_turns_confirmed_on_the_staff_view
     await expect(row).to_have_attribute("data-status", "CONFIRMED", timeout=15_000)
     await expect(row).to_contain_text("SKU-2 × 3")
     await expect(page.locator("#stock tbody")).to_contain_text("SKU-2")
+    await expect(page.locator("#saga-outcomes")).to_contain_text("CONFIRMED")
+    await expect(page.locator("#events-rate")).to_have_text(re.compile(r"^\d+\.\d$"))
+    await expect(page.locator("#events-trend svg polyline")).to_have_count(1)
+    await expect(page.locator('#services tr[data-service="edge"] svg')).to_have_count(1)
+
+    await page.get_by_role("button", name="Run the audit").click()
+    verdict = page.locator("#audit-verdict")
+    await expect(verdict).to_have_attribute("data-ok", "true", timeout=60_000)
+    await expect(verdict).to_contain_text("Every invariant holds")
+    await expect(page.locator("#audit-checks tbody tr")).to_have_count(len(Check))
+    await expect(page.locator("#audit-checks tbody")).not_to_contain_text("not checked")
     shot = await page.screenshot(path=str(tmp_path / "console.png"), full_page=True)
     assert shot[:8] == b"\x89PNG\r\n\x1a\n"
     if os.environ.get("STOCKFLOW_UPDATE_SCREENSHOT") == "1":
@@ -173,4 +189,10 @@ async def test_a_stopped_profiles_opens_its_breaker_on_the_page_and_it_closes_af
         await http.get(f"{system.url()}/me", headers=headers)  # the trial call, once half-open
         await asyncio.sleep(0.5)
     await expect(page.locator("#status")).not_to_contain_text("breakers not closed")
+
+    # The audit, on the distributed deployment's PostgreSQL stores; its verdict is public.
+    audit = await http.post(f"{system.url()}/console/audit", headers=system.auth("sam", "staff"))
+    assert audit.status_code == 202, audit.text
+    verdict = page.locator("#audit-verdict")
+    await expect(verdict).to_have_attribute("data-ok", "true", timeout=60_000)
     assert errors == []

@@ -17,6 +17,7 @@ import structlog
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from stockflow.edge.adapters.auditor import ProcessAuditor
 from stockflow.edge.adapters.console_source import ScrapingSource
 from stockflow.edge.adapters.downstreams import DOWNSTREAMS, Downstreams
 from stockflow.edge.adapters.rate_limits import LimitsRateLimiter, storage_for
@@ -24,6 +25,7 @@ from stockflow.edge.adapters.tokens import JwtVerifier
 from stockflow.edge.domain.profile_cache import ProfileCache
 from stockflow.edge.entrypoints.forwarding import Forwarder
 from stockflow.edge.entrypoints.http import create_app
+from stockflow.edge.service_layer.console_audit import ConsoleAudit
 from stockflow.edge.service_layer.console_feed import ConsoleFeed
 from stockflow.edge.service_layer.gate import Gate
 from stockflow.edge.settings import EdgeSettings
@@ -45,6 +47,7 @@ class EdgeService:
     limiter: LimitsRateLimiter
     registry: CollectorRegistry
     console: ConsoleFeed = field(init=False)
+    audit: ConsoleAudit = field(init=False)
     console_source: ScrapingSource = field(init=False)
     app: FastAPI = field(init=False)
     started: bool = False
@@ -66,6 +69,7 @@ class EdgeService:
 
     async def stop(self) -> None:
         await self.console.close()
+        await self.audit.close()
         await self.console_source.aclose()
         if self.started:
             self.started = False
@@ -123,10 +127,19 @@ def build(
     service = EdgeService(
         settings=settings, downstreams=downstreams, limiter=limiter, registry=registry
     )
+    service.audit = ConsoleAudit(
+        ProcessAuditor(
+            inventory_store_url=settings.audit_inventory_store_url,
+            orders_store_url=settings.audit_orders_store_url,
+            inventory_schema=settings.audit_inventory_schema,
+            timeout=settings.audit_timeout_seconds,
+        )
+    )
     service.console_source = ScrapingSource(
         downstreams=downstreams,
         registry=registry,
         readiness=service.readiness,
+        audit=service.audit,
         transports=transports,
     )
     service.console = ConsoleFeed(
@@ -144,6 +157,7 @@ def build(
         readiness=service.readiness,
         registry=registry,
         feed=service.console,
+        audit=service.audit,
     )
     return service
 
@@ -155,5 +169,6 @@ SPEC: Final = ServiceSpec(
     port_offset=0,
     summary="the public entry: JWT auth, rate limits, composition",
     calls=DOWNSTREAMS,
+    audits=("inventory", "orders"),
 )
 """The edge service as the platform's runners see it."""

@@ -79,3 +79,14 @@ class EdgeSettings(ServiceSettings):
     # The live console (GET /, GET /console/stream).
     console_interval_seconds: float = Field(1.0, gt=0, le=60)
     """Seconds between two gathers of the console's figures (shared by every stream)."""
+
+    # The console's audit button (POST /console/audit runs ``stockflow audit`` on these).
+    # Set by the runners from ServiceSpec.audits (EDGE_AUDIT_<NAME>_STORE_URL wins).
+    audit_inventory_store_url: str | None = None
+    """The inventory's event store; without it the console cannot audit."""
+    audit_orders_store_url: str | None = None
+    """The orders database (invariant 5); without it that invariant is not checked."""
+    audit_inventory_schema: str = "inventory"
+    """The event store's PostgreSQL schema (the inventory's ``event_store_schema``)."""
+    audit_timeout_seconds: float = Field(300.0, gt=0)
+    """An audit still running after this long is stopped and reported as failed."""

@@ -73,6 +73,9 @@ class ServiceSpec(Generic[S]):
         calls: The services it calls over HTTP, by name. For each, the runners set its
             settings field ``<name>_url`` (``orders_url``) to that service's URL, unless the
             environment sets it (``EDGE_ORDERS_URL``): see :meth:`call_urls`.
+        audits: The services whose stores it hands to the auditor, by name. For each, the
+            runners set its settings field ``audit_<name>_store_url`` to that service's store
+            URL, unless the environment sets it: see :meth:`audit_store_urls`.
     """
 
     name: str
@@ -82,6 +85,7 @@ class ServiceSpec(Generic[S]):
     store_field: str | None = None
     summary: str = ""
     calls: tuple[str, ...] = ()
+    audits: tuple[str, ...] = ()
 
     @property
     def env_prefix(self) -> str:
@@ -111,12 +115,20 @@ class ServiceSpec(Generic[S]):
         """The ``<callee>_url`` settings values of the services it :attr:`calls`, from
         *url_of* (``{service: base URL}``), for those the environment does not set
         (``EDGE_ORDERS_URL`` wins) and that *url_of* knows (the others keep their default)."""
-        values = {}
-        for callee in self.calls:
-            field = f"{callee}_url"
-            if callee in url_of and self.env_name(field) not in os.environ:
-                values[field] = url_of[callee]
-        return values
+        return self._unless_set("{}_url", self.calls, url_of)
+
+    def audit_store_urls(self, store_of: Mapping[str, str]) -> dict[str, str]:
+        """The ``audit_<name>_store_url`` settings values of the services it :attr:`audits`,
+        from *store_of* (``{service: store URL}``), for those the environment does not set."""
+        return self._unless_set("audit_{}_store_url", self.audits, store_of)
+
+    def _unless_set(
+        self, pattern: str, names: tuple[str, ...], value_of: Mapping[str, str]
+    ) -> dict[str, str]:
+        """``{pattern.format(name): value_of[name]}`` for each of *names* that *value_of*
+        knows and whose variable the environment does not set."""
+        fields = {pattern.format(name): name for name in names if name in value_of}
+        return {f: value_of[n] for f, n in fields.items() if self.env_name(f) not in os.environ}
 
     def embedded_store_url(self, data_dir: Path) -> str:
         return f"sqlite:///{data_dir / f'{self.name}.sqlite3'}"

@@ -65,14 +65,17 @@ def embedded_units(
     """The settings of every service for the embedded deployment in *data_dir*.
 
     Ports, the bus, the stores, the credential, the URLs of the services each one calls
-    (``ServiceSpec.calls``) and the JWT secret (to a service with a ``jwt_secret`` setting:
-    edge) are given here; everything else comes from the environment (``STOCKFLOW_LOG_LEVEL``, ``INVENTORY_BATCH_SIZE``, …) or the defaults.
+    (``ServiceSpec.calls``), the stores it audits (``ServiceSpec.audits``) and the JWT secret
+    (to a service with a ``jwt_secret`` setting: edge) are given here; everything else comes
+    from the environment (``STOCKFLOW_LOG_LEVEL``, ``INVENTORY_BATCH_SIZE``, …) or the
+    defaults.
 
     Raises:
         StartupError: a variable of the environment does not fit its setting.
     """
     units = []
     urls = service_urls(services, port_base=port_base)
+    stores = {s.name: s.embedded_store_url(data_dir) for s in services if s.store_field}
     for spec in services:
         values: dict[str, object] = {
             "host": host,
@@ -80,9 +83,10 @@ def embedded_units(
             "bus_url": f"sqlite:///{data_dir / 'bus.sqlite3'}",
             "service_token": token,
             **spec.call_urls(urls),
+            **spec.audit_store_urls(stores),
         }
         if spec.store_field is not None:
-            values[spec.store_field] = spec.embedded_store_url(data_dir)
+            values[spec.store_field] = stores[spec.name]
         if (
             jwt_secret is not None
             and _JWT_SECRET_FIELD in spec.settings.model_fields
@@ -157,7 +161,7 @@ async def run_embedded(
 
 
 def _console_line(edge_url: str) -> str:
-    return f"console        {edge_url.rstrip('/')}/  (live: health, RED, breakers; staff: orders, stock)"
+    return f"console        {edge_url.rstrip('/')}/  (live: health, RED, breakers, flow, audit; staff: orders, stock)"
 
 
 def _url_host(host: str) -> str:
@@ -197,7 +201,8 @@ def distributed_env(
     if spec.store_field is not None:
         env[spec.env_name(spec.store_field)] = spec.distributed_store_url(database_url)
     urls = service_urls(services, port_base=port_base)
-    for field, url in spec.call_urls(urls).items():
+    stores = {s.name: s.distributed_store_url(database_url) for s in services if s.store_field}
+    for field, url in (spec.call_urls(urls) | spec.audit_store_urls(stores)).items():
         env[spec.env_name(field)] = url
     secret_env = spec.env_name(_JWT_SECRET_FIELD)
     if (

@@ -9,9 +9,12 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from stockflow.edge.domain.console import (
+    FlowTotals,
     RedTotals,
     bus_figures,
     busiest_skus,
+    flow,
+    flow_totals,
     quantile,
     red,
     red_totals,
@@ -154,3 +157,46 @@ def test_busiest_skus_rank_by_quantity_ordered() -> None:
     ]
     assert busiest_skus(orders, 3) == ["SKU-2", "SKU-1", "SKU-3"]
     assert busiest_skus([], 3) == []
+
+
+class Work:
+    """A registry with the inventory's committed events and the orders' transitions."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events = Counter("inventory_events_committed", "", registry=self.registry)
+        self.transitions = Counter(
+            "orders_transitions", "", ["status", "reason"], registry=self.registry
+        )
+
+    def families(self) -> list[Metric]:
+        return list(text_string_to_metric_families(generate_latest(self.registry).decode()))
+
+
+def test_flow_is_events_per_second_and_saga_outcomes_per_minute_over_the_window() -> None:
+    work = Work()
+    work.events.inc(100)
+    work.transitions.labels("CONFIRMED", "").inc(4)
+    before = flow_totals(work.families())
+    work.events.inc(250)
+    work.transitions.labels("CONFIRMED", "").inc(10)
+    work.transitions.labels("REJECTED", "insufficient_stock").inc(5)
+    work.transitions.labels("SHIPPED", "").inc(7)  # not a saga outcome
+    figures = flow(before, flow_totals(work.families()), 5.0)
+    assert figures.events_per_second == pytest.approx(50.0)
+    assert figures.outcomes_per_minute == {
+        "CONFIRMED": pytest.approx(120.0),
+        "REJECTED: insufficient_stock": pytest.approx(60.0),
+    }
+
+
+def test_flow_counts_from_zero_after_a_restart_and_is_none_for_what_is_not_exported() -> None:
+    before = FlowTotals(events=1000.0, outcomes={"CONFIRMED": 50.0})
+    after = FlowTotals(events=30.0, outcomes={"CONFIRMED": 6.0})
+    figures = flow(before, after, 3.0)
+    assert figures.events_per_second == pytest.approx(10.0)
+    assert figures.outcomes_per_minute == {"CONFIRMED": pytest.approx(120.0)}
+    plain = Service()
+    plain.serve("/orders", 200, 0.01)
+    assert flow_totals(plain.families()) == FlowTotals(None, None)
+    assert flow(None, FlowTotals(events=5.0), 0.0).events_per_second == 0.0

@@ -5,6 +5,10 @@
   bulkheads or spend the retry budgets of the real calls;
 * edge's own readiness and registry;
 * edge's circuit breaker in front of each downstream (its :class:`ResilientClient`'s);
+* the flow: the inventory's committed events per second and the orders' saga outcomes per
+  minute, from the same scrapes;
+* the console's last audit (:class:`ConsoleAudit`): the verdict for everyone, each check for
+  staff;
 * for staff: the latest orders (orders ``GET /orders``) and the stock of the SKUs ordered most
   in them (inventory ``GET /inventory/{sku}``), through edge's resilient clients as the staff
   principal ``edge-console``.
@@ -25,13 +29,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stockflow.edge.adapters.downstreams import Downstreams
 from stockflow.edge.domain.console import (
+    FlowTotals,
     RedTotals,
     bus_figures,
     busiest_skus,
+    flow,
+    flow_totals,
     red,
     red_totals,
 )
 from stockflow.edge.domain.identity import Principal
+from stockflow.edge.service_layer.console_audit import ConsoleAudit
 from stockflow.edge.service_layer.console_feed import ConsoleSnapshot
 
 __all__ = ["CONSOLE_PRINCIPAL", "ScrapingSource"]
@@ -50,6 +58,7 @@ class ScrapingSource:
         downstreams: Downstreams,
         registry: CollectorRegistry,
         readiness: Callable[[], Awaitable[str | None]],
+        audit: ConsoleAudit | None = None,
         transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
         timeout: float = 0.8,
         orders: int = 10,
@@ -59,6 +68,7 @@ class ScrapingSource:
         self._downstreams = downstreams
         self._registry = registry
         self._readiness = readiness
+        self._audit = audit
         transports = transports or {}
         self._http = {
             name: httpx.AsyncClient(
@@ -73,7 +83,7 @@ class ScrapingSource:
         self._orders = orders
         self._skus = skus
         self._clock = clock
-        self._history: dict[str, deque[tuple[float, RedTotals]]] = {}
+        self._history: dict[str, deque[tuple[float, RedTotals, FlowTotals]]] = {}
 
     async def aclose(self) -> None:
         for http in self._http.values():
@@ -93,7 +103,13 @@ class ScrapingSource:
             }
             for n, c in self._downstreams.clients.items()
         }
-        public = {"at": time.time(), "services": services, "breakers": breakers}
+        public = {
+            "at": time.time(),
+            "services": services,
+            "breakers": breakers,
+            "flow": _flow(services),
+            "audit": self._audit.public_json() if self._audit else None,
+        }
         return ConsoleSnapshot(public, await self._staff(scraped, names) if staff else None)
 
     async def _own(self) -> tuple[bool, str | None, list[Metric] | None]:
@@ -133,17 +149,20 @@ class ScrapingSource:
             "why": why,
             "red": None,
             "bus": None,
+            "flow": None,
         }
         if families is None:
             return row
-        totals = red_totals(families)
+        totals, work = red_totals(families), flow_totals(families)
         history = self._history.setdefault(name, deque())
         while history and now - history[0][0] > WINDOW_SECONDS:
             history.popleft()
         older = history[0] if history else None
-        history.append((now, totals))
-        figures = red(older[1] if older else None, totals, now - older[0] if older else 0.0)
-        row["red"] = figures.as_json()
+        history.append((now, totals, work))
+        since = now - older[0] if older else 0.0
+        row["red"] = red(older[1] if older else None, totals, since).as_json()
+        if work.events is not None or work.outcomes is not None:
+            row["flow"] = flow(older[2] if older else None, work, since).as_json()
         bus = bus_figures(families)
         public = bus.public_json()
         row["bus"] = public if any(v is not None for v in public.values()) else None
@@ -169,6 +188,7 @@ class ScrapingSource:
             "stock": stock,
             "stock_error": stock_error,
             "dead_letters": dead,
+            "audit_checks": self._audit.staff_json()["checks"] if self._audit else [],
         }
 
     async def _call(self, downstream: str, path: str, route: str, **params: str | int) -> Any:
@@ -199,6 +219,19 @@ class ScrapingSource:
         stock: list[Mapping[str, Any]] = [a for a in answers if isinstance(a, dict)]
         errors = [a for a in answers if isinstance(a, BaseException)]
         return stock, _describe(errors[0]) if errors else None
+
+
+def _flow(services: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The system's flow: the inventory's events/s and the orders' saga outcomes per minute
+    (``None`` while that service's metrics cannot be read)."""
+    events = outcomes = None
+    for service in services:
+        row = service.get("flow") or {}
+        if row.get("events_per_second") is not None:
+            events = (events or 0.0) + row["events_per_second"]
+        if row.get("outcomes_per_minute") is not None:
+            outcomes = {**(outcomes or {}), **row["outcomes_per_minute"]}
+    return {"inventory_events_per_second": events, "saga_outcomes_per_minute": outcomes}
 
 
 def _why(response: httpx.Response) -> str:

@@ -5,7 +5,9 @@ A service's ``/metrics`` text is parsed (``prometheus_client.parser``) into metr
 (``http_requests_total{method,route,status}`` and the ``http_request_duration_seconds``
 histogram), leaving out the probes and the console's own stream; :func:`red` turns two such
 totals (an older and a newer) into rates and quantiles over the window between them.
-:func:`bus_figures` reads the bus, outbox and webhook figures a service exports, when it does.
+:func:`bus_figures` reads the bus, outbox and webhook figures a service exports, when it does;
+:func:`flow_totals` and :func:`flow` the inventory's committed events and the orders' saga
+outcomes, as rates over the same window.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ from prometheus_client.metrics_core import Metric
 __all__ = [
     "QUIET_ROUTES",
     "BusFigures",
+    "Flow",
+    "FlowTotals",
     "Red",
     "RedTotals",
     "bus_figures",
     "busiest_skus",
+    "flow",
+    "flow_totals",
     "quantile",
     "red",
     "red_totals",
@@ -205,3 +211,72 @@ def busiest_skus(orders: Iterable[Mapping[str, Any]], limit: int) -> list[str]:
             if isinstance(sku, str) and isinstance(qty, int):
                 tally[sku] += qty
     return [sku for sku, _ in tally.most_common(limit)]
+
+
+SAGA_OUTCOMES: Final = frozenset({"CONFIRMED", "REJECTED"})
+"""The order statuses that end the reservation saga (``orders_transitions_total{status}``)."""
+
+
+@dataclass(frozen=True)
+class FlowTotals:
+    """Cumulative work of one service at one moment (``None``: it does not export it)."""
+
+    events: float | None = None
+    """Events the inventory committed (``inventory_events_committed_total``)."""
+    outcomes: Mapping[str, float] | None = None
+    """Sagas ended, by outcome (``CONFIRMED``, ``REJECTED: insufficient_stock``, …)."""
+
+
+@dataclass(frozen=True)
+class Flow:
+    """The work of one service over a window: events/s and saga outcomes per minute."""
+
+    events_per_second: float | None
+    outcomes_per_minute: Mapping[str, float] | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "events_per_second": self.events_per_second,
+            "outcomes_per_minute": dict(self.outcomes_per_minute)
+            if self.outcomes_per_minute is not None
+            else None,
+        }
+
+
+def flow_totals(families: Sequence[Metric]) -> FlowTotals:
+    """The inventory's committed events and the orders' saga outcomes of one scrape."""
+    events = _sum(families, "inventory_events_committed_total")
+    if not any(f.name == "orders_transitions" for f in families):
+        return FlowTotals(events, None)
+    outcomes: dict[str, float] = {}
+    for labels, value in _samples(families, "orders_transitions_total"):
+        status = labels.get("status", "")
+        if status not in SAGA_OUTCOMES:
+            continue
+        reason = labels.get("reason", "")
+        key = f"{status}: {reason}" if reason else status
+        outcomes[key] = outcomes.get(key, 0.0) + value
+    return FlowTotals(events, outcomes)
+
+
+def flow(older: FlowTotals | None, newer: FlowTotals, seconds: float) -> Flow:
+    """The rates of the *seconds* between two flow totals of the same service (0 without an
+    older one; a counter that went down, a restart, counts from zero)."""
+    if older is None or seconds <= 0:
+        seconds, older = 0.0, FlowTotals()
+    events = None
+    if newer.events is not None:
+        before = older.events or 0.0
+        events = _rate(newer.events - (before if newer.events >= before else 0.0), seconds)
+    outcomes = None
+    if newer.outcomes is not None:
+        was = older.outcomes or {}
+        outcomes = {}
+        for key, count in sorted(newer.outcomes.items()):
+            before = was.get(key, 0.0)
+            outcomes[key] = 60 * _rate(count - (before if count >= before else 0.0), seconds)
+    return Flow(events, outcomes)
+
+
+def _rate(delta: float, seconds: float) -> float:
+    return delta / seconds if seconds > 0 else 0.0

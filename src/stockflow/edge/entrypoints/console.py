@@ -5,6 +5,10 @@ package data next to this module) and ``GET /console/stream`` (server-sent event
 Anyone may watch the public view (health, RED, breakers, backlogs); a staff token (``?token=``,
 since ``EventSource`` cannot send headers, or ``Authorization: Bearer``) adds orders, stock and
 dead letters. A bad token is a 401; a customer's token gets the public view.
+
+``POST /console/audit`` (staff, ``Authorization: Bearer``) starts ``stockflow audit`` in the
+background: 202 (started, or one was running: its result will show), 401/403 for others, 503
+when edge has no store to audit. The verdict arrives with the next snapshots.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ from importlib.resources import files
 from typing import Final
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from stockflow.edge.entrypoints.http_errors import ERRORS
+from stockflow.edge.service_layer.console_audit import AuditStart, ConsoleAudit
 from stockflow.edge.service_layer.console_feed import ConsoleFeed
 from stockflow.edge.service_layer.gate import Gate
+from stockflow_kit.http import problem_response
 
 __all__ = ["console_routes"]
 
@@ -50,15 +57,18 @@ def _token(request: Request) -> str | None:
     return request.query_params.get("token") or None
 
 
-def console_routes(feed: ConsoleFeed) -> list[Route]:
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def console_routes(feed: ConsoleFeed, audit: ConsoleAudit) -> list[Route]:
     async def stream(request: Request) -> Response:
         token = _token(request)
         staff = False
         if token is not None:
             gate: Gate = request.app.state.gate
-            address = request.client.host if request.client else "unknown"
             # A bad token is the gate's 401 problem (its error handlers), as on every route.
-            staff = (await gate.admit(token, address=address)).staff
+            staff = (await gate.admit(token, address=_address(request))).staff
 
         async def events() -> AsyncIterator[str]:
             yield "retry: 2000\n\n"
@@ -73,8 +83,26 @@ def console_routes(feed: ConsoleFeed) -> list[Route]:
             headers={**_HEADERS, "X-Accel-Buffering": "no"},
         )
 
+    async def run_audit(request: Request) -> Response:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() or None if header.lower().startswith("bearer ") else None
+        gate: Gate = request.app.state.gate
+        principal = await gate.admit(token, address=_address(request))
+        principal.require_staff("run the audit")
+        started = audit.start(by=principal.user_id)
+        if started is AuditStart.UNCONFIGURED:
+            return problem_response(
+                503,
+                title="Audit unavailable",
+                type=ERRORS.type_uri("audit-unavailable"),
+                detail=str(audit.public_json()["unavailable"]),
+                instance=request.url.path,
+            )
+        return JSONResponse({"audit": started.value}, status_code=202, headers=_HEADERS)
+
     return [
         Route("/", page, methods=["GET"], include_in_schema=False),
         Route("/console/stream", stream, methods=["GET"], include_in_schema=False),
+        Route("/console/audit", run_audit, methods=["POST"], include_in_schema=False),
         Route("/console/{name}", asset, methods=["GET"], include_in_schema=False),
     ]

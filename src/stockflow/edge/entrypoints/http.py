@@ -20,6 +20,7 @@ from stockflow.edge.entrypoints.http_errors import ERRORS, install_error_handler
 from stockflow.edge.entrypoints.me import add_me_routes
 from stockflow.edge.entrypoints.openapi_docs import PUBLIC_PATHS
 from stockflow.edge.entrypoints.routes import add_routes
+from stockflow.edge.service_layer.console_audit import ConsoleAudit
 from stockflow.edge.service_layer.console_feed import ConsoleFeed
 from stockflow.edge.service_layer.gate import Gate
 from stockflow.edge.settings import EdgeSettings
@@ -38,6 +39,7 @@ def create_app(
     readiness: Callable[[], Awaitable[str | None]],
     registry: CollectorRegistry,
     feed: ConsoleFeed,
+    audit: ConsoleAudit,
 ) -> FastAPI:
     """The edge ASGI app. ``readiness()`` returns ``None`` when ready, else why not."""
     app = FastAPI(title="stockflow edge", version="1", redirect_slashes=False)
@@ -45,8 +47,9 @@ def create_app(
     settings.instrument(app, errors=ERRORS, registry=registry)
     install_error_handlers(app)
     app.router.routes.extend(probe_routes(readiness))
-    for route in console_routes(feed):  # API routes: the metrics label them by template
-        app.add_api_route(route.path, route.endpoint, methods=["GET"], include_in_schema=False)
+    for route in console_routes(feed, audit):  # API routes: the metrics label them by template
+        methods = sorted((route.methods or {"GET"}) - {"HEAD"})
+        app.add_api_route(route.path, route.endpoint, methods=methods, include_in_schema=False)
     require_bearer_in_openapi(
         app,
         name="bearerAuth",

@@ -7,9 +7,10 @@ from typing import Protocol
 
 import httpx
 
+from stockflow.edge.domain.audit import AuditRun
 from stockflow.edge.domain.identity import Principal
 
-__all__ = ["Downstreams", "RateLimiter", "TokenVerifier"]
+__all__ = ["Auditor", "Downstreams", "RateLimiter", "TokenVerifier"]
 
 
 class TokenVerifier(Protocol):
@@ -58,3 +59,15 @@ class Downstreams(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class Auditor(Protocol):
+    @property
+    def configured(self) -> str | None:
+        """``None`` when it can run, else what is missing (shown on the page)."""
+        ...
+
+    async def audit(self) -> AuditRun:
+        """Run the auditor once; never raises for an audit that could not run (the run says
+        why)."""
+        ...

@@ -3,6 +3,8 @@
 (function () {
   let source = null;
   let token = "";
+  const SPARK_POINTS = 60;
+  const trends = {}; // series name -> the last SPARK_POINTS values
 
   function cell(row, text, cls) {
     const td = document.createElement("td");
@@ -29,6 +31,68 @@
   function yesNo(tr, flag) {
     cell(tr, flag ? "yes" : "no", flag ? "ok" : "bad");
   }
+  function remember(name, value) {
+    const series = trends[name] || (trends[name] = []);
+    series.push(value === null || value === undefined ? 0 : Number(value));
+    if (series.length > SPARK_POINTS) series.shift();
+    return series;
+  }
+  function sparkline(parent, series, label) {
+    // An inline SVG: the series scaled to its own maximum, newest on the right.
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("class", "spark");
+    svg.setAttribute("viewBox", "0 0 " + (SPARK_POINTS - 1) + " 20");
+    svg.setAttribute("preserveAspectRatio", "none");
+    svg.setAttribute("role", "img");
+    const top = Math.max.apply(null, series.concat([1e-9]));
+    svg.setAttribute("aria-label", label + ": last " + series.length + " s, peak " +
+      top.toFixed(1));
+    const offset = SPARK_POINTS - series.length;
+    const line = document.createElementNS(ns, "polyline");
+    line.setAttribute("points", series.map(function (v, i) {
+      return (offset + i) + "," + (19 - 18 * v / top).toFixed(2);
+    }).join(" "));
+    svg.appendChild(line);
+    parent.replaceChildren(svg);
+  }
+  function outcomes(perMinute) {
+    if (!perMinute) return "";
+    const keys = Object.keys(perMinute);
+    if (!keys.length) return "none yet";
+    return keys.map(function (k) { return k + ": " + Number(perMinute[k]).toFixed(1); })
+      .join("; ");
+  }
+  function renderAudit(audit) {
+    const verdict = document.getElementById("audit-verdict");
+    const unavailable = document.getElementById("audit-unavailable");
+    unavailable.hidden = !(audit && audit.unavailable);
+    unavailable.textContent = audit && audit.unavailable ? "Cannot audit: " + audit.unavailable : "";
+    document.getElementById("run-audit").disabled = !audit || !!audit.unavailable || audit.running;
+    const last = audit && audit.last;
+    let text = "No audit has run since edge started.";
+    let cls = "";
+    if (last) {
+      const when = new Date(last.at * 1000).toLocaleTimeString();
+      if (last.ok === true) {
+        text = "Every invariant holds (" + last.events + " events over " + last.skus +
+          " SKUs, audited at " + when + " in " + last.seconds.toFixed(1) + " s).";
+        cls = "ok";
+      } else if (last.ok === false) {
+        text = last.violations + " violation(s) found by the audit at " + when + ".";
+        cls = "bad";
+      } else {
+        text = "The audit at " + when + " could not run: " + last.error;
+        cls = "warn";
+      }
+    }
+    if (audit && audit.running) text = "Auditing… " + (last ? "(last: " + text + ")" : "");
+    verdict.textContent = text;
+    verdict.className = audit && audit.running ? "warn" : cls;
+    verdict.dataset.ok = last ? String(last.ok) : "";
+    verdict.dataset.running = audit ? String(audit.running) : "";
+  }
+
   function error(id, text) {
     const p = document.getElementById(id);
     p.textContent = text ? "Could not read: " + text : "";
@@ -50,7 +114,15 @@
       cell(tr, red.error_rate === undefined ? "" : (red.error_rate * 100).toFixed(1) + " %", "num");
       cell(tr, ms(red.p50), "num");
       cell(tr, ms(red.p99), "num");
+      sparkline(cell(tr, ""), remember("rate:" + s.name, red.rate), s.name + " requests/s");
     });
+    const flow = view.flow || {};
+    const events = flow.inventory_events_per_second;
+    document.getElementById("events-rate").textContent = num(events, 1);
+    sparkline(document.getElementById("events-trend"), remember("events", events),
+      "inventory events/s");
+    document.getElementById("saga-outcomes").textContent = outcomes(flow.saga_outcomes_per_minute);
+    renderAudit(view.audit);
     fill("breakers", Object.keys(view.breakers), function (tr, name) {
       const b = view.breakers[name];
       tr.id = "breaker-" + name;
@@ -87,6 +159,16 @@
         cell(tr, s.on_hand, "num");
         cell(tr, s.reserved, "num");
         cell(tr, s.available, "num");
+      });
+      fill("audit-checks", view.audit_checks || [], function (tr, c) {
+        tr.dataset.invariant = c.invariant;
+        cell(tr, c.invariant);
+        cell(tr, c.description);
+        cell(tr, c.checked ? c.violations : c.note, c.checked ? (c.violations ? "bad" : "ok")
+          : "warn");
+        cell(tr, (c.examples || []).map(function (e) {
+          return (e.sku || "") + (e.order_id ? " " + e.order_id : "") + ": " + e.detail;
+        }).join("; "));
       });
       fill("dead", Object.keys(view.dead_letters), function (tr, name) {
         const d = view.dead_letters[name];
@@ -135,6 +217,19 @@
       event.preventDefault();
       token = document.getElementById("token").value.trim();
       connect();
+    });
+    document.getElementById("run-audit").addEventListener("click", function () {
+      const said = document.getElementById("audit-request");
+      said.textContent = "Asking edge to run the audit…";
+      fetch("/console/audit", { method: "POST", headers: { Authorization: "Bearer " + token } })
+        .then(function (response) {
+          return response.json().then(function (body) {
+            said.textContent = response.ok
+              ? (body.audit === "running" ? "An audit is running already." : "Audit started.")
+              : "Refused: " + (body.detail || body.title || response.status);
+          });
+        })
+        .catch(function (err) { said.textContent = "Could not reach edge: " + err; });
     });
     document.getElementById("public").addEventListener("click", function () {
       token = "";
