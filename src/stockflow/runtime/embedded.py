@@ -260,7 +260,10 @@ def run_distributed(
         )
         for spec in services
     ]
-    supervisor = Supervisor(processes, ready_within=120.0)
+    # Together: no service needs another to be ready to start (they call each other through
+    # breakers and retries, and talk over the bus), and a cold start of five Python
+    # processes one after the other took 17 s against about 7 s at once.
+    supervisor = Supervisor(processes, together=True, ready_within=120.0)
 
     async def seed_when_started() -> None:
         await supervisor.wait_started()

@@ -37,6 +37,9 @@ class Supervisor:
 
     Args:
         processes: Started (each waited for until ready) in this order; stopped in reverse.
+        together: Start every process at once and then wait until all are ready, instead of
+            one after the other: for processes that need none of the others to start (a
+            cold start of N Python services costs about the slowest one, not the sum).
         backoff: Makes the backoff of each process; ``Backoff(base=0.5, cap=10.0)`` by default.
         name: The supervisor's name as a component; ``"supervisor"`` by default.
         ready_within: Seconds each (re)start may take to become ready; ``30.0`` by default.
@@ -56,6 +59,7 @@ class Supervisor:
         *,
         backoff: Callable[[], Backoff] | None = None,
         name: str = "supervisor",
+        together: bool = False,
         ready_within: float = 30.0,
         stop_grace: float = 20.0,
         healthy_after: float = 30.0,
@@ -70,6 +74,7 @@ class Supervisor:
         make = backoff if backoff is not None else (lambda: Backoff(base=0.5, cap=10.0))
         self.backoffs = {p.name: make() for p in self.processes}
         self._name = name
+        self.together = together
         self.ready_within, self.stop_grace = ready_within, stop_grace
         self.healthy_after, self.poll_interval = healthy_after, poll_interval
         self._clock = clock
@@ -96,7 +101,8 @@ class Supervisor:
         return self._running
 
     async def start(self) -> None:
-        """Start each process in order and wait until it is ready; then watch them all.
+        """Start each process in order and wait until it is ready (all at once, then wait for
+        all, when *together*); then watch them all.
 
         If one fails, those already started are stopped (in reverse) and the error raised.
 
@@ -109,10 +115,16 @@ class Supervisor:
         self._stopped.clear()
         started: list[ServiceProcess] = []
         try:
-            for process in self.processes:
-                process.start()
-                started.append(process)
-                await process.wait_ready(self.ready_within)
+            if self.together:
+                for process in self.processes:
+                    process.start()
+                    started.append(process)
+                await _all_ready(started, self.ready_within)
+            else:
+                for process in self.processes:
+                    process.start()
+                    started.append(process)
+                    await process.wait_ready(self.ready_within)
         except BaseException:
             for process in reversed(started):
                 await process.stop(self.stop_grace)
@@ -195,3 +207,16 @@ class Supervisor:
     def __repr__(self) -> str:
         names = ", ".join(p.name for p in self.processes)
         return f"<Supervisor {self._name!r} [{names}] started={self._running}>"
+
+
+async def _all_ready(processes: Sequence[ServiceProcess], within: float) -> None:
+    """Wait until every one of *processes* is ready; the first failure is raised at once (the
+    other waits are cancelled)."""
+    waits = [asyncio.ensure_future(p.wait_ready(within)) for p in processes]
+    try:
+        for done in asyncio.as_completed(waits):
+            await done
+    finally:
+        for wait in waits:
+            wait.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)

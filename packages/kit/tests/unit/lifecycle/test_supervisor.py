@@ -175,3 +175,36 @@ def started(supervisor: Supervisor) -> Callable[[], Awaitable[bool]]:
         return supervisor.started
 
     return check
+
+
+async def test_together_starts_every_process_at_once_and_waits_for_all(
+    child: Spawn, registry: CollectorRegistry
+) -> None:
+    slow = [child(name, READY_AFTER="3") for name in ("a", "b", "c")]
+    supervisor = Supervisor(slow, together=True, registry=registry)
+    began = asyncio.get_running_loop().time()
+    await supervisor.start()
+    took = asyncio.get_running_loop().time() - began
+    try:
+        assert all(p.alive for p in slow)
+        assert await supervisor.readiness() is None
+        # One after the other it takes 3 x 3 s at least; together, about one of them.
+        assert 3.0 <= took < 7.0, took
+    finally:
+        await supervisor.stop()
+
+
+async def test_together_a_failed_start_stops_every_process(
+    child: Spawn, registry: CollectorRegistry
+) -> None:
+    a = child("a")
+    broken = child("broken", READY_AFTER="600", EXIT_AFTER="0.1", EXIT_CODE="2")
+    c = child("c", READY_AFTER="600")
+    supervisor = Supervisor([a, broken, c], together=True, registry=registry)
+
+    with pytest.raises(ProcessExitedError, match="broken exited with 2"):
+        await supervisor.start()
+
+    assert not a.alive
+    assert not c.alive
+    assert not supervisor.started
