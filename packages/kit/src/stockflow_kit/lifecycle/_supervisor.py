@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -37,7 +37,8 @@ class Supervisor:
 
     Args:
         processes: Started (each waited for until ready) in this order; stopped in reverse.
-        together: Start every process at once and then wait until all are ready, instead of
+        together: Names of processes started at once, then waited for until all are ready
+            (a run of them next to each other in *processes* is one such step), instead of
             one after the other: for processes that need none of the others to start (a
             cold start of N Python services costs about the slowest one, not the sum).
         backoff: Makes the backoff of each process; ``Backoff(base=0.5, cap=10.0)`` by default.
@@ -59,7 +60,7 @@ class Supervisor:
         *,
         backoff: Callable[[], Backoff] | None = None,
         name: str = "supervisor",
-        together: bool = False,
+        together: Collection[str] = (),
         ready_within: float = 30.0,
         stop_grace: float = 20.0,
         healthy_after: float = 30.0,
@@ -74,7 +75,7 @@ class Supervisor:
         make = backoff if backoff is not None else (lambda: Backoff(base=0.5, cap=10.0))
         self.backoffs = {p.name: make() for p in self.processes}
         self._name = name
-        self.together = together
+        self.together = frozenset(together)
         self.ready_within, self.stop_grace = ready_within, stop_grace
         self.healthy_after, self.poll_interval = healthy_after, poll_interval
         self._clock = clock
@@ -101,8 +102,8 @@ class Supervisor:
         return self._running
 
     async def start(self) -> None:
-        """Start each process in order and wait until it is ready (all at once, then wait for
-        all, when *together*); then watch them all.
+        """Start each process in order and wait until it is ready (a run of processes named
+        in *together*: all at once, then wait for all); then watch them all.
 
         If one fails, those already started are stopped (in reverse) and the error raised.
 
@@ -115,16 +116,11 @@ class Supervisor:
         self._stopped.clear()
         started: list[ServiceProcess] = []
         try:
-            if self.together:
-                for process in self.processes:
+            for step in self._steps():
+                for process in step:
                     process.start()
                     started.append(process)
-                await _all_ready(started, self.ready_within)
-            else:
-                for process in self.processes:
-                    process.start()
-                    started.append(process)
-                    await process.wait_ready(self.ready_within)
+                await _all_ready(step, self.ready_within)
         except BaseException:
             for process in reversed(started):
                 await process.stop(self.stop_grace)
@@ -135,6 +131,17 @@ class Supervisor:
         self._keepers = [
             asyncio.create_task(self._keep(p), name=f"supervise:{p.name}") for p in self.processes
         ]
+
+    def _steps(self) -> list[list[ServiceProcess]]:
+        """The processes in start steps: a run of *together* ones is one step."""
+        steps: list[list[ServiceProcess]] = []
+        for process in self.processes:
+            joins = process.name in self.together and steps and steps[-1][0].name in self.together
+            if joins:
+                steps[-1].append(process)
+            else:
+                steps.append([process])
+        return steps
 
     async def wait_started(self) -> None:
         """Return once :meth:`start` has started every process and each was ready (at once if

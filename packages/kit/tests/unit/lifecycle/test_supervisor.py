@@ -177,16 +177,24 @@ def started(supervisor: Supervisor) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-async def test_together_starts_every_process_at_once_and_waits_for_all(
+async def test_together_starts_a_run_of_processes_at_once_and_the_next_after_them(
     child: Spawn, registry: CollectorRegistry
 ) -> None:
     slow = [child(name, READY_AFTER="3") for name in ("a", "b", "c")]
-    supervisor = Supervisor(slow, together=True, registry=registry)
+    last = child("last")
+    supervisor = Supervisor([*slow, last], together={"a", "b", "c"}, registry=registry)
     began = asyncio.get_running_loop().time()
-    await supervisor.start()
+    starting = asyncio.create_task(supervisor.start())
+
+    async def all_three_spawned() -> bool:
+        return all(p.pid is not None for p in slow)
+
+    await eventually(all_three_spawned)
+    assert last.pid is None  # the next step waits until the three are ready
+    await starting
     took = asyncio.get_running_loop().time() - began
     try:
-        assert all(p.alive for p in slow)
+        assert all(p.alive for p in [*slow, last])
         assert await supervisor.readiness() is None
         # One after the other it takes 3 x 3 s at least; together, about one of them.
         assert 3.0 <= took < 7.0, took
@@ -200,11 +208,13 @@ async def test_together_a_failed_start_stops_every_process(
     a = child("a")
     broken = child("broken", READY_AFTER="600", EXIT_AFTER="0.1", EXIT_CODE="2")
     c = child("c", READY_AFTER="600")
-    supervisor = Supervisor([a, broken, c], together=True, registry=registry)
+    never = child("never")
+    supervisor = Supervisor([a, broken, c, never], together={"a", "broken", "c"}, registry=registry)
 
     with pytest.raises(ProcessExitedError, match="broken exited with 2"):
         await supervisor.start()
 
     assert not a.alive
     assert not c.alive
+    assert never.pid is None
     assert not supervisor.started
