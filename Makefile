@@ -7,10 +7,10 @@ UV ?= $(or $(shell command -v uv 2>/dev/null),$(wildcard $(HOME)/.local/bin/uv),
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
-# The tests that need no real process (unit, component, contract: most of the suite) run on
-# this many pytest-xdist workers, a file per worker at a time; the slow ones (real processes,
-# crashes, brokers, browsers) then run one at a time, because their timings are part of what
-# they check on a 2-core machine. PYTEST_WORKERS=0 runs everything in one process.
+# The suite runs on this many pytest-xdist workers, a file per worker at a time: first the
+# tests that need no real process (unit, component, contract: most of the suite), then the
+# slow ones (real processes, crashes, brokers, browsers; `make test-fast` leaves them out).
+# PYTEST_WORKERS=0 runs everything in one process.
 PYTEST_WORKERS ?= 2
 PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 export UV_PYTHON_PREFERENCE ?= system
@@ -58,7 +58,7 @@ promtool: ## Debian's prometheus (promtool, for the alert-rule tests): installed
 
 test: lint chromium promtool ## lint + the whole test suite (integration tests skip if a server is down, fail when CI=true)
 	$(BIN)/pytest -m "not chaos and not slow" $(PARALLEL) $(PYTEST_ARGS)
-	$(BIN)/pytest -m "slow and not chaos" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "slow and not chaos" $(PARALLEL) $(PYTEST_ARGS)
 
 test-fast: lint ## lint + the suite without the slow tests (real processes, crash, hostile, brokers)
 	$(BIN)/pytest -m "not chaos and not slow" $(PARALLEL) $(PYTEST_ARGS)
