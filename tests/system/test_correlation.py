@@ -151,6 +151,17 @@ def test_every_message_it_caused_carries_the_correlation_id(audited: Audited) ->
     assert {m["source"] for m in caused} == {"orders", "inventory"}, caused
 
 
+def test_the_notifications_it_caused_carry_the_correlation_id(audited: Audited) -> None:
+    database = audited.system.data_dir / "notifications.sqlite3"
+    with sqlite3.connect(database) as conn:
+        rows = conn.execute(
+            "SELECT type, correlation_id FROM notifications WHERE order_id = ?",
+            (audited.order_id,),
+        ).fetchall()
+    assert rows, "no notification of the order"
+    assert {correlation for _, correlation in rows} == {audited.correlation}, rows
+
+
 def _request_trace(audited: Audited) -> tuple[str, set[str]]:
     spans = audited.collector.received_spans
     roots = [s for s in spans if s.name == "POST /orders" and not s.parent_span_id]

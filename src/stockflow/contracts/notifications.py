@@ -62,6 +62,8 @@ class NotificationView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=
     message: str
     created_at: str
     order_id: str | None = None
+    correlation_id: str | None = None
+    """The ``X-Correlation-ID`` of the request that caused it (absent when unknown)."""
 
 
 class NotificationsPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -126,9 +128,11 @@ class DeliveriesPage(msgspec.Struct, frozen=True, kw_only=True):
     next: str | None
 
 
-class WebhookPayload(msgspec.Struct, frozen=True, kw_only=True):
+class WebhookPayload(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The body of a delivery (Standard Webhooks' ``type``/``timestamp``/``data``)."""
 
     type: str
     timestamp: str
     data: dict[str, object]
+    correlation_id: str | None = None
+    """The ``X-Correlation-ID`` of the request that caused the event (absent when unknown)."""

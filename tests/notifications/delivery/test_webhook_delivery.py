@@ -107,6 +107,36 @@ async def test_a_delivery_that_fails_twice_is_retried_signed_and_then_delivered(
     ) == pytest.approx(2)
 
 
+async def test_the_correlation_id_of_the_event_reaches_the_notification_and_the_webhook(
+    flaky_setup: Notifications, receivers: Callable[[], Receiver]
+) -> None:
+    notifications = flaky_setup
+    receiver = receivers()
+    webhook = await notifications.subscribe(receiver.url, ["OrderConfirmed"])
+    event = msgspec.structs.replace(
+        order_event("OrderConfirmed", "o-8", customer_id="alice"), correlation_id="corr-o-8"
+    )
+    await publish_orders(notifications.bus, event)
+
+    (delivery,) = await _settled(notifications, webhook["id"])
+    assert delivery["status"] == "delivered"
+    (request,) = receiver.received
+    payload = Webhook(webhook["secret"]).verify(request.body, request.headers)
+    assert payload["correlation_id"] == "corr-o-8"
+    (note,) = (await notifications.notifications("alice"))["notifications"]
+    assert (note["order_id"], note["correlation_id"]) == ("o-8", "corr-o-8")
+
+    untraced = msgspec.structs.replace(
+        order_event("OrderConfirmed", "o-9", customer_id="alice"), correlation_id=None
+    )
+    await publish_orders(notifications.bus, untraced)
+    await _settled(notifications, webhook["id"], count=2)
+    last = Webhook(webhook["secret"]).verify(
+        receiver.received[-1].body, receiver.received[-1].headers
+    )
+    assert "correlation_id" not in last  # absent, not null, when the event had none
+
+
 async def test_a_failing_endpoint_ends_dead_and_opens_its_breaker_while_another_gets_through(
     breaker_setup: Notifications, receivers: Callable[[], Receiver]
 ) -> None:

@@ -36,6 +36,7 @@ NOTIFICATIONS: Final = Table(
     Column("message", Text, nullable=False),
     Column("order_id", String(100), nullable=True),
     Column("created_at", Float, nullable=False),
+    Column("correlation_id", String(200), nullable=True),
     Index("notifications_by_user", "user_id", "created_at", "id"),
 )
 

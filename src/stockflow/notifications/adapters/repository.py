@@ -40,6 +40,7 @@ def notification_of(row: Any) -> Notification:
         message=row.message,
         created_at=row.created_at,
         order_id=row.order_id,
+        correlation_id=row.correlation_id,
     )
 
 
@@ -119,6 +120,7 @@ class SqlNotificationRepository:
                 "type": n.type,
                 "message": n.message,
                 "order_id": n.order_id,
+                "correlation_id": n.correlation_id,
                 "created_at": n.created_at,
             }
             for n in notifications

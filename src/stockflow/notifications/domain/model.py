@@ -62,6 +62,8 @@ class Notification:
     message: str
     created_at: float
     order_id: str | None = None
+    correlation_id: str | None = None
+    """The correlation id of the request that caused the event (from its envelope)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +155,7 @@ def notification_for(
     order_id: str,
     reason: str = "",
     at: float,
+    correlation_id: str | None = None,
 ) -> Notification | None:
     """The in-app notification an order event makes for its owner, if any, dated *at* (when
     the event happened, so a user's list follows the order's story).
@@ -170,6 +173,7 @@ def notification_for(
         message=message,
         created_at=at,
         order_id=order_id,
+        correlation_id=correlation_id,
     )
 
 

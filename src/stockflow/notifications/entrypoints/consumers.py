@@ -75,6 +75,7 @@ def order_item(envelope: Envelope) -> EventItem:
         customer_id=getattr(event, "customer_id", ""),
         order_id=getattr(event, "order_id", ""),
         reason=getattr(event, "reason", ""),
+        correlation_id=envelope.correlation_id,
     )
 
 
@@ -92,6 +93,7 @@ def inventory_item(envelope: Envelope) -> EventItem | None:
         occurred_at=_timestamp(envelope),
         occurred=envelope.occurred_at.timestamp(),
         data=dict(envelope.data),
+        correlation_id=envelope.correlation_id,
     )
 
 

@@ -91,6 +91,7 @@ def notification_view(note: Notification) -> NotificationView:
         message=note.message,
         created_at=_rfc3339(note.created_at),
         order_id=note.order_id,
+        correlation_id=note.correlation_id,
     )
 
 

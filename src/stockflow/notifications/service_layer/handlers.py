@@ -83,6 +83,8 @@ class EventItem:
     customer_id: str = ""
     order_id: str = ""
     reason: str = ""
+    correlation_id: str | None = None
+    """The envelope's: kept on the notification and sent in the webhook payload."""
 
 
 class NotificationHandlers:
@@ -123,6 +125,7 @@ class NotificationHandlers:
                     order_id=event.order_id,
                     reason=event.reason,
                     at=event.occurred,
+                    correlation_id=event.correlation_id,
                 )
                 if note is not None:
                     notifications.append(note)
@@ -132,7 +135,10 @@ class NotificationHandlers:
                         continue
                     if body is None:
                         payload = WebhookPayload(
-                            type=event.type, timestamp=event.occurred_at, data=event.data
+                            type=event.type,
+                            timestamp=event.occurred_at,
+                            data=event.data,
+                            correlation_id=event.correlation_id,
                         )
                         body = msgspec.json.encode(payload).decode()
                     deliveries.append(
