@@ -26,7 +26,8 @@ def signal_service(configuration: Configuration, service: str, signal_name: str)
     state.marks[f"pid:{service}"] = process.pid
     state.marks[f"{signal_name}:{service}"] = time.monotonic()
     process.send_signal(signal.Signals[signal_name])
-    return process.pid
+    pid: int = process.pid
+    return pid
 
 
 def continue_service(configuration: Configuration, service: str) -> str:
@@ -262,7 +263,11 @@ def stop_every_load(configuration: Configuration) -> list[str]:
 
 # ---------------------------------------------------------------- the fault proxy
 
-_FAULTS: dict[str, type[Fault]] = {"reset": Reset, "black_hole": BlackHole}
+_FAULTS: dict[str, Fault] = {
+    "pass_through": PASS_THROUGH,
+    "reset": Reset(),
+    "black_hole": BlackHole(),
+}
 
 
 def set_fault(
@@ -271,15 +276,9 @@ def set_fault(
     """Switch the run's fault proxy to *fault*: ``pass_through``, ``latency`` (*delay* ±
     *jitter* seconds per answer), ``reset`` or ``black_hole``; return its counts so far."""
     del configuration
-    chosen: Fault
-    if fault == "pass_through":
-        chosen = PASS_THROUGH
-    elif fault == "latency":
-        chosen = Latency(delay, jitter=jitter)
-    else:
-        chosen = _FAULTS[fault]()
+    chosen = Latency(delay, jitter=jitter) if fault == "latency" else _FAULTS[fault]
     assert state.proxy is not None, "no fault proxy: the experiment needs the proxy control"
     state.proxy.set_fault(chosen)
-    counts = state.proxy.counts()
+    counts: dict[str, Any] = state.proxy.counts()
     state.figures["proxy"] = counts
     return counts

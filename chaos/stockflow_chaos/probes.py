@@ -121,14 +121,5 @@ def figures(configuration: Configuration) -> dict[str, Any]:
     it as their last rollback, after the final audit."""
     del configuration
     kept = {k: v for k, v in state.figures.items() if not k.startswith("_")}
-    return json.loads(json.dumps(kept, default=str))
-
-
-def wait_until(condition: Any, within: float) -> float:
-    """Poll *condition* until true; the seconds it took (AssertionError past *within*)."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > within:
-            raise AssertionError(f"not true within {within} s")
-        time.sleep(0.1)
-    return time.monotonic() - started
+    plain: dict[str, Any] = json.loads(json.dumps(kept, default=str))
+    return plain

@@ -18,6 +18,7 @@ COLUMNS = (
     ("recovery s", 11),
     ("lost orders", 12),
     ("retry ampl.", 12),
+    ("max s", 6),
     ("5xx", 5),
     ("5xx not 503+RA", 15),
 )
@@ -25,12 +26,16 @@ COLUMNS = (
 
 @dataclass
 class Row:
+    """One experiment: its journal's status, wall time and the figures it measured."""
+
     experiment: str
     status: str
     wall_seconds: float
     recovery_seconds: float | None = None
     lost_orders: int | None = None
     retry_amplification: float | None = None
+    max_seconds: float | None = None
+    """The slowest answer edge gave the experiment's clients."""
     five_xx: int | None = None
     five_xx_not_503_retry_after: int | None = None
     figures: dict[str, Any] = field(default_factory=dict)
@@ -46,6 +51,7 @@ class Row:
             show(self.recovery_seconds),
             show(self.lost_orders),
             show(self.retry_amplification),
+            show(self.max_seconds),
             show(self.five_xx),
             show(self.five_xx_not_503_retry_after),
         ]
@@ -53,6 +59,8 @@ class Row:
 
 @dataclass
 class Report:
+    """The rows of a session's experiments."""
+
     rows: list[Row] = field(default_factory=list)
     written_this_session: ClassVar[bool] = False
 

@@ -22,7 +22,12 @@ from tests.system.system import FAST_BREAKER, SERVICES, distributed
 
 from stockflow_kit.net import free_port
 
-pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.integration]
+pytestmark = [
+    pytest.mark.chaos,
+    pytest.mark.slow,
+    pytest.mark.integration,
+    pytest.mark.timeout(300),  # start-up, the experiment (under 90 s), shutdown
+]
 
 CHAOS = str(Path(sys.executable).with_name("chaos"))
 EXPERIMENTS = ROOT / "chaos"
@@ -142,6 +147,7 @@ async def test_a_sigkill_of_inventory_mid_load_loses_no_accepted_order(
             recovery_seconds=figures.get("recovery_seconds"),
             lost_orders=orders.get("lost"),
             five_xx=orders.get("load", {}).get("five_xx"),
+            max_seconds=orders.get("load", {}).get("max_seconds"),
             figures=figures,
         )
     )
@@ -168,6 +174,7 @@ async def test_a_sigstop_of_profiles_is_served_degraded_and_the_breaker_opens_an
             wall,
             retry_amplification=client.get("retry_amplification"),
             five_xx=me.get("five_xx"),
+            max_seconds=me.get("max_seconds"),
             five_xx_not_503_retry_after=me.get("five_xx_not_503_retry_after"),
             figures=figures,
         )
@@ -203,6 +210,7 @@ async def test_a_slow_then_cut_inventory_keeps_timeouts_retry_budget_and_503s(
             wall,
             retry_amplification=client.get("retry_amplification"),
             five_xx=stock.get("five_xx"),
+            max_seconds=stock.get("max_seconds"),
             five_xx_not_503_retry_after=stock.get("five_xx_not_503_retry_after"),
             figures=figures,
         )
