@@ -152,6 +152,7 @@ def start_order_load(
             http.post(f"{target.url()}/orders", json={"lines": lines}, headers=headers)
         )
 
+    state.figures["_skus"] = names
     state.loads["orders"] = Load("orders", place, workers=workers, pause=0.02)
     state.loads["orders"].start()
     return names

@@ -8,9 +8,11 @@ ports), then judged on its journal and on the figures it measured.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 
 import pytest
 from tests.chaos.report import RESULTS, ROOT, Report, Row
+from tests.inventory.crash.private_servers import PrivateNats
 from tests.system.system import FAST_BREAKER, SERVICES, distributed
 
 from stockflow_kit.net import free_port
@@ -50,6 +53,7 @@ async def run_experiment(
     *,
     env: dict[str, str] | None = None,
     proxy_for: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], float]:
     """Start the distributed system, run ``chaos/<name>.json`` against it, stop the system;
     return the journal, the figures its last rollback (``measured-figures``, after the final
@@ -58,7 +62,7 @@ async def run_experiment(
         pytest.fail(f"{CHAOS} is missing: run make sync (chaostoolkit is a dev dependency)")
     started = time.monotonic()
     env = dict(env or {})
-    described: dict[str, Any] = {"seed": SEED}
+    described: dict[str, Any] = {"seed": SEED, **(extra or {})}
     if proxy_for is not None:
         proxy_port = free_port()
         env[f"EDGE_{proxy_for.upper()}_URL"] = f"http://127.0.0.1:{proxy_port}"
@@ -229,3 +233,55 @@ async def test_a_slow_then_cut_inventory_keeps_timeouts_retry_budget_and_503s(
     proxy = figures.get("proxy", {})
     assert proxy.get("resets", 0) > 0, proxy
     assert proxy.get("delayed_chunks", 0) > 0, proxy
+
+
+async def test_a_nats_restart_mid_load_loses_no_accepted_order(
+    servers: tuple[str, str], tmp_path: Path, report: Report
+) -> None:
+    """The run's own nats-server (the shared one stays up), SIGKILLed mid-load and started
+    again by the experiment on the same port and JetStream store."""
+    postgres_url, _ = servers
+    nats = PrivateNats.create()  # no nats-server binary: skips, or fails under CI=true
+    nats.start()
+    assert nats.process is not None
+    try:
+        journal, figures, wall = await run_experiment(
+            "nats-restart",
+            tmp_path,
+            postgres_url,
+            nats.url,
+            extra={
+                "nats": {
+                    "binary": str(nats.binary),
+                    "root": str(nats.root),
+                    "port": nats.port,
+                    "pid": nats.process.pid,
+                }
+            },
+        )
+    finally:
+        restarted = tmp_path / "nats-restarted.pid"  # the experiment's own nats-server
+        if restarted.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(restarted.read_text()), signal.SIGKILL)
+        nats.destroy()
+    orders = figures.get("orders", {})
+    report.add(
+        Row(
+            "nats-restart",
+            journal["status"],
+            wall,
+            recovery_seconds=figures.get("bus_recovery_seconds"),
+            lost_orders=orders.get("lost"),
+            five_xx=orders.get("load", {}).get("five_xx"),
+            max_seconds=orders.get("load", {}).get("max_seconds"),
+            figures=figures,
+        )
+    )
+    assert_completed(journal)
+    assert orders["accepted"] > 50, orders
+    assert orders["lost"] == 0, orders
+    assert orders["load"]["five_xx"] == 0, orders  # the outbox takes orders while NATS is down
+    assert figures["nats_outage_seconds"] >= 5, figures
+    assert 0 < figures["bus_recovery_seconds"] < 60, figures
+    assert figures["audit_exit_code"] == 0, figures
