@@ -283,3 +283,20 @@ def set_fault(
     counts: dict[str, Any] = state.proxy.counts()
     state.figures["proxy"] = counts
     return counts
+
+
+def skipped_duplicates(configuration: Configuration, since: str) -> dict[str, float]:
+    """The duplicates the consumers recognised since snapshot *since*: the inventory writer's
+    ``inventory_commands_total{outcome="duplicate"}`` (processed message ids) and orders'
+    inbox, ``messaging_messages_total{outcome="duplicate_skipped"}``. Kept as
+    ``duplicates_skipped``."""
+    report = {
+        "inventory": _delta(configuration, since, "inventory")(
+            "inventory_commands_total", outcome="duplicate"
+        ),
+        "orders": _delta(configuration, since, "orders")(
+            "messaging_messages_total", outcome="duplicate_skipped"
+        ),
+    }
+    state.figures["duplicates_skipped"] = report
+    return report

@@ -92,3 +92,47 @@ def bus_recovery_seconds(configuration: Configuration, within: float = 60.0) -> 
                 order = ""  # rejected by the saga timer while the bus was down: a new one
             time.sleep(0.1)
     raise AssertionError(f"no order confirmed within {within} s of the nats-server's restart")
+
+
+def inject_duplicates(
+    configuration: Configuration, streams: list[str], copies: int = 1
+) -> dict[str, int]:
+    """Publish *copies* more of every message now in the run's JetStream *streams* (stream
+    tokens: ``orders``, ``inventory``), in a shuffled order (the run's seed), each under a new
+    ``Nats-Msg-Id`` so the broker's dedupe window lets it through: what a relay that published
+    twice, or a redelivery storm, would look like. Only the consumers' own dedupe (inbox,
+    processed ids) stands between these copies and a second effect. Kept in the figures."""
+    import asyncio
+    import random
+    from urllib.parse import parse_qs, urlsplit
+
+    import nats
+
+    bus_url = described(configuration)["system"]["bus_url"]
+    parts = urlsplit(bus_url)
+    prefix = parse_qs(parts.query)["prefix"][0]
+    rng = random.Random(described(configuration).get("seed", 0))
+
+    async def inject() -> dict[str, int]:
+        client = await nats.connect(f"nats://{parts.hostname}:{parts.port}")
+        try:
+            jetstream = client.jetstream()
+            messages = []
+            for token in streams:
+                stream = f"{prefix}_{token}"
+                info = await jetstream.stream_info(stream)
+                for sequence in range(info.state.first_seq, info.state.last_seq + 1):
+                    messages.append(await jetstream.get_msg(stream, sequence))
+            copies_out = [m for m in messages for _ in range(copies)]
+            rng.shuffle(copies_out)
+            for number, message in enumerate(copies_out):
+                headers = dict(message.headers or {})
+                headers["Nats-Msg-Id"] = f"{headers.get('Nats-Msg-Id', '')}-chaos-copy-{number}"
+                await jetstream.publish(message.subject, message.data or b"", headers=headers)
+            return {"messages_found": len(messages), "copies_published": len(copies_out)}
+        finally:
+            await client.close()
+
+    report = asyncio.run(inject())
+    state.figures["injected"] = report
+    return report

@@ -285,3 +285,29 @@ async def test_a_nats_restart_mid_load_loses_no_accepted_order(
     assert figures["nats_outage_seconds"] >= 5, figures
     assert 0 < figures["bus_recovery_seconds"] < 60, figures
     assert figures["audit_exit_code"] == 0, figures
+
+
+async def test_duplicated_and_reordered_messages_on_the_bus_change_nothing_twice(
+    servers: tuple[str, str], tmp_path: Path, report: Report
+) -> None:
+    journal, figures, wall = await run_experiment("bus-duplicates", tmp_path, *servers)
+    orders = figures.get("orders", {})
+    report.add(
+        Row(
+            "bus-duplicates",
+            journal["status"],
+            wall,
+            lost_orders=orders.get("lost"),
+            five_xx=orders.get("load", {}).get("five_xx"),
+            max_seconds=orders.get("load", {}).get("max_seconds"),
+            figures=figures,
+        )
+    )
+    assert_completed(journal)
+    assert figures["injected"]["copies_published"] > 100, figures  # a real storm of copies
+    assert orders["lost"] == 0, orders
+    assert orders["load"]["five_xx"] == 0, orders
+    skipped = figures["duplicates_skipped"]
+    assert skipped["inventory"] > 0, skipped  # the copies reached the consumers ...
+    assert skipped["orders"] > 0, skipped
+    assert figures["audit_exit_code"] == 0, figures  # ... and no order was reserved twice
