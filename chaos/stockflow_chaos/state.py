@@ -10,10 +10,12 @@ loads: dict[str, Load] = {}
 """Running (or stopped) load generators by name."""
 
 marks: dict[str, float] = {}
-"""Monotonic times of events (``killed:inventory``) and remembered readings."""
+"""Monotonic times of events (``SIGKILL:inventory``, ``nats_started``) and the pids signalled
+(``pid:inventory``)."""
 
 figures: dict[str, Any] = {}
-"""The measured figures of the run; the ``figures`` probe returns them for the journal."""
+"""The measured figures of the run; ``probes.figures`` (the experiments' last rollback) returns
+them for the journal. Keys starting with ``_`` are working data, left out."""
 
 proxy: Any = None
 """The fault proxy of the run, when its control started one (a ``ProxyThread``)."""

@@ -92,7 +92,7 @@ async def test_latency_delays_each_answer_by_the_delay_give_or_take_the_jitter(
         started = time.monotonic()
         assert (await fresh_get(proxy)).status_code == 200
         elapsed.append(time.monotonic() - started)
-    assert all(0.2 <= e <= 0.4 + baseline + 0.2 for e in elapsed), elapsed
+    assert all(0.2 <= e <= 0.4 + baseline + 0.5 for e in elapsed), elapsed  # slack: 2 busy cores
     assert proxy.counts.delayed_chunks == 3
 
 
