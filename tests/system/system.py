@@ -65,6 +65,8 @@ class System:
     database_url: str = ""
     """``up --distributed``'s ``--database-url`` (each service's database is next to it)."""
     process: subprocess.Popen[bytes] | None = None
+    attached_pid: int = 0
+    """The ``stockflow up`` process of a system another process started (:meth:`attach`)."""
 
     @property
     def data_dir(self) -> Path:
@@ -105,8 +107,7 @@ class System:
         deadline = time.monotonic() + within
         async with httpx.AsyncClient(timeout=2, trust_env=False) as http:
             while True:
-                assert self.process is not None
-                if self.process.poll() is not None:
+                if self.process is not None and self.process.poll() is not None:
                     raise AssertionError(
                         f"stockflow up exited {self.process.returncode}:\n{self.tail()}"
                     )
@@ -126,10 +127,38 @@ class System:
             return self.log.read_text(errors="replace")[-chars:]
         return ""
 
+    def describe(self) -> dict[str, Any]:
+        """What another process needs to reach this started system (see :meth:`attach`)."""
+        assert self.process is not None
+        return {
+            "mode": self.mode,
+            "root": str(self.root),
+            "port_base": self.port_base,
+            "bus_url": self.bus_url,
+            "database_url": self.database_url,
+            "audit_args": self.audit_args,
+            "pid": self.process.pid,
+        }
+
+    @classmethod
+    def attach(cls, described: dict[str, Any]) -> System:
+        """The system :meth:`describe` described, as seen from another process (the chaos
+        experiments'): it can be probed, its services signalled and audited, not stopped."""
+        return cls(
+            described["mode"],
+            Path(described["root"]),
+            audit_args=list(described["audit_args"]),
+            port_base=described["port_base"],
+            bus_url=described["bus_url"],
+            database_url=described["database_url"],
+            attached_pid=described["pid"],
+        )
+
     def child(self, service: str) -> psutil.Process:
         """The ``stockflow serve <service>`` process of the distributed deployment."""
-        assert self.process is not None
-        for child in psutil.Process(self.process.pid).children(recursive=True):
+        pid = self.process.pid if self.process is not None else self.attached_pid
+        assert pid, "the system is not started"
+        for child in psutil.Process(pid).children(recursive=True):
             with contextlib.suppress(psutil.Error):
                 command = child.cmdline()
                 if "serve" in command and command[-1] == service:
