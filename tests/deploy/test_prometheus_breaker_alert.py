@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 from tests.deploy.deploy_files import alert_rules, tool
-from tests.system.system import FAST_BREAKER, SERVICES, System, distributed, running
+from tests.system.system import FAST_BREAKER, SERVICES, System, running_distributed
 
 from stockflow_kit.lifecycle import ServiceProcess, free_port
 
@@ -31,13 +31,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 def system(
     tmp_path_factory: pytest.TempPathFactory, postgres_url: str, nats_url: str
 ) -> Iterator[System]:
-    context = distributed(tmp_path_factory.mktemp("alerting"), postgres_url, nats_url)
-    chosen = asyncio.run(context.__aenter__())
-    chosen.env = dict(FAST_BREAKER)
-    try:
-        yield from running(chosen)
-    finally:
-        asyncio.run(context.__aexit__(None, None, None))
+    root = tmp_path_factory.mktemp("alerting")
+    yield from running_distributed(root, postgres_url, nats_url, FAST_BREAKER)
 
 
 def _scaled_breaker_rule() -> dict[str, Any]:

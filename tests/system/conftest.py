@@ -6,11 +6,10 @@ one running system; every test ends with the audit (``audited``).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
-from tests.system.system import System, distributed, embedded, running
+from tests.system.system import System, embedded, running, running_distributed
 
 
 @pytest.fixture(
@@ -29,12 +28,7 @@ def system(
         return
     postgres_url: str = request.getfixturevalue("postgres_url")
     nats_url: str = request.getfixturevalue("nats_url")
-    context = distributed(root, postgres_url, nats_url)
-    chosen = asyncio.run(context.__aenter__())
-    try:
-        yield from running(chosen)
-    finally:
-        asyncio.run(context.__aexit__(None, None, None))
+    yield from running_distributed(root, postgres_url, nats_url)
 
 
 @pytest.fixture

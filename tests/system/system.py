@@ -63,6 +63,8 @@ class System:
     port_base: int = field(default_factory=lambda: free_port_block(len(SERVICES)))
     bus_url: str = ""
     database_url: str = ""
+    run: str = ""
+    """Distributed: the run's id in its database names and stream prefix."""
     """``up --distributed``'s ``--database-url`` (each service's database is next to it)."""
     process: subprocess.Popen[bytes] | None = None
     attached_pid: int = 0
@@ -209,15 +211,13 @@ def embedded(root: Path) -> System:
     return system
 
 
-@contextlib.asynccontextmanager
-async def distributed(root: Path, postgres_url: str, nats_url: str) -> AsyncIterator[System]:
-    """``up --distributed`` on databases ``sys_<run>_<service>`` and a stream prefix of its own;
-    both removed afterwards."""
-    from tests.servers import admin_execute, delete_streams
-
+def _distributed(root: Path, postgres_url: str, nats_url: str) -> System:
+    """A distributed :class:`System` (not started) on databases ``sys_<run>_<service>`` and a
+    stream prefix of its own; :func:`_remove_distributed` removes both."""
     run = uuid.uuid4().hex[:8]
     base = postgres_url.rsplit("/", 1)[0] + f"/sys_{run}"
     system = System("distributed", root)
+    system.run = run
     system.bus_url = f"{nats_url}?prefix=s{run}"
     system.database_url = base
     system.extra_args = [
@@ -233,15 +233,47 @@ async def distributed(root: Path, postgres_url: str, nats_url: str) -> AsyncIter
         "--orders-url",
         f"{base}_orders",
     ]
+    return system
+
+
+async def _remove_distributed(system: System, postgres_url: str, nats_url: str) -> None:
+    from tests.servers import admin_execute, delete_streams
+
+    system.kill()
+    await delete_streams(nats_url, prefix=f"s{system.run}_")
+    for service in SERVICES:
+        await admin_execute(
+            postgres_url, f'DROP DATABASE IF EXISTS "sys_{system.run}_{service}" WITH (FORCE)'
+        )
+
+
+@contextlib.asynccontextmanager
+async def distributed(root: Path, postgres_url: str, nats_url: str) -> AsyncIterator[System]:
+    """``up --distributed`` on databases ``sys_<run>_<service>`` and a stream prefix of its own;
+    both removed afterwards (in an async test or a runner's own loop; for a sync fixture use
+    :func:`running_distributed`)."""
+    system = _distributed(root, postgres_url, nats_url)
     try:
         yield system
     finally:
-        system.kill()
-        await delete_streams(nats_url, prefix=f"s{run}_")
-        for service in SERVICES:
-            await admin_execute(
-                postgres_url, f'DROP DATABASE IF EXISTS "sys_{run}_{service}" WITH (FORCE)'
-            )
+        await _remove_distributed(system, postgres_url, nats_url)
+
+
+def running_distributed(
+    root: Path, postgres_url: str, nats_url: str, env: dict[str, str] | None = None
+) -> Iterator[System]:
+    """A sync fixture's body: the distributed system (with *env* on top of the test settings)
+    started, yielded, stopped, and its databases and streams removed.
+
+    Not ``asyncio.run(distributed(...).__aenter__())``: that loop's shutdown finalises the
+    context at once, so its cleanup ran before the system started and never after (databases
+    leaked)."""
+    system = _distributed(root, postgres_url, nats_url)
+    system.env = dict(env or {})
+    try:
+        yield from running(system)
+    finally:
+        asyncio.run(_remove_distributed(system, postgres_url, nats_url))
 
 
 def running(system: System) -> Iterator[System]:

@@ -12,17 +12,24 @@ A screenshot of the staff view is saved under the test's ``tmp_path``; with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.async_api import Page, async_playwright, expect
-from tests.system.system import FAST_BREAKER, System, distributed, embedded, running
+from tests.system.system import (
+    FAST_BREAKER,
+    System,
+    embedded,
+    running,
+    running_distributed,
+)
 from tests.system.test_through_edge import place, unique
 
 from stockflow.audit import Check
@@ -43,27 +50,25 @@ ARGS = [
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
 
 
-def _running(system: System) -> Iterator[System]:
-    yield from running(system)
-    assert system.server_errors() == [], system.server_errors()[:5]
+def _checked(systems: Generator[System, None, None]) -> Iterator[System]:
+    """The system of *systems* (a running fixture's body); after the module, no 5xx logged."""
+    with contextlib.closing(systems):
+        for system in systems:
+            yield system
+            assert system.server_errors() == [], system.server_errors()[:5]
 
 
 @pytest.fixture(scope="module")
 def embedded_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    yield from _running(embedded(tmp_path_factory.mktemp("embedded")))
+    yield from _checked(running(embedded(tmp_path_factory.mktemp("embedded"))))
 
 
 @pytest.fixture(scope="module")
 def distributed_system(
     tmp_path_factory: pytest.TempPathFactory, postgres_url: str, nats_url: str
 ) -> Iterator[System]:
-    context = distributed(tmp_path_factory.mktemp("distributed"), postgres_url, nats_url)
-    system = asyncio.run(context.__aenter__())
-    system.env = dict(FAST_BREAKER)
-    try:
-        yield from _running(system)
-    finally:
-        asyncio.run(context.__aexit__(None, None, None))
+    root = tmp_path_factory.mktemp("distributed")
+    yield from _checked(running_distributed(root, postgres_url, nats_url, FAST_BREAKER))
 
 
 @pytest.fixture
