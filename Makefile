@@ -50,11 +50,13 @@ chromium: ## Debian's Chromium for the browser tests: installed when missing (ne
 			|| { apt-get update >/dev/null && apt-get install -y chromium >/dev/null; }; }; } \
 		|| echo "chromium not installed (needs root and apt-get): the browser tests skip"
 
-promtool: ## Debian's prometheus (promtool, for the alert-rule tests): installed when missing (needs root and apt-get)
-	@test -x /usr/bin/promtool || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& { apt-get install -y prometheus >/dev/null 2>&1 \
-			|| { apt-get update >/dev/null && apt-get install -y prometheus >/dev/null; }; }; } \
-		|| echo "promtool not installed (needs root and apt-get): the alert-rule tests skip"
+promtool: ## Debian's prometheus and prometheus-alertmanager (the alert-rule tests, the real alerting test): installed when missing (needs root and apt-get)
+	@{ test -x /usr/bin/promtool && test -x /usr/bin/prometheus-alertmanager; } \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& { apt-get install -y prometheus prometheus-alertmanager >/dev/null 2>&1 \
+			|| { apt-get update >/dev/null \
+				&& apt-get install -y prometheus prometheus-alertmanager >/dev/null; }; }; } \
+		|| echo "promtool/alertmanager not installed (needs root and apt-get): the alerting tests skip"
 
 test: lint chromium promtool ## lint + the whole test suite (integration tests skip if a server is down, fail when CI=true)
 	$(BIN)/pytest -m "not chaos and not slow" $(PARALLEL) $(PYTEST_ARGS)
