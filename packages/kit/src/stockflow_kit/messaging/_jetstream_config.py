@@ -12,6 +12,8 @@ URL: ``nats://host:port[,host2:port2][?option=value&...]`` (``tls://`` for TLS).
 * ``timeout``: seconds to wait for a PubAck, an ack confirmation or a JetStream API answer.
   Default 5.
 * ``reconnect_wait``: seconds between reconnect attempts (nats-py adds jitter). Default 0.5.
+* ``replicas``: copies of each stream the bus creates (1-5; JetStream clusters only above 1):
+  a PubAck then means a majority of them stored the message. Default 1.
 
 Naming (topic ``orders.events``, prefix ``t1``)::
 
@@ -104,6 +106,7 @@ class JetStreamOptions:
     duplicate_window: float = 120.0
     timeout: float = 5.0
     reconnect_wait: float = 0.5
+    replicas: int = 1
 
 
 def parse_jetstream_url(url: str) -> JetStreamOptions:
@@ -118,13 +121,17 @@ def parse_jetstream_url(url: str) -> JetStreamOptions:
         raise ValueError(msg)
     servers = tuple(f"{parts.scheme}://{host}" for host in parts.netloc.split(",") if host)
     query = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))
-    unknown = set(query) - {"prefix", *_FLOAT_OPTIONS}
+    unknown = set(query) - {"prefix", "replicas", *_FLOAT_OPTIONS}
     if unknown:
         msg = f"unknown NATS bus option(s) {sorted(unknown)} in {url!r}"
         raise ValueError(msg)
     prefix = query.get("prefix", "")
     if prefix and not _PREFIX.match(prefix):
         msg = f"invalid prefix {prefix!r}: 1-32 letters, digits or '-'"
+        raise ValueError(msg)
+    replicas = query.get("replicas", "1")
+    if replicas not in {"1", "2", "3", "4", "5"}:
+        msg = f"invalid replicas {replicas!r}: 1 to 5"
         raise ValueError(msg)
     numbers = {name: float(query.get(name, default)) for name, default in _FLOAT_OPTIONS.items()}
     if any(not value > 0 for value in numbers.values()):
@@ -136,4 +143,5 @@ def parse_jetstream_url(url: str) -> JetStreamOptions:
         duplicate_window=numbers["duplicate_window"],
         timeout=numbers["timeout"],
         reconnect_wait=numbers["reconnect_wait"],
+        replicas=int(replicas),
     )

@@ -231,6 +231,7 @@ class JetStreamBus:
                     subjects=self.naming.stream_subjects(token),
                     storage=api.StorageType.FILE,
                     duplicate_window=self.options.duplicate_window,
+                    num_replicas=self.options.replicas,
                 )
                 try:
                     await js.add_stream(config)

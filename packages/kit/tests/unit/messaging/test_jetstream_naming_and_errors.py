@@ -35,15 +35,18 @@ def test_url_options_have_documented_defaults() -> None:
     assert options.servers == ("nats://127.0.0.1:4222",)
     assert (options.naming.prefix, options.duplicate_window, options.timeout) == ("", 120.0, 5.0)
     assert options.reconnect_wait == 0.5
+    assert options.replicas == 1
 
 
 def test_url_carries_several_servers_and_every_option() -> None:
     options = parse_jetstream_url(
         "tls://a:4222,b:4223?prefix=t1-x&duplicate_window=30&timeout=1.5&reconnect_wait=0.1"
+        "&replicas=3"
     )
     assert options.servers == ("tls://a:4222", "tls://b:4223")
     assert options.naming == JetStreamNaming("t1-x")
     assert (options.duplicate_window, options.timeout, options.reconnect_wait) == (30, 1.5, 0.1)
+    assert options.replicas == 3
 
 
 @pytest.mark.parametrize(
@@ -57,10 +60,13 @@ def test_url_carries_several_servers_and_every_option() -> None:
         "nats://h:1?timeout=0",
         "nats://h:1?timeout=soon",
         "nats://h:1?duplicate_window=-1",
+        "nats://h:1?replicas=0",
+        "nats://h:1?replicas=6",
+        "nats://h:1?replicas=two",
     ],
 )
 def test_a_bad_url_is_refused_with_a_value_error(url: str) -> None:
-    with pytest.raises(ValueError, match=r"NATS|prefix|option|could not convert"):
+    with pytest.raises(ValueError, match=r"NATS|prefix|option|could not convert|replicas"):
         parse_jetstream_url(url)
 
 
