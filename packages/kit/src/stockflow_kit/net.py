@@ -34,7 +34,12 @@ def free_port_block(count: int = 1, host: str = "127.0.0.1") -> int:
     if not spans:
         spans = [(1_024, 65_000)]
     for _ in range(500):
-        start, end = _ports.choice(spans)
+        # Every free port equally likely (a span picked by its size, not half the time each):
+        # the fewer the ports picks share, the rarer two pickers collide.
+        (
+            start,
+            end,
+        ) = _ports.choices(spans, weights=[b - a for a, b in spans])[0]
         base = _ports.randrange(start, end - count)
         ports = range(base, base + count)
         if _RESERVED_PORTS.intersection(ports):
