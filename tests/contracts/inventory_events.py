@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
+from pact.types import Message
 
 from stockflow.contracts.inventory_commands import EVENTS_TOPIC
 from stockflow.inventory.domain.events import Event
@@ -44,7 +45,7 @@ def unchanged(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def message(event: Event, *, sequence: int, edit: Edit = unchanged) -> dict[str, Any]:
+def message(event: Event, *, sequence: int, edit: Edit = unchanged) -> Message:
     """What the pact verifier asks of a message handler for a decided *event*: the event
     codec's ``encode_event`` (what the event store keeps) -> ``StoredEvent`` -> the relay's
     ``envelope_of`` (what it publishes on ``inventory.events``) -> ``encode_envelope``, the

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Final, cast
 
 import msgspec
+from pact.types import Message
 from tests.contracts.providers import Outbox
 
 from stockflow.orders.domain.model import (
@@ -97,13 +98,11 @@ def envelope_of(message_type: str, order_id: str) -> tuple[str, Envelope]:
     return topic, envelope
 
 
-def message(message_type: str, order_id: str, edit: Edit = unchanged) -> dict[str, Any]:
+def message(message_type: str, order_id: str, edit: Edit = unchanged) -> Message:
     """What the pact verifier asks of a message handler: the wire bytes of *message_type*,
     its ``data`` passed through *edit* first (the mutation tests), and the topic."""
     topic, envelope = envelope_of(message_type, order_id)
     edited = msgspec.structs.replace(envelope, data=edit(dict(envelope.data)))
-    return {
-        "contents": encode_envelope(edited),
-        "metadata": {"topic": topic},
-        "content_type": "application/json",
-    }
+    return Message(
+        contents=encode_envelope(edited), metadata={"topic": topic}, content_type="application/json"
+    )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pact import Pact, Verifier, match
+from pact.types import Message
 from tests.contracts.inventory_events import Edit, message, unchanged
 from tests.contracts.pactfiles import assert_committed, committed
 from tests.contracts.providers import verify
@@ -89,7 +90,7 @@ def test_notifications_consumes_low_stock_detected(tmp_path: Path) -> None:
     assert_committed(pact, tmp_path, CONSUMER, PROVIDER)
 
 
-def produce(edit: Edit) -> dict[str, Any]:
+def produce(edit: Edit) -> Message:
     state = StockState(sku=SKU, on_hand=ON_HAND, version=1)
     decided = decide_reservation({SKU: state}, "order-pact-4", [(SKU, RESERVED)])
     assert [type(e).__name__ for e in decided] == ["StockReserved", "LowStockDetected"]

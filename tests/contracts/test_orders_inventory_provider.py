@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pact import Verifier
+from pact.types import Message
 from tests.contracts import inventory_events as c
 from tests.contracts.inventory_events import Edit, unchanged
 from tests.contracts.pactfiles import committed
@@ -30,7 +31,7 @@ class Inventory:
         on_hand = c.ON_HAND[state] if action == "setup" else 0
         self.state = StockState(sku=c.SKU, on_hand=on_hand, version=1)
 
-    def produce(self, event_type: str) -> dict[str, Any]:
+    def produce(self, event_type: str) -> Message:
         decided = decide_reservation({c.SKU: self.state}, c.ORDER_ID, [(c.SKU, c.QTY)])
         (event,) = (e for e in decided if type(e).__name__ == event_type)
         return c.message(event, sequence=self.state.version + 1, edit=self.edit)
