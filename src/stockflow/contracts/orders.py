@@ -1,5 +1,6 @@
-"""Published schemas of the orders service: its events (topic :data:`ORDERS_EVENTS_TOPIC`) and
-its HTTP DTOs.
+"""Published schemas of the orders service: its events (topic :data:`ORDERS_EVENTS_TOPIC`),
+its HTTP DTOs, and the operation ids and OpenAPI links of its routes (orders' and edge's
+documents both declare them).
 
 Every event travels in the kit's envelope: ``type`` is the struct's name, ``source`` is
 ``"orders"``, ``subject`` the order id and ``sequence`` the order's version after the change

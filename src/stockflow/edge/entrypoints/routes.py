@@ -156,7 +156,12 @@ def _orders(app: FastAPI, forwarder: Forwarder) -> None:
         openapi_extra=json_body(PlaceOrderRequest, headers=[idempotency_header(required=True)]),
         responses=answers(
             {202: {**json_answer(PlacedOrder), "links": PLACED_ORDER_LINKS}},
-            *(400, 409, 413, 415, 422, 428),
+            400,
+            409,
+            413,
+            415,
+            422,
+            428,
         ),
     )
     async def place(principal: Caller, request: Request) -> Response:
