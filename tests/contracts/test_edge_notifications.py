@@ -21,9 +21,9 @@ import httpx
 import pytest
 from pact import Pact, Verifier, match
 from tests.contracts.edge_consumer import edge_in_front_of
+from tests.contracts.order_events import message
 from tests.contracts.pactfiles import assert_committed, committed
 from tests.contracts.providers import SERVICE_TOKEN, mutating_proxy, serving, verify
-from tests.contracts.test_notifications_orders_events import produce
 from tests.edge.conftest import bearer
 
 from stockflow.contracts.orders import ORDERS_EVENTS_TOPIC
@@ -153,7 +153,7 @@ class Notifications:
 
     def notify_alice(self) -> None:
         """Publish orders' real ``OrderConfirmed`` (alice's order) and wait until it shows."""
-        envelope = decode_envelope(produce(lambda data: data)["contents"])
+        envelope = decode_envelope(message("OrderConfirmed", "order-pact-3")["contents"])
 
         async def publish() -> None:
             bus = make_bus(self.bus_url)

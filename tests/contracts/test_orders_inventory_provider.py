@@ -7,29 +7,16 @@ and an added field (passes)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 from pact import Verifier
+from pact.types import Message
 from tests.contracts import inventory_events as c
+from tests.contracts.inventory_events import Edit, unchanged
 from tests.contracts.pactfiles import committed
 from tests.contracts.providers import verify
 
-from stockflow.contracts.inventory_commands import EVENTS_TOPIC
 from stockflow.inventory.domain.model import StockState, decide_reservation
-from stockflow.inventory.service_layer.codec import encode_event
-from stockflow.inventory.service_layer.relay import envelope_of
-from stockflow.inventory.service_layer.store_values import StoredEvent
-from stockflow_kit.messaging import encode_envelope
-
-Edit = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-def unchanged(data: dict[str, Any]) -> dict[str, Any]:
-    return data
 
 
 class Inventory:
@@ -44,25 +31,10 @@ class Inventory:
         on_hand = c.ON_HAND[state] if action == "setup" else 0
         self.state = StockState(sku=c.SKU, on_hand=on_hand, version=1)
 
-    def produce(self, event_type: str) -> dict[str, Any]:
+    def produce(self, event_type: str) -> Message:
         decided = decide_reservation({c.SKU: self.state}, c.ORDER_ID, [(c.SKU, c.QTY)])
         (event,) = (e for e in decided if type(e).__name__ == event_type)
-        stored = StoredEvent(
-            position=1,
-            stream_id=c.SKU,
-            sequence=self.state.version + 1,
-            event_id=uuid.uuid4(),
-            type=type(event).__name__,
-            data=encode_event(event),
-            occurred_at=datetime.now(UTC),
-        )
-        envelope = envelope_of(stored)
-        wire = encode_envelope(msgspec.structs.replace(envelope, data=self.edit(envelope.data)))
-        return {
-            "contents": wire,
-            "metadata": {"topic": EVENTS_TOPIC},
-            "content_type": "application/json",
-        }
+        return c.message(event, sequence=self.state.version + 1, edit=self.edit)
 
 
 def verifier_for(inventory: Inventory) -> Verifier:

@@ -1,5 +1,6 @@
-"""Published schemas of the orders service: its events (topic :data:`ORDERS_EVENTS_TOPIC`) and
-its HTTP DTOs.
+"""Published schemas of the orders service: its events (topic :data:`ORDERS_EVENTS_TOPIC`),
+its HTTP DTOs, and the operation ids and OpenAPI links of its routes (orders' and edge's
+documents both declare them).
 
 Every event travels in the kit's envelope: ``type`` is the struct's name, ``source`` is
 ``"orders"``, ``subject`` the order id and ``sequence`` the order's version after the change
@@ -18,7 +19,7 @@ caller's identity travels in :data:`~stockflow.contracts.identity.USER_HEADER` /
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
@@ -28,7 +29,10 @@ from stockflow.contracts.inventory import OrderId, Quantity, Sku
 __all__ = [
     "MAX_ORDER_LINES",
     "ORDERS_EVENTS_TOPIC",
+    "ORDER_LINKS",
+    "ORDER_OPERATIONS",
     "ORDER_STATUSES",
+    "PLACED_ORDER_LINKS",
     "REASON_CANCELLED",
     "REASON_INSUFFICIENT_STOCK",
     "REASON_TIMEOUT",
@@ -66,6 +70,41 @@ ORDER_STATUSES: Final[tuple[OrderStatus, ...]] = (
     "SHIPPED",
     "CANCELLED",
 )
+
+
+ORDER_OPERATIONS: Final = {
+    "place": "placeOrder",
+    "get": "getOrder",
+    "list": "listOrders",
+    "cancel": "cancelOrder",
+    "ship": "shipOrder",
+}
+"""The ``operationId`` of each orders route, the same in orders' and in edge's OpenAPI
+document (the links below name them)."""
+
+
+def _link(operation: str, description: str) -> dict[str, Any]:
+    return {
+        "operationId": ORDER_OPERATIONS[operation],
+        "parameters": {"order_id": "$response.body#/id"},
+        "description": description,
+    }
+
+
+PLACED_ORDER_LINKS: Final[dict[str, dict[str, Any]]] = {
+    "GetOrder": _link("get", "Read the order just placed: its `id` is the `order_id`."),
+    "CancelOrder": _link("cancel", "Cancel the order just placed."),
+    "ShipOrder": _link("ship", "Ship the order just placed (staff)."),
+}
+"""OpenAPI links of the ``POST /orders`` answer (202): where the placed order's id goes next,
+so a client (and schemathesis' stateful phase) can place an order, then read, cancel or ship
+it."""
+
+ORDER_LINKS: Final[dict[str, dict[str, Any]]] = {
+    "CancelOrder": _link("cancel", "Cancel the order read."),
+    "ShipOrder": _link("ship", "Ship the order read (staff)."),
+}
+"""OpenAPI links of an order's answer (``GET /orders/{order_id}``): cancel or ship it."""
 
 
 class OrderLine(msgspec.Struct, frozen=True, kw_only=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from tests.edge.conftest import STAFF, Edge, bearer
+from tests.openapi_links import follow
 
 
 def assert_problem(response: object, status: int) -> dict[str, object]:
@@ -221,3 +222,28 @@ async def test_a_downstream_that_is_down_is_a_503_with_retry_after(edge: Edge, n
     assert edge.service.downstreams[name].breaker.state.name.lower() == "open"
     edge.switches[name].on = True
     assert (await edge.http.get("/me", headers=STAFF)).status_code == 404  # others unaffected
+
+
+async def test_the_openapi_links_lead_from_a_placed_order_to_reading_cancelling_shipping_it(
+    edge: Edge,
+) -> None:
+    """The links schemathesis' stateful phase follows through edge: POST /orders -> GET,
+    cancel, ship, the same operation ids as in orders' own document."""
+    spec = (await edge.http.get("/openapi.json")).json()
+    await edge.receive("SKU-1", 10)
+    placed = await edge.place("alice", [{"sku": "SKU-1", "qty": 1}], key="links-1")
+    assert placed.status_code == 202, placed.text
+    order_id = placed.json()["id"]
+    links = follow(spec, "/orders", "post", 202, placed.json())
+    assert links == {
+        "GetOrder": ("GET", f"/orders/{order_id}"),
+        "CancelOrder": ("POST", f"/orders/{order_id}/cancel"),
+        "ShipOrder": ("POST", f"/orders/{order_id}/ship"),
+    }
+    await edge.settled(order_id)
+    read = await edge.http.request(*links["GetOrder"], headers=bearer("alice"))
+    assert (read.status_code, read.json()["status"]) == (200, "CONFIRMED")
+    then = follow(spec, "/orders/{order_id}", "get", 200, read.json())
+    assert then == {key: links[key] for key in ("CancelOrder", "ShipOrder")}
+    cancelled = await edge.http.request(*then["CancelOrder"], headers=bearer("alice"))
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "CANCELLED")

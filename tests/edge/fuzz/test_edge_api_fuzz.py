@@ -3,7 +3,9 @@
 Edge, the real inventory and orders (``memory://`` stores, one in-memory bus) and the fakes
 of profiles and notifications each listen on a real port in this test's event loop; the
 schemathesis CLI (another process) fuzzes edge with every check on, once with a customer's
-token and once with staff's: no 5xx, every answer as documented, no auth ignored.
+token and once with staff's: no 5xx, every answer as documented, no auth ignored. The
+stateful phase chains operations along the document's links (place an order, then read,
+cancel or ship it) and the ones schemathesis infers.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 from tests.edge.conftest import SERVICE_TOKEN, edge_settings, token
 from tests.edge.fakes import notifications_app, profiles_app
+from tests.fuzzing import PHASES, stateful_links
 
 from stockflow.edge.bootstrap import build as build_edge
 from stockflow.inventory.bootstrap import build as build_inventory
@@ -30,6 +33,7 @@ from stockflow_kit.messaging import InMemoryBus
 pytestmark = pytest.mark.slow
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
+ORDER_LINKS = 5  # POST /orders -> get, cancel, ship; GET /orders/{order_id} -> cancel, ship
 
 
 async def serve(app: Any, servers: list[tuple[HttpServer, asyncio.Task[None]]]) -> str:
@@ -85,6 +89,7 @@ async def test_the_edge_api_does_what_its_openapi_document_says(
         f"{edge_url}/openapi.json",
         "--checks",
         "all",
+        *PHASES,
         "--max-examples",
         "25",
         "--seed",
@@ -102,3 +107,10 @@ async def test_the_edge_api_does_what_its_openapi_document_says(
     (tmp_path / "schemathesis.out").write_text(stdout)
     assert fuzz.returncode == 0, stdout[-8000:] + err.decode()[-2000:]
     assert "passed" in stdout.lower()
+    # The stateful phase ran on the document's links (and the ones schemathesis infers) and
+    # followed some. Not all: staff may not place orders, and which of the 18 links a run
+    # reaches depends on the answers (tests/orders/fuzz checks that each orders link is
+    # followed; the component tests follow them by hand).
+    links = stateful_links(stdout)
+    assert links.declared == ORDER_LINKS, links
+    assert links.covered >= 1, links

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests.openapi_links import follow
 from tests.orders.conftest import AUTH, STAFF, System, customer
 
 
@@ -129,3 +130,27 @@ async def test_the_openapi_document_declares_the_credential_and_the_key(system: 
     assert post["security"] == [{"serviceCredential": []}]
     key = next(p for p in post["parameters"] if p["name"] == "Idempotency-Key")
     assert key["required"] is True
+
+
+async def test_the_openapi_links_lead_from_a_placed_order_to_reading_cancelling_shipping_it(
+    system: System,
+) -> None:
+    """The links schemathesis' stateful phase follows: POST /orders -> GET, cancel, ship."""
+    spec = (await system.orders_http.get("/openapi.json")).json()
+    await system.receive("SKU-1", 10)
+    placed = await system.place([{"sku": "SKU-1", "qty": 1}])
+    assert placed.status_code == 202, placed.text
+    order_id = placed.json()["id"]
+    links = follow(spec, "/orders", "post", 202, placed.json())
+    assert links == {
+        "GetOrder": ("GET", f"/orders/{order_id}"),
+        "CancelOrder": ("POST", f"/orders/{order_id}/cancel"),
+        "ShipOrder": ("POST", f"/orders/{order_id}/ship"),
+    }
+    await system.settled(order_id)
+    read = await system.orders_http.request(*links["GetOrder"], headers=customer("alice"))
+    assert (read.status_code, read.json()["status"]) == (200, "CONFIRMED")
+    then = follow(spec, "/orders/{order_id}", "get", 200, read.json())
+    assert then == {key: links[key] for key in ("CancelOrder", "ShipOrder")}
+    shipped = await system.orders_http.request(*then["ShipOrder"], headers=STAFF)
+    assert (shipped.status_code, shipped.json()["status"]) == (200, "SHIPPED"), shipped.text

@@ -4,6 +4,8 @@ Schemathesis generates requests from ``/openapi.json`` against a real ``stockflo
 orders`` process (SQLite + SqliteLogBus in a temp dir) with every check on: no 5xx, every
 response as documented, and schema-valid requests accepted. The credential and a customer
 identity are sent on every request (as edge does), so the bodies and the paths are reached.
+The stateful phase follows the document's links: it places orders, then reads, cancels and
+ships them (every declared link followed at least once).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ async def test_the_orders_api_does_what_its_openapi_document_says(tmp_path: Path
             headers={"Authorization": f"Bearer {TOKEN}", "X-Stockflow-User": "fuzzer"},
             log=process.log,
             workdir=tmp_path,
+            links=5,  # POST /orders -> get, cancel, ship; GET /orders/{order_id} -> cancel, ship
         )
     finally:
         process.terminate()

@@ -16,7 +16,15 @@ from stockflow.contracts.inventory import (
     ReceiptRequest,
     StockView,
 )
-from stockflow.contracts.orders import OrdersPage, OrderView, PlacedOrder, PlaceOrderRequest
+from stockflow.contracts.orders import (
+    ORDER_LINKS,
+    ORDER_OPERATIONS,
+    PLACED_ORDER_LINKS,
+    OrdersPage,
+    OrderView,
+    PlacedOrder,
+    PlaceOrderRequest,
+)
 from stockflow.edge.entrypoints.forwarding import Caller, Forwarder, segment
 from stockflow.edge.entrypoints.notification_routes import add_notification_routes
 from stockflow.edge.entrypoints.openapi_docs import answers, json_answer
@@ -144,8 +152,17 @@ def _orders(app: FastAPI, forwarder: Forwarder) -> None:
         "/orders",
         status_code=202,
         tags=["orders"],
+        operation_id=ORDER_OPERATIONS["place"],
         openapi_extra=json_body(PlaceOrderRequest, headers=[idempotency_header(required=True)]),
-        responses=answers({202: json_answer(PlacedOrder)}, 400, 409, 413, 415, 422, 428),
+        responses=answers(
+            {202: {**json_answer(PlacedOrder), "links": PLACED_ORDER_LINKS}},
+            400,
+            409,
+            413,
+            415,
+            422,
+            428,
+        ),
     )
     async def place(principal: Caller, request: Request) -> Response:
         principal.require_customer("place orders")
@@ -161,7 +178,12 @@ def _orders(app: FastAPI, forwarder: Forwarder) -> None:
             content=body,
         )
 
-    @app.get("/orders/{order_id}", tags=["orders"], responses=answers({200: order}, 404, 422))
+    @app.get(
+        "/orders/{order_id}",
+        tags=["orders"],
+        operation_id=ORDER_OPERATIONS["get"],
+        responses=answers({200: {**order, "links": ORDER_LINKS}}, 404, 422),
+    )
     async def get_order(order_id: OrderId, principal: Caller, request: Request) -> Response:
         return await forwarder.forward(
             "orders",
@@ -173,7 +195,10 @@ def _orders(app: FastAPI, forwarder: Forwarder) -> None:
         )
 
     @app.get(
-        "/orders", tags=["orders"], responses=answers({200: json_answer(OrdersPage)}, 404, 422)
+        "/orders",
+        tags=["orders"],
+        operation_id=ORDER_OPERATIONS["list"],
+        responses=answers({200: json_answer(OrdersPage)}, 404, 422),
     )
     async def list_orders(
         principal: Caller,
@@ -202,7 +227,12 @@ def _orders(app: FastAPI, forwarder: Forwarder) -> None:
 
     transition = answers({200: order}, 404, 409, 422)
 
-    @app.post("/orders/{order_id}/cancel", tags=["orders"], responses=transition)
+    @app.post(
+        "/orders/{order_id}/cancel",
+        tags=["orders"],
+        operation_id=ORDER_OPERATIONS["cancel"],
+        responses=transition,
+    )
     async def cancel(order_id: OrderId, principal: Caller, request: Request) -> Response:
         return await forwarder.forward(
             "orders",
@@ -213,7 +243,12 @@ def _orders(app: FastAPI, forwarder: Forwarder) -> None:
             route="/orders/{order_id}/cancel",
         )
 
-    @app.post("/orders/{order_id}/ship", tags=["orders"], responses=transition)
+    @app.post(
+        "/orders/{order_id}/ship",
+        tags=["orders"],
+        operation_id=ORDER_OPERATIONS["ship"],
+        responses=transition,
+    )
     async def ship(order_id: OrderId, principal: Caller, request: Request) -> Response:
         principal.require_staff("ship orders")
         return await forwarder.forward(

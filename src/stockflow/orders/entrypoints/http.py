@@ -22,6 +22,9 @@ from starlette.responses import Response
 
 from stockflow.contracts.inventory import MAX_SKU_LENGTH, SKU_PATTERN
 from stockflow.contracts.orders import (
+    ORDER_LINKS,
+    ORDER_OPERATIONS,
+    PLACED_ORDER_LINKS,
     USER_HEADER,
     OrderLine,
     OrdersPage,
@@ -111,12 +114,16 @@ def create_app(
         "/orders",
         status_code=202,
         tags=["orders"],
+        operation_id=ORDER_OPERATIONS["place"],
         dependencies=require_service,
         openapi_extra=json_body(
             PlaceOrderRequest, headers=[idempotency_header(required=True), *identity]
         ),
         responses={
-            202: {"content": {"application/json": {"schema": json_schema(PlacedOrder)}}},
+            202: {
+                "content": {"application/json": {"schema": json_schema(PlacedOrder)}},
+                "links": PLACED_ORDER_LINKS,
+            },
             **problem_responses(400, 401, 409, 413, 415, 422, 503),
         },
     )
@@ -151,9 +158,10 @@ def create_app(
     @app.get(
         "/orders/{order_id}",
         tags=["orders"],
+        operation_id=ORDER_OPERATIONS["get"],
         dependencies=require_service,
         openapi_extra={"parameters": identity},
-        responses={200: order_json, **problem_responses(401, 404, 422)},
+        responses={200: {**order_json, "links": ORDER_LINKS}, **problem_responses(401, 404, 422)},
     )
     async def get_order(order_id: OrderIdPath, request: Request) -> Response:
         caller = caller_of(request)
@@ -165,6 +173,7 @@ def create_app(
     @app.get(
         "/orders",
         tags=["orders"],
+        operation_id=ORDER_OPERATIONS["list"],
         dependencies=require_service,
         openapi_extra={"parameters": identity},
         responses={
@@ -215,14 +224,22 @@ def create_app(
         "responses": {200: order_json, **problem_responses(401, 403, 404, 409, 422, 503)},
     }
 
-    @app.post("/orders/{order_id}/cancel", **transition)  # type: ignore[arg-type]
+    @app.post(
+        "/orders/{order_id}/cancel",
+        operation_id=ORDER_OPERATIONS["cancel"],
+        **transition,  # type: ignore[arg-type]
+    )
     async def cancel(order_id: OrderIdPath, request: Request) -> Response:
         order = await handlers.cancel(
             order_id, caller_of(request), correlation_id=get_correlation_id()
         )
         return json_response(order_view(order))
 
-    @app.post("/orders/{order_id}/ship", **transition)  # type: ignore[arg-type]
+    @app.post(
+        "/orders/{order_id}/ship",
+        operation_id=ORDER_OPERATIONS["ship"],
+        **transition,  # type: ignore[arg-type]
+    )
     async def ship(order_id: OrderIdPath, request: Request) -> Response:
         order = await handlers.ship(
             order_id, caller_of(request), correlation_id=get_correlation_id()
