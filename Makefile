@@ -71,7 +71,7 @@ test-unit: sync ## fast tests only (no servers)
 test-integration: sync ## tests against the real PostgreSQL and NATS JetStream
 	STOCKFLOW_REQUIRE_SERVICES=1 $(BIN)/pytest -m integration $(PYTEST_ARGS)
 
-chaos: sync ## the ChaosToolkit experiments of chaos/ (about 4 min; .ci/run runs them after make test)
+chaos: sync ## the ChaosToolkit experiments of chaos/ (about 4.5 min; .ci/run runs them after make test)
 	$(BIN)/pytest -m chaos $(PYTEST_ARGS)
 
 run: sync ## start the whole system, embedded (SQLite + embedded bus)

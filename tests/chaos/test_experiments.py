@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from tests.chaos.report import RESULTS, ROOT, Report, Row
-from tests.inventory.crash.private_servers import PrivateNats
+from tests.inventory.crash.private_servers import PrivateNats, PrivatePostgres
 from tests.system.system import FAST_BREAKER, SERVICES, distributed
 
 from stockflow_kit.net import free_port
@@ -284,6 +284,70 @@ async def test_a_nats_restart_mid_load_loses_no_accepted_order(
     assert orders["load"]["five_xx"] == 0, orders  # the outbox takes orders while NATS is down
     assert figures["nats_outage_seconds"] >= 5, figures
     assert 0 < figures["bus_recovery_seconds"] < 60, figures
+    assert figures["audit_exit_code"] == 0, figures
+
+
+async def test_a_postgres_restart_mid_load_loses_no_accepted_order_and_answers_only_503s(
+    servers: tuple[str, str], tmp_path: Path, report: Report
+) -> None:
+    """The run's own PostgreSQL (every service's database; the shared server stays up),
+    crashed mid-load with ``pg_ctl stop -m immediate`` (``fast`` with
+    ``STOCKFLOW_CHAOS_POSTGRES_STOP_MODE=fast``) and started again by the experiment on the
+    same port and data directory."""
+    _, nats_url = servers
+    postgres = PrivatePostgres.create()  # no initdb/pg_ctl: skips, or fails under CI=true
+    try:
+        postgres.start()
+        journal, figures, wall = await run_experiment(
+            "postgres-restart",
+            tmp_path,
+            postgres.url,
+            nats_url,
+            extra={
+                "postgres": {
+                    "bin_dir": str(postgres.bin_dir),
+                    "root": str(postgres.root),
+                    "port": postgres.port,
+                    "as_user": postgres.as_user,
+                }
+            },
+        )
+    finally:
+        postgres.destroy()
+    orders = figures.get("orders", {})
+    load = orders.get("load", {})
+    recovery = figures.get("recovery", {})
+    report.add(
+        Row(
+            "postgres-restart",
+            journal["status"],
+            wall,
+            recovery_seconds=recovery.get("every_service_ready_seconds"),
+            lost_orders=orders.get("lost"),
+            five_xx=load.get("five_xx"),
+            max_seconds=load.get("max_seconds"),
+            five_xx_not_503_retry_after=load.get("five_xx_not_503_retry_after"),
+            figures=figures,
+        )
+    )
+    assert_completed(journal)
+    assert orders["accepted"] > 50, orders
+    assert orders["lost"] == 0, orders
+    assert load["five_xx"] > 0, load  # the outage was seen: edge answered 503s ...
+    assert load["five_xx_not_503_retry_after"] == 0, load  # ... and nothing else
+    assert load["no_answer"] == 0, load
+    down = figures["readyz_during_outage"]["status"]
+    assert down["orders"] == 503, down  # readiness said so while PostgreSQL was down
+    assert down["inventory"] == 503, down
+    outage = figures["outage"]
+    assert outage["while_down"].get("503", 0) > 0, outage
+    assert outage["first_202_after_restart_seconds"] is not None, outage  # orders taken again
+    assert figures["postgres_outage_seconds"] >= 4, figures
+    assert 0 < recovery["first_order_confirmed_seconds"] < 60, recovery
+    assert 0 < recovery["every_service_ready_seconds"] < 60, recovery
+    client = figures["client"]
+    assert client["breaker_opened"] >= 1, client  # edge shed the calls to orders ...
+    assert client["breaker_closed"] >= 1, client  # ... and closed its breaker again
     assert figures["audit_exit_code"] == 0, figures
 
 
