@@ -123,6 +123,11 @@ async def test_the_console_loads_clean_and_shows_every_service_ready(
     for name in ("profiles", "inventory", "orders", "notifications"):
         await expect(page.locator(f"#breaker-{name}")).to_have_attribute("data-state", "closed")
     await expect(page.locator("#staff")).to_be_hidden()  # anonymous: no orders, no stock
+    # Every consumer of the bus with its lag: inventory's of orders.events among them.
+    consumers = page.locator("#consumers tbody tr")
+    await expect(consumers.first).to_be_visible(timeout=10_000)
+    assert await consumers.count() >= 3
+    await expect(page.locator("#consumers tbody")).to_contain_text("inventory")
     first = await page.locator("#updated").text_content()
     await expect(page.locator("#updated")).not_to_have_text(first or "", timeout=5_000)  # live
     assert errors == []

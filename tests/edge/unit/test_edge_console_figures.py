@@ -136,6 +136,10 @@ def test_bus_figures_read_the_exported_gauges_and_counters_only() -> None:
     assert figures.webhook_dead is None  # not exported here
     assert figures.webhook_backlog is None
     assert "dead_lettered" not in figures.public_json()
+    assert figures.public_json()["consumers"] == [  # per consumer, by name
+        {"subscription": "a", "pending": 3.0, "oldest_age_seconds": 1.5},
+        {"subscription": "b", "pending": 4.0, "oldest_age_seconds": 7.0},
+    ]
 
 
 def test_no_dead_letter_yet_is_zero_when_the_counter_is_exported() -> None:

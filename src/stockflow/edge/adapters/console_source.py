@@ -165,7 +165,10 @@ class ScrapingSource:
             row["flow"] = flow(older[2] if older else None, work, since).as_json()
         bus = bus_figures(families)
         public = bus.public_json()
-        row["bus"] = public if any(v is not None for v in public.values()) else None
+        exported = public["consumers"] or any(
+            v is not None for k, v in public.items() if k != "consumers"
+        )
+        row["bus"] = public if exported else None
         return row
 
     async def _staff(

@@ -83,9 +83,15 @@ class BusFigures:
     outbox_oldest_age_seconds: float | None = None
     webhook_backlog: float | None = None
     webhook_dead: float | None = None
+    consumers: tuple[tuple[str, float | None, float | None], ...] = ()
+    """Per subscription: (its name, messages not yet acked, age of the oldest in seconds)."""
 
-    def public_json(self) -> dict[str, float | None]:
+    def public_json(self) -> dict[str, Any]:
         return {
+            "consumers": [
+                {"subscription": name, "pending": pending, "oldest_age_seconds": oldest}
+                for name, pending, oldest in self.consumers
+            ],
             "consumer_pending": self.consumer_pending,
             "consumer_oldest_age_seconds": self.consumer_oldest_age_seconds,
             "outbox_backlog": self.outbox_backlog,
@@ -192,7 +198,21 @@ def bus_figures(families: Sequence[Metric]) -> BusFigures:
         outbox_oldest_age_seconds=_max(families, "outbox_oldest_age_seconds"),
         webhook_backlog=_sum(families, "notifications_webhook_backlog"),
         webhook_dead=_counter(families, "notifications_webhook_dead_deliveries"),
+        consumers=_consumers(families),
     )
+
+
+def _consumers(families: Sequence[Metric]) -> tuple[tuple[str, float | None, float | None], ...]:
+    """Each subscription's pending count and oldest age (the kit's consumer gauges), by name."""
+    pending = {
+        labels.get("subscription", ""): value
+        for labels, value in _samples(families, "messaging_consumer_pending")
+    }
+    oldest = {
+        labels.get("subscription", ""): value
+        for labels, value in _samples(families, "messaging_consumer_oldest_age_seconds")
+    }
+    return tuple((name, pending.get(name), oldest.get(name)) for name in sorted(pending | oldest))
 
 
 def _counter(families: Sequence[Metric], family: str, **match: str) -> float | None:

@@ -139,6 +139,19 @@
       cell(tr, num(s.bus.outbox_oldest_age_seconds, 1), "num");
       cell(tr, num(s.bus.webhook_backlog, 0), "num");
     });
+    const consumers = [];
+    view.services.forEach(function (s) {
+      ((s.bus && s.bus.consumers) || []).forEach(function (c) {
+        consumers.push({ service: s.name, consumer: c });
+      });
+    });
+    fill("consumers", consumers, function (tr, row) {
+      tr.dataset.subscription = row.consumer.subscription;
+      cell(tr, row.service);
+      cell(tr, row.consumer.subscription);
+      cell(tr, num(row.consumer.pending, 0), "num");
+      cell(tr, num(row.consumer.oldest_age_seconds, 1), "num");
+    });
     const staff = view.view === "staff";
     document.getElementById("staff").hidden = !staff;
     if (staff) {
