@@ -4,12 +4,11 @@ the audit, and the figures the actions measured)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from typing import Any
 
 import httpx
-from tests.system.system import SERVICES, STOCKFLOW
+from tests.system.system import SERVICES
 
 from stockflow_chaos import state
 from stockflow_chaos.context import Configuration, five_xx, metric_sum, scrape, system
@@ -100,13 +99,7 @@ def audit_is_clean(configuration: Configuration) -> bool:
     to the figures)."""
     target = system(configuration)
     report_file = target.root / "chaos-audit.json"
-    result = subprocess.run(
-        [STOCKFLOW, "audit", *target.audit_args, "--json", str(report_file)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    result = target.run_audit(report_file)
     state.figures["audit_exit_code"] = result.returncode
     if report_file.exists():
         report = json.loads(report_file.read_text())

@@ -186,6 +186,16 @@ class System:
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
+    def run_audit(self, report_file: Path) -> subprocess.CompletedProcess[str]:
+        """One ``stockflow audit`` of this system's stores, its JSON report to *report_file*."""
+        return subprocess.run(
+            [STOCKFLOW, "audit", *self.audit_args, "--json", str(report_file)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
     def audit(self, *, quiet_within: float = 0.0) -> dict[str, Any]:
         """Run ``stockflow audit``: every invariant must hold. The invariants are those of a
         quiet system, so with *quiet_within* a broken audit is run again (every 2 s) for up to
@@ -194,13 +204,7 @@ class System:
         report_file = self.root / "audit.json"
         deadline = time.monotonic() + quiet_within
         while True:
-            result = subprocess.run(
-                [STOCKFLOW, "audit", *self.audit_args, "--json", str(report_file)],
-                capture_output=True,
-                text=True,
-                timeout=180,
-                check=False,
-            )
+            result = self.run_audit(report_file)
             if result.returncode != 1 or time.monotonic() >= deadline:
                 break
             time.sleep(2)
