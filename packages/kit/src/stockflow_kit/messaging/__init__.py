@@ -7,6 +7,7 @@ Start with :func:`make_bus` (``memory://``, ``sqlite:///<path>``, ``nats://``, `
 errors) are in :mod:`.bus`.
 """
 
+from stockflow_kit.messaging._telemetry import trace_causes
 from stockflow_kit.messaging.bus import (
     ACK_WAIT_EXPIRED_REASON,
     DEAD_LETTER_DELIVERY_COUNT_HEADER,
@@ -92,5 +93,6 @@ __all__ = [
     "per_message",
     "stream_of",
     "topic_matches",
+    "trace_causes",
     "translated",
 ]

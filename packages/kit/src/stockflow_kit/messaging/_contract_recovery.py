@@ -178,6 +178,27 @@ class RecoveryCases(ContractBase):
         trace_id = format(span.get_span_context().trace_id, "032x")
         assert got.headers["traceparent"].split("-")[1] == trace_id
 
+    async def test_publish_continues_the_trace_of_each_message_cause(
+        self, bus: Bus, topic: str
+    ) -> None:
+        """``causes``: an outbox's stored trace contexts; one trace is continued, several are
+        each carried by their own messages (a message without a cause gets the span's)."""
+        one = "00-" + "a" * 32 + "-" + "1" * 16 + "-01"
+        same_trace = "00-" + "a" * 32 + "-" + "2" * 16 + "-01"
+        other = "00-" + "b" * 32 + "-" + "3" * 16 + "-01"
+        await bus.publish(topic, make_envelopes(2), causes=[one, same_trace])
+        await bus.publish(topic, make_envelopes(3, start=3), causes=[one, None, other])
+        sub = await bus.subscribe(topic, "caused", self.config())
+        got = await sub.fetch(5, max_wait=1.0)
+        while len(got) < 5:
+            got = [*got, *await sub.fetch(5 - len(got), max_wait=1.0)]
+        traces = [d.headers["traceparent"].split("-")[1] for d in got[:2]]
+        assert traces == ["a" * 32] * 2
+        assert got[2].headers["traceparent"] == one
+        assert got[4].headers["traceparent"] == other
+        uncaused = got[3].headers.get("traceparent")  # the span's: none without a tracer
+        assert uncaused is None or uncaused.split("-")[1] not in {"a" * 32, "b" * 32}
+
     async def test_a_closed_bus_refuses_to_publish(self, bus_url: str, topic: str) -> None:
         bus = self.open_bus(bus_url)
         with pytest.raises(BusClosedError):

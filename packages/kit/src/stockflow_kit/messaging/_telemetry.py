@@ -41,16 +41,19 @@ from stockflow_kit.messaging.bus import (
     Delivery,
 )
 from stockflow_kit.observability.metrics import counter, gauge, histogram
+from stockflow_kit.observability.tracing import current_traceparent
 
 __all__ = [
     "BATCH_SIZE_BUCKETS",
     "BusMetrics",
+    "Carriers",
     "Outcome",
     "bus_metrics",
     "consume_span",
     "dead_letter_headers",
     "log_dead_lettered",
     "publish_span",
+    "trace_causes",
 ]
 
 Outcome: TypeAlias = Literal[
@@ -62,6 +65,7 @@ BATCH_SIZE_BUCKETS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 500
 """Buckets of ``messaging_batch_size``."""
 
 _TRACER_NAME: Final = "stockflow_kit.messaging"
+TRACEPARENT: Final = "traceparent"
 _log = structlog.get_logger(_TRACER_NAME)
 
 
@@ -139,20 +143,76 @@ def bus_metrics(registry: CollectorRegistry | None = None) -> BusMetrics:
     return BusMetrics(registry)
 
 
+class Carriers:
+    """The headers of each message of one publish (what :func:`publish_span` yields).
+
+    ``shared`` is the caller's headers plus the publish span's trace context: every message's,
+    unless the batch's causes are in several traces; then each message carries its own cause
+    (:meth:`of`).
+    """
+
+    __slots__ = ("each", "shared")
+
+    def __init__(self, shared: dict[str, str], each: list[dict[str, str]] | None = None) -> None:
+        self.shared = shared
+        self.each = each
+
+    def of(self, index: int) -> dict[str, str]:
+        """The headers of message *index* of the batch."""
+        each = self.each
+        return self.shared if each is None else each[index]
+
+
+def _span_context(traceparent: str) -> trace.SpanContext:
+    return trace.get_current_span(propagate.extract({TRACEPARENT: traceparent})).get_span_context()
+
+
+def _of_causes(
+    causes: Sequence[str | None] | None,
+) -> tuple[Context | None, list[trace.Link], bool]:
+    """The publish span's parent, its links, and whether the causes span several traces."""
+    if not causes:
+        return None, [], False
+    distinct = {c for c in causes if c is not None}
+    if not distinct:  # the common case on a hot path without tracing: nothing to do
+        return None, [], False
+    contexts = [c for c in map(_span_context, distinct) if c.is_valid]
+    if not contexts:
+        return None, [], False
+    links = [trace.Link(c) for c in contexts]
+    if len({c.trace_id for c in contexts}) == 1:
+        return trace.set_span_in_context(trace.NonRecordingSpan(contexts[0])), links, False
+    return None, links, True
+
+
 @contextmanager
 def publish_span(
-    topic: str, count: int, headers: Mapping[str, str] | None
-) -> Iterator[dict[str, str]]:
+    topic: str,
+    count: int,
+    headers: Mapping[str, str] | None,
+    causes: Sequence[str | None] | None = None,
+) -> Iterator[Carriers]:
     """Open a PRODUCER span for publishing *count* messages to *topic*.
 
+    Args:
+        causes: Per message, the ``traceparent`` of the work that caused it (stored with it
+            in an outbox or an event log), or ``None``. When they are all in one trace the
+            span continues that trace (a child of the first); when they span several it is
+            linked to each, and each message carries its own cause, so every message's
+            consumers continue the trace of what caused it. Without causes the span is a
+            child of the current context.
+
     Yields:
-        A copy of *headers* with the current trace context (``traceparent``) injected; store
-        it with the messages. Without an active span nothing is injected.
+        The messages' headers (:class:`Carriers`): *headers* plus the trace context; store
+        them with the messages.
     """
+    parent, links, several = _of_causes(causes)
     tracer = trace.get_tracer(_TRACER_NAME)
     with tracer.start_as_current_span(
         f"{topic} publish",
+        context=parent,
         kind=trace.SpanKind.PRODUCER,
+        links=links,
         attributes={
             "messaging.system": "stockflow",
             "messaging.destination.name": topic,
@@ -161,7 +221,32 @@ def publish_span(
     ):
         carrier = dict(headers or {})
         propagate.inject(carrier)
-        yield carrier
+        each = None
+        if several:
+            assert causes is not None
+            base = dict(headers or {})
+            each = [carrier if c is None else {**base, TRACEPARENT: c} for c in causes]
+        yield Carriers(carrier, each)
+
+
+def trace_causes(deliveries: Sequence[Delivery]) -> list[str | None]:
+    """Per delivery, the ``traceparent`` to store with what handling it writes.
+
+    Call it inside the handler (in the consumer's ``"<subscription> process"`` span): a
+    delivery in the trace that span continues gets the span's context, so what it causes
+    is published as that span's child; a delivery of another trace (a batch mixing traces)
+    gets its own producer's context. ``None`` where a delivery carries no trace context.
+    """
+    here = current_traceparent()
+    trace_hex = here[3:35] if here is not None else None
+    causes: list[str | None] = []
+    for delivery in deliveries:
+        parent = delivery.headers.get(TRACEPARENT)
+        if parent is not None and here is not None and parent[3:35] == trace_hex:
+            causes.append(here)
+        else:
+            causes.append(parent)
+    return causes
 
 
 @contextmanager
@@ -184,7 +269,7 @@ def consume_span(
     links: list[trace.Link] = []
     seen: set[str] = set()
     for delivery in deliveries:
-        parent = delivery.headers.get("traceparent")
+        parent = delivery.headers.get(TRACEPARENT)
         if parent is None or parent in seen:
             continue
         seen.add(parent)

@@ -228,11 +228,17 @@ class Bus(Protocol):
         envelopes: Sequence[Envelope],
         *,
         headers: Mapping[str, str] | None = None,
+        causes: Sequence[str | None] | None = None,
     ) -> None:
         """Append *envelopes* to *topic*, in order, durably, before returning.
 
         Envelopes whose id was already published within the dedupe window are dropped.
-        The current trace context is added to *headers* by the backend.
+        The current trace context is added to *headers* by the backend. *causes*, when
+        given, holds per envelope the ``traceparent`` of the work that caused it (kept with
+        it in an outbox or event log; see
+        :func:`~stockflow_kit.observability.current_traceparent`): the messages then continue
+        those traces instead of the current context's, each its own cause's when they span
+        several.
 
         Raises:
             PublishError: when the bus could not confirm the messages are stored.

@@ -86,7 +86,7 @@ from stockflow_kit.messaging._jetstream_subscription import (
     NATS_ERRORS,
     JetStreamSubscription,
 )
-from stockflow_kit.messaging._telemetry import bus_metrics, publish_span
+from stockflow_kit.messaging._telemetry import Carriers, bus_metrics, publish_span
 from stockflow_kit.messaging.bus import (
     DEAD_LETTER_PREFIX,
     BusClosedError,
@@ -246,6 +246,7 @@ class JetStreamBus:
         envelopes: Sequence[Envelope],
         *,
         headers: Mapping[str, str] | None = None,
+        causes: Sequence[str | None] | None = None,
     ) -> None:
         """Append *envelopes* to *topic* in order; return once every one has a PubAck.
 
@@ -260,7 +261,7 @@ class JetStreamBus:
         if not envelopes:
             return
         progress = _Progress()
-        with publish_span(topic, len(envelopes), headers) as carrier:
+        with publish_span(topic, len(envelopes), headers, causes) as carriers:
             try:
                 async for attempt in stamina.retry_context(
                     on=UnconfirmedPublishError,
@@ -271,7 +272,7 @@ class JetStreamBus:
                     wait_jitter=self.options.reconnect_wait,
                 ):
                     with attempt:
-                        await self._publish_from(token, subject, envelopes, carrier, progress)
+                        await self._publish_from(token, subject, envelopes, carriers, progress)
             except (UnconfirmedPublishError, RejectedPublishError) as err:
                 msg = f"publishing {len(envelopes)} message(s) to {topic!r} failed: {err}"
                 raise PublishError(msg) from err
@@ -283,7 +284,7 @@ class JetStreamBus:
         token: str,
         subject: str,
         envelopes: Sequence[Envelope],
-        carrier: Mapping[str, str],
+        carriers: Carriers,
         progress: _Progress,
     ) -> None:
         """Pipeline ``envelopes[progress.start:]`` and wait for all their PubAcks."""
@@ -294,8 +295,9 @@ class JetStreamBus:
             await self._ensure_stream(token)
             if not nc.is_connected:
                 raise UnconfirmedPublishError("not connected to NATS (reconnecting)", start, 0)
-            for envelope in envelopes[start:]:
-                message_headers = {**carrier, MSG_ID_HEADER: envelope.id}
+            for index in range(start, len(envelopes)):
+                envelope = envelopes[index]
+                message_headers = {**carriers.of(index), MSG_ID_HEADER: envelope.id}
                 if envelope.correlation_id:
                     message_headers.setdefault(CORRELATION_HEADER, envelope.correlation_id)
                 payload = encode_envelope(envelope)

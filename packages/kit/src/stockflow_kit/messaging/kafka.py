@@ -198,6 +198,7 @@ class KafkaBus:
         envelopes: Sequence[Envelope],
         *,
         headers: Mapping[str, str] | None = None,
+        causes: Sequence[str | None] | None = None,
     ) -> None:
         """Append *envelopes* to *topic* (keyed by subject); return once all are acknowledged.
 
@@ -211,17 +212,20 @@ class KafkaBus:
         if not envelopes:
             return
         kafka_topic = self.options.kafka_topic(topic)
-        with publish_span(topic, len(envelopes), headers) as carrier:
-            base = [(key, value.encode()) for key, value in carrier.items()]
-            base.append((TOPIC_HEADER, topic.encode()))
+        with publish_span(topic, len(envelopes), headers, causes) as carriers:
+            carrier = carriers.shared
+            base = _record_headers(carrier, topic)
             try:
                 await self._ensure_topic(kafka_topic)
                 futures = []
-                for envelope in envelopes:
+                for index, envelope in enumerate(envelopes):
                     record_headers = base
+                    if carriers.each is not None:
+                        carrier = carriers.each[index]
+                        record_headers = _record_headers(carrier, topic)
                     if envelope.correlation_id and CORRELATION_HEADER not in carrier:
                         correlation = (CORRELATION_HEADER, envelope.correlation_id.encode())
-                        record_headers = [*base, correlation]
+                        record_headers = [*record_headers, correlation]
                     key = envelope.subject.encode() if envelope.subject else None
                     payload = encode_envelope(envelope)
                     futures.append(
@@ -307,3 +311,11 @@ class KafkaBus:
             raise SubscribeError(msg) from err
         self._subscriptions.add(subscription)
         return subscription
+
+
+def _record_headers(carrier: Mapping[str, str], topic: str) -> list[tuple[str, bytes]]:
+    """A record's Kafka headers: the message's headers and the kit topic."""
+    return [
+        *((key, value.encode()) for key, value in carrier.items()),
+        (TOPIC_HEADER, topic.encode()),
+    ]

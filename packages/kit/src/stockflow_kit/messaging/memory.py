@@ -76,19 +76,28 @@ class InMemoryBroker:
         self._wakeup = Wakeup()
 
     def append(
-        self, topic: str, envelopes: Sequence[Envelope], headers: Mapping[str, str], *, dedupe: bool
+        self,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        headers: Mapping[str, str],
+        *,
+        dedupe: bool,
+        each: Sequence[Mapping[str, str]] | None = None,
     ) -> int:
-        """Append *envelopes* to *topic*'s stream; return how many were new."""
+        """Append *envelopes* to *topic*'s stream; return how many were new.
+
+        Every message gets *headers*, or its own of *each* when given.
+        """
         stream = stream_of(topic)
         log = self._logs.setdefault(stream, [])
         ids = self._ids.setdefault(stream, set())
         now, before = self.clock(), len(log)
-        for envelope in envelopes:
+        for index, envelope in enumerate(envelopes):
             if dedupe:
                 if envelope.id in ids:
                     continue
                 ids.add(envelope.id)
-            log.append(_Record(topic, envelope, headers, now))
+            log.append(_Record(topic, envelope, headers if each is None else each[index], now))
         self.wake()
         return len(log) - before
 
@@ -139,12 +148,19 @@ class InMemoryBus:
             raise BusClosedError("the in-memory bus is not started")
 
     async def publish(
-        self, topic: str, envelopes: Sequence[Envelope], *, headers: Mapping[str, str] | None = None
+        self,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        *,
+        headers: Mapping[str, str] | None = None,
+        causes: Sequence[str | None] | None = None,
     ) -> None:
         """Append *envelopes* to *topic*; ids already in the stream are skipped."""
         self._check_open()
-        with publish_span(topic, len(envelopes), headers) as carrier:
-            added = self.broker.append(topic, envelopes, carrier, dedupe=True)
+        with publish_span(topic, len(envelopes), headers, causes) as carriers:
+            added = self.broker.append(
+                topic, envelopes, carriers.shared, dedupe=True, each=carriers.each
+            )
         self.metrics.count(topic, "", "published", added)
         self.metrics.count(topic, "", "duplicate_skipped", len(envelopes) - added)
 

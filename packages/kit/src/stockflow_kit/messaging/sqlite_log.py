@@ -190,17 +190,37 @@ class SqliteLogBus:
 
     # ------------------------------------------------------------------ the port
     async def publish(
-        self, topic: str, envelopes: Sequence[Envelope], *, headers: Mapping[str, str] | None = None
+        self,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        *,
+        headers: Mapping[str, str] | None = None,
+        causes: Sequence[str | None] | None = None,
     ) -> None:
         """Append *envelopes* to *topic* in one transaction; known ids are skipped."""
         store = self.store()
         if not envelopes:
             return
         stream = stream_of(topic)
-        with publish_span(topic, len(envelopes), headers) as carrier:
-            raw_headers = _encode_headers(carrier) if carrier else None
+        with publish_span(topic, len(envelopes), headers, causes) as carriers:
+            raw_headers = _encode_headers(carriers.shared) if carriers.shared else None
             now = time.time()
-            rows = [(stream, topic, e.id, now, raw_headers, encode_envelope(e)) for e in envelopes]
+            if carriers.each is None:
+                rows = [
+                    (stream, topic, e.id, now, raw_headers, encode_envelope(e)) for e in envelopes
+                ]
+            else:
+                rows = [
+                    (
+                        stream,
+                        topic,
+                        e.id,
+                        now,
+                        _encode_headers(h) if h else None,
+                        encode_envelope(e),
+                    )
+                    for e, h in zip(envelopes, carriers.each, strict=True)
+                ]
             try:
                 added = await self.execute(store.append, rows)
             except sqlite3.Error as error:

@@ -98,7 +98,12 @@ class CrashAfterPublishBus:
         return await self.bus.subscribe(topic, durable, config)
 
     async def publish(
-        self, topic: str, envelopes: Sequence[Envelope], *, headers: Mapping[str, str] | None = None
+        self,
+        topic: str,
+        envelopes: Sequence[Envelope],
+        *,
+        headers: Mapping[str, str] | None = None,
+        causes: Sequence[str | None] | None = None,
     ) -> None:
-        await self.bus.publish(topic, envelopes, headers=headers)
+        await self.bus.publish(topic, envelopes, headers=headers, causes=causes)
         raise SimulatedCrashError

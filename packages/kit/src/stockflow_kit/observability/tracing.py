@@ -23,6 +23,7 @@ __all__ = [
     "TRACESTATE_HEADER",
     "configure_tracing",
     "current_trace_ids",
+    "current_traceparent",
     "extract_trace_context",
     "inject_trace_headers",
     "otlp_traces_url",
@@ -157,3 +158,22 @@ def current_trace_ids(context: Context | None = None) -> dict[str, str]:
         "trace_id": trace.format_trace_id(span_context.trace_id),
         "span_id": trace.format_span_id(span_context.span_id),
     }
+
+
+def current_traceparent(context: Context | None = None) -> str | None:
+    """Return the W3C ``traceparent`` of the span current in *context*, or ``None``.
+
+    What a durable record (an outbox row, an event in an event log) keeps so that the message
+    published from it later continues the trace of the work that wrote it (see the ``causes``
+    of :meth:`stockflow_kit.messaging.Bus.publish`). ``None`` when there is no valid span.
+
+    Args:
+        context: Where to look; the current context when ``None`` (the default).
+    """
+    span_context = trace.get_current_span(context).get_span_context()
+    if not span_context.is_valid:
+        return None
+    return (
+        f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
+        f"-{span_context.trace_flags:02x}"
+    )

@@ -50,6 +50,7 @@ def test_the_public_names_are_pinned_and_importable() -> None:
             "per_message",
             "stream_of",
             "topic_matches",
+            "trace_causes",
             "translated",
         ]
     )

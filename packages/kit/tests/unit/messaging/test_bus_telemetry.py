@@ -11,8 +11,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
-from stockflow_kit.messaging import Consumer, Delivery, InMemoryBus
+from stockflow_kit.messaging import Consumer, Delivery, InMemoryBus, trace_causes
 from stockflow_kit.messaging.testing import make_envelopes
+from stockflow_kit.observability import current_traceparent
 
 
 async def test_a_batch_span_links_every_producer_of_the_batch() -> None:
@@ -159,3 +160,54 @@ async def test_a_big_batch_names_its_first_ids_and_counts_the_rest() -> None:
     assert line["messages"] == len(envelopes)
     assert line["correlation_ids"] == ids[:MAX_LOGGED_CORRELATION_IDS]
     assert line["correlation_ids_omitted"] == 30
+
+
+async def _causes_seen_by_the_handler(
+    provider: TracerProvider, publish: Sequence[tuple[str, int]]
+) -> tuple[list[str | None], list[Delivery], str | None]:
+    """Publish one envelope per (span name, n) under its own root span, consume them in one
+    batch, and return what ``trace_causes`` gave the handler, the batch, and the handler's span."""
+    tracer = provider.get_tracer("test")
+    bus = InMemoryBus(registry=CollectorRegistry())
+    await bus.start()
+    for name, n in publish:
+        with tracer.start_as_current_span(name):
+            await bus.publish("orders.events", make_envelopes(1, start=n))
+    seen: list[tuple[list[str | None], list[Delivery], str | None]] = []
+    handled = asyncio.Event()
+
+    async def handle(batch: Sequence[Delivery]) -> None:
+        seen.append((trace_causes(batch), list(batch), current_traceparent()))
+        handled.set()
+
+    consumer = Consumer(
+        await bus.subscribe("orders.events", "inventory"),
+        handle,
+        max_wait=0.05,
+        batch_size=len(publish),
+        tracer_provider=provider,
+    )
+    task = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(handled.wait(), 2)
+    await consumer.stop()
+    await task
+    await bus.close()
+    [(causes, batch, here)] = seen
+    assert len(batch) == len(publish), "one batch of all expected"
+    return causes, batch, here
+
+
+async def test_trace_causes_name_the_consumer_span_when_it_continues_the_trace() -> None:
+    provider = TracerProvider()
+    with provider.get_tracer("test").start_as_current_span("request"):
+        causes, _, here = await _causes_seen_by_the_handler(provider, [("step", 1), ("step", 2)])
+    assert here is not None
+    assert causes == [here, here]  # what the handler writes is published as its span's child
+
+
+async def test_trace_causes_keep_each_producer_when_the_batch_mixes_traces() -> None:
+    provider = TracerProvider()
+    causes, batch, here = await _causes_seen_by_the_handler(provider, [("a", 1), ("b", 2)])
+    assert causes == [d.headers["traceparent"] for d in batch]
+    assert here not in causes
+    assert len({c.split("-")[1] for c in causes if c}) == 2

@@ -19,6 +19,7 @@ def test_the_public_api_of_observability_is_pinned() -> None:
             "configure_tracing",
             "counter",
             "current_trace_ids",
+            "current_traceparent",
             "extract_trace_context",
             "gauge",
             "get_causation_id",
