@@ -180,16 +180,19 @@ def test_one_trace_covers_edge_orders_the_bus_inventory_and_notifications(
     assert hops | {"notifications-orders process"} <= names, names
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (docs/security.md): inventory's event log is its outbox and keeps no"
-    " trace context, so StockReserved is published in a trace of its own; the hops after it"
-    " (orders consuming it, OrderConfirmed) are linked to the request's trace by span links"
-    " only. Remove this mark when the event log keeps traceparent.",
-)
 def test_one_trace_covers_the_whole_saga(audited: Audited) -> None:
-    _, names = _request_trace(audited)
-    assert {"inventory.events publish", "orders-inventory process"} <= names, names
+    """The hops after StockReserved too: inventory's event log keeps each event's trace
+    context, so the relay publishes StockReserved in the request's trace, and orders consuming
+    it and publishing OrderConfirmed (its outbox keeps the context) continue it."""
+    trace_id, names = _request_trace(audited)
+    after = {"inventory.events publish", "orders-inventory process"}
+    assert after <= names, names
+    publishes = [
+        s
+        for s in audited.collector.received_spans
+        if s.trace_id == trace_id and s.name == "orders.events publish"
+    ]
+    assert len(publishes) >= 2, names  # OrderPlaced, and OrderConfirmed after StockReserved
 
 
 def test_stockflow_trace_tells_the_story_in_time_order(audited: Audited) -> None:

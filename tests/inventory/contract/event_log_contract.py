@@ -42,6 +42,9 @@ class EventLogContract(StoreContract):
         assert (first.type, first.data) == (expected.type, expected.data)
         assert first.occurred_at == expected.occurred_at
         assert (first.correlation_id, first.causation_id) == ("corr-A", "cause-1")
+        assert first.traceparent == expected.traceparent is not None
+        [b] = [e for e in await store.read_all() if e.stream_id == "B"]
+        assert b.traceparent == events[1].traceparent
         assert await store.stream_version("A") == 2
         assert await store.stream_version("B") == 1
 
@@ -58,6 +61,7 @@ class EventLogContract(StoreContract):
         await store.commit(batch([bare]))
         (stored,) = await store.read_stream("A")
         assert (stored.correlation_id, stored.causation_id, stored.data) == (None, None, b"")
+        assert stored.traceparent is None
 
     async def test_read_stream_pages_after_a_sequence(self, store: EventStore) -> None:
         await store.commit(batch([new_event("A", n) for n in range(1, 6)]))

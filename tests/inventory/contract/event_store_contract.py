@@ -43,7 +43,13 @@ def new_event(stream_id: str, sequence: int, *, event_id: uuid.UUID | None = Non
         occurred_at=T0 + timedelta(seconds=sequence),
         correlation_id=f"corr-{stream_id}",
         causation_id=f"cause-{sequence}",
+        traceparent=traceparent_of(stream_id, sequence),
     )
+
+
+def traceparent_of(stream_id: str, sequence: int) -> str:
+    """A W3C ``traceparent`` per event of :func:`new_event`."""
+    return f"00-{uuid.uuid5(uuid.NAMESPACE_OID, stream_id).hex}-{sequence:016x}-01"
 
 
 def batch(

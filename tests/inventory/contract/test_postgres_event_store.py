@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 from tests.inventory.contract.checkpoints_contract import CheckpointsContract
 from tests.inventory.contract.event_log_contract import EventLogContract
+from tests.inventory.contract.event_store_contract import batch, new_event, traceparent_of
 from tests.inventory.contract.idempotency_contract import IdempotencyRecordsContract, record
 from tests.inventory.contract.processed_ids_contract import ProcessedIdsContract
 from tests.inventory.contract.snapshots_contract import SnapshotsContract
@@ -105,3 +106,32 @@ async def test_a_schema_of_the_unscoped_release_is_migrated_and_keeps_its_respon
     store = PostgresEventStore(postgres_url, schema=schema)
     await store.start()
     await store.close()
+
+
+@pytest.mark.integration
+async def test_an_events_table_without_trace_context_gains_it_and_keeps_its_events(
+    postgres_url: str,
+) -> None:
+    schema = f"inventory_{uuid.uuid4().hex[:12]}"
+    store = PostgresEventStore(postgres_url, schema=schema)
+    await store.start()
+    await store.commit(batch([new_event("A", 1)]))
+    await store.close()
+    conn = await asyncpg.connect(postgres_url)
+    try:  # back to the events table of the release before traceparent
+        await conn.execute(f"ALTER TABLE {schema}.events DROP COLUMN traceparent")
+        store = PostgresEventStore(postgres_url, schema=schema)
+        await store.start()
+        try:
+            (old,) = await store.read_all()
+            assert (old.stream_id, old.correlation_id, old.traceparent) == ("A", "corr-A", None)
+            await store.commit(batch([new_event("A", 2)]))
+            assert [e.traceparent for e in await store.read_stream("A")] == [
+                None,
+                traceparent_of("A", 2),
+            ]
+        finally:
+            await store.close()
+    finally:
+        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        await conn.close()

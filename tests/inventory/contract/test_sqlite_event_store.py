@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from tests.inventory.contract.checkpoints_contract import CheckpointsContract
 from tests.inventory.contract.event_log_contract import EventLogContract
+from tests.inventory.contract.event_store_contract import batch, new_event, traceparent_of
 from tests.inventory.contract.idempotency_contract import IdempotencyRecordsContract, record
 from tests.inventory.contract.processed_ids_contract import ProcessedIdsContract
 from tests.inventory.contract.snapshots_contract import SnapshotsContract
@@ -202,3 +203,27 @@ async def test_a_data_dir_of_the_unscoped_release_opens_and_keeps_its_responses(
         indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
         assert {"idempotency", "idempotency_by_time"} <= indexes
         assert "idempotency_scoped" not in indexes
+
+
+async def test_an_events_table_without_trace_context_gains_it_and_keeps_its_events(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "inventory.sqlite3"
+    store = SqliteEventStore(path)
+    await store.start()
+    await store.commit(batch([new_event("A", 1)]))
+    await store.close()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:  # the release before traceparent
+        db.execute("ALTER TABLE events DROP COLUMN traceparent")
+    store = SqliteEventStore(path)
+    await store.start()
+    try:
+        (old,) = await store.read_all()
+        assert (old.stream_id, old.correlation_id, old.traceparent) == ("A", "corr-A", None)
+        await store.commit(batch([new_event("A", 2)]))
+        assert [e.traceparent for e in await store.read_stream("A")] == [
+            None,
+            traceparent_of("A", 2),
+        ]
+    finally:
+        await store.close()

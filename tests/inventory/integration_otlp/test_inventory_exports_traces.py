@@ -1,4 +1,5 @@
-"""A ``serve`` process exports its spans over OTLP/HTTP when told where to.
+"""A ``serve`` process exports its spans over OTLP/HTTP when told where to, the relay's
+publish of a request's event in the request's trace.
 
 No collector runs here (toolchain.md), so the test serves a stand-in (:mod:`tests.otlp`).
 """
@@ -14,6 +15,8 @@ from tests.inventory.crash.worker_process import Worker
 from tests.otlp import Collector, serving
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+RECEIPT = "POST /inventory/{sku}/receipts"
+PUBLISH = "inventory.events publish"
 
 
 @pytest.mark.slow
@@ -42,11 +45,14 @@ async def test_a_request_s_spans_reach_the_otlp_collector_with_the_caller_s_trac
                 )
             assert response.status_code == 201
             await asyncio.wait_for(collector.received.wait(), 20)
-            for _ in range(100):  # the batch processor may send the request's span a bit later
-                if any(trace == TRACE_ID for _, _, trace in collector.spans):
+            for _ in range(100):  # the batch processor may send the spans a bit later
+                names = {name for _, name, trace in collector.spans if trace == TRACE_ID}
+                if {RECEIPT, PUBLISH} <= names:
                     break
                 await asyncio.sleep(0.05)
         finally:
             worker.terminate()
     mine = [(service, name) for service, name, trace in collector.spans if trace == TRACE_ID]
-    assert ("inventory", "POST /inventory/{sku}/receipts") in mine, collector.spans[:10]
+    assert ("inventory", RECEIPT) in mine, collector.spans[:10]
+    # The event log keeps the request's trace context: the relay publishes StockReceived in it.
+    assert ("inventory", PUBLISH) in mine, collector.spans[:10]

@@ -10,7 +10,13 @@ from stockflow.contracts.inventory_commands import COMMANDS_TOPIC, EVENTS_TOPIC
 from stockflow.contracts.orders import ORDERS_EVENTS_TOPIC
 from stockflow.inventory.bootstrap import InventoryService
 from stockflow.inventory.domain.commands import ReceiveStock
-from stockflow_kit.messaging import DEAD_LETTER_REASON_HEADER, Envelope, InMemoryBus
+from stockflow_kit.messaging import (
+    DEAD_LETTER_REASON_HEADER,
+    Delivery,
+    Envelope,
+    InMemoryBus,
+    Subscription,
+)
 
 
 def envelope(kind: str, data: dict[str, object], *, id: str | None = None) -> Envelope:  # noqa: A002
@@ -95,3 +101,45 @@ async def test_committed_events_are_relayed_with_their_event_ids(
         return await service.store.checkpoint("published") == stored.position
 
     await eventually(checkpointed)
+
+
+async def test_the_events_of_a_traced_command_are_published_in_its_trace(
+    service: InventoryService, bus: InMemoryBus
+) -> None:
+    """The event log keeps each event's trace context, so the relay publishes what a consumed
+    message caused in that message's trace (no tracer is installed here: the context passes
+    through as it came)."""
+    events = await bus.subscribe(EVENTS_TOPIC, "test-traced")
+    traces = ["a" * 32, "b" * 32]
+    for trace_id, sku in zip(traces, ("T-1", "T-2"), strict=True):
+        parent = f"00-{trace_id}-{'1' * 16}-01"
+        await bus.publish(
+            COMMANDS_TOPIC, [envelope("ReceiveStock", {"sku": sku, "qty": 1})], causes=[parent]
+        )
+    deliveries = await _published(events, 2)
+    by_sku = {d.envelope.subject: d.headers["traceparent"].split("-")[1] for d in deliveries}
+    assert by_sku == {"T-1": traces[0], "T-2": traces[1]}
+    stored = {e.stream_id: e.traceparent for e in await service.store.read_all()}
+    assert {sku: tp.split("-")[1] for sku, tp in stored.items() if tp} == by_sku
+
+
+async def _published(events: Subscription, count: int) -> list[Delivery]:
+    deliveries: list[Delivery] = []
+    for _ in range(30):
+        deliveries = [*deliveries, *await events.fetch(10, 0.2)]
+        if len(deliveries) >= count:
+            break
+    return deliveries
+
+
+async def test_every_event_of_a_command_from_the_bus_reaches_the_bus(
+    service: InventoryService, bus: InMemoryBus
+) -> None:
+    """Commands and events share the ``inventory`` stream and its dedupe window: an event id
+    equal to its command's id was dropped there as a duplicate (events are now id XOR i+1)."""
+    events = await bus.subscribe(EVENTS_TOPIC, "test-all-published")
+    receipt = envelope("ReceiveStock", {"sku": "C", "qty": 5})
+    await bus.publish(COMMANDS_TOPIC, [receipt])
+    (delivery,) = await _published(events, 1)
+    assert delivery.envelope.type == "StockReceived"
+    assert delivery.envelope.causation_id == receipt.id != delivery.envelope.id

@@ -48,6 +48,7 @@ from stockflow_kit.messaging import (
     Envelope,
     ItemsHandler,
     Source,
+    trace_causes,
 )
 from stockflow_kit.observability import counter
 
@@ -147,14 +148,16 @@ class InventoryConsumers:
 
         async def handle(items: Sequence[tuple[Delivery, Command]]) -> None:
             # One future for the whole batch; it raises if the batch's commit failed.
+            causes = trace_causes([delivery for delivery, _ in items])
             await enqueue(
                 [
                     Submission(
                         message_id=delivery.envelope.id,
                         command=command,
                         correlation_id=delivery.envelope.correlation_id,
+                        traceparent=cause,
                     )
-                    for delivery, command in items
+                    for (delivery, command), cause in zip(items, causes, strict=True)
                 ]
             )
 
@@ -168,9 +171,10 @@ class InventoryConsumers:
         async def handle(items: Sequence[tuple[Delivery, Command]]) -> None:
             submissions: list[Submission] = []
             spanning: list[Spanning] = []
-            for delivery, command in items:
+            causes = trace_causes([delivery for delivery, _ in items])
+            for (delivery, command), cause in zip(items, causes, strict=True):
                 envelope = delivery.envelope
-                part = ownership.route(envelope.id, command, envelope.correlation_id)
+                part = ownership.route(envelope.id, command, envelope.correlation_id, cause)
                 if isinstance(part, Submission):
                     submissions.append(part)
                 elif part is not None:

@@ -225,7 +225,10 @@ class FeederProcess:
                 continue
             submissions = [
                 Submission(
-                    message_id=i.message_id, command=i.command, correlation_id=i.correlation_id
+                    message_id=i.message_id,
+                    command=i.command,
+                    correlation_id=i.correlation_id,
+                    traceparent=i.traceparent,
                 )
                 for i in frame.items
             ]

@@ -46,6 +46,7 @@ class Item(msgspec.Struct, array_like=True, gc=False):
     message_id: str
     correlation_id: str | None
     command: Command
+    traceparent: str | None = None
 
 
 class Frame(msgspec.Struct, array_like=True, gc=False):
@@ -98,7 +99,9 @@ class PipeSink:
             raise FeederFailedError(str(self._failed))
         self._next += 1
         token = self._next
-        items = [Item(s.message_id, s.correlation_id, s.command) for s in submissions]
+        items = [
+            Item(s.message_id, s.correlation_id, s.command, s.traceparent) for s in submissions
+        ]
         self._writer.write(frame_bytes(self._encoder.encode(Frame(token, items))))
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
         self._pending[token] = future

@@ -65,7 +65,7 @@ from stockflow_kit.http.openapi import (
     json_schema,
     problem_responses,
 )
-from stockflow_kit.observability import get_correlation_id
+from stockflow_kit.observability import current_traceparent, get_correlation_id
 from stockflow_kit.observability.forwarding import Collectable
 
 __all__ = ["ERRORS", "MAX_QUANTITY", "create_app"]
@@ -139,6 +139,7 @@ def create_app(
             command,
             message_id=None if ctx is None else ctx.message_id,
             correlation_id=get_correlation_id(),
+            traceparent=current_traceparent(),
             want_stock=True,
             record=record,
         )

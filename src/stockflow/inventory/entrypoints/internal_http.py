@@ -32,7 +32,7 @@ from stockflow_kit.http import (
     idempotency_request_hash,
 )
 from stockflow_kit.http.openapi import idempotency_header, json_body, problem_responses
-from stockflow_kit.observability import get_correlation_id
+from stockflow_kit.observability import current_traceparent, get_correlation_id
 
 __all__ = ["add_internal_routes"]
 
@@ -60,7 +60,9 @@ def add_internal_routes(
         """
         key = internal_keys.key_of(request)
         if key is None:
-            outcome = await writer.submit(command, correlation_id=get_correlation_id())
+            outcome = await writer.submit(
+                command, correlation_id=get_correlation_id(), traceparent=current_traceparent()
+            )
         else:
             scope = internal_keys.scope_of(request)
             request_hash = idempotency_request_hash(
@@ -82,6 +84,7 @@ def add_internal_routes(
                 command,
                 message_id=ctx.message_id,
                 correlation_id=get_correlation_id(),
+                traceparent=current_traceparent(),
                 record=lambda _outcome: ctx.record(202, b""),
             )
             if outcome.status == "duplicate" and seen is None:

@@ -49,17 +49,20 @@ def event_id_for(message_id: str, index: int) -> uuid.UUID:
     base = _event_id_base(message_id)
     if base is None:
         return uuid.uuid5(EVENT_ID_NAMESPACE, f"{message_id}/{index}")
-    return uuid.UUID(int=base ^ index)
+    return uuid.UUID(int=base ^ (index + 1))
 
 
 def _event_id_base(message_id: str) -> int | None:
     """The integer that event ids of ``message_id`` derive from, or ``None`` (use uuid5).
 
     When the message id is a UUID (bus envelopes are time-ordered UUIDv7s), event ``i`` gets
-    the message id XOR ``i`` in its low bits (random in v4/v7; version and variant bits are
-    untouched): ~1 µs instead of ~3 µs for uuid5 on the hot path (profiled: uuid5 was a third
-    of the decide time), and events keep the order of their messages, so the unique event id
-    index appends at its right edge. Two messages collide only if their ids differ in
+    the message id XOR ``i + 1`` in its low bits (random in v4/v7; version and variant bits
+    are untouched). Never the message id itself: a command on ``inventory.commands`` shares
+    the bus stream (and its dedupe window) with ``inventory.events``, and an event with its
+    command's id would be dropped there as a duplicate (it was, before this). XOR is ~1 µs
+    instead of ~3 µs for uuid5 on the hot path (profiled: uuid5 was a third of the decide
+    time), and events keep the order of their messages, so the unique event id index appends
+    at its right edge. Two messages collide only if their ids differ in
     nothing but those low bits by exactly an index difference (~2^-58 per pair); even then
     the unique constraint fails the commit loudly, never silently.
     """
@@ -111,6 +114,8 @@ class Submission:
     want_stock: bool = False
     future: asyncio.Future[Outcome] | None = field(default=None, repr=False)
     record: Record | None = field(default=None, repr=False)
+    traceparent: str | None = field(default=None, repr=False)
+    """The trace context of the request or message it came from, stored with its events."""
 
 
 def records_of(
@@ -177,7 +182,7 @@ def decide_batch(
                     stream_id=sku,
                     sequence=state.version,
                     event_id=(
-                        uuid.UUID(int=id_base ^ index)
+                        uuid.UUID(int=id_base ^ (index + 1))
                         if id_base is not None
                         else event_id_for(message_id, index)
                     ),
@@ -186,6 +191,7 @@ def decide_batch(
                     occurred_at=now,
                     correlation_id=submission.correlation_id,
                     causation_id=message_id,
+                    traceparent=submission.traceparent,
                 )
             )
         outcome = Outcome(message_id, "applied", events=tuple(decided))

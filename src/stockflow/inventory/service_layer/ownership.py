@@ -60,6 +60,7 @@ class Spanning:
     message_id: str
     command: ReserveStock
     correlation_id: str | None
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,11 @@ class Ownership:
         return str(uuid.UUID(int=value ^ ((replica + 1) << 48)))
 
     def route(
-        self, message_id: str, command: Command, correlation_id: str | None = None
+        self,
+        message_id: str,
+        command: Command,
+        correlation_id: str | None = None,
+        traceparent: str | None = None,
     ) -> Submission | Spanning | None:
         """This replica's part of a consumed command (see the module docstring)."""
         me = self.replica_index
@@ -124,7 +129,7 @@ class Ownership:
                 if owners != {me}:
                     if not lines or self.owner_of(lines[0][0]) != me:
                         return None
-                    return Spanning(message_id, command, correlation_id)
+                    return Spanning(message_id, command, correlation_id, traceparent)
             case (
                 ReleaseReservation(order_id=order_id, skus=skus)
                 | ShipStock(order_id=order_id, skus=skus)
@@ -134,5 +139,7 @@ class Ownership:
                     return None
                 if len(local) < len(skus):
                     part = type(command)(order_id=order_id, skus=local)
-                    return Submission(self.scoped_id(message_id), part, correlation_id)
-        return Submission(message_id, command, correlation_id)
+                    return Submission(
+                        self.scoped_id(message_id), part, correlation_id, traceparent=traceparent
+                    )
+        return Submission(message_id, command, correlation_id, traceparent=traceparent)

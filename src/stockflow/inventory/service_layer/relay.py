@@ -10,6 +10,10 @@ exponential backoff) without ending the relay.
 With several replicas (ADR 0005) each relays only the events of its own SKUs (``owns``) under
 its own checkpoint (``checkpoint``, e.g. ``published/2/1``), so no event is published twice
 by design; the position order is still global (commits lock the events table).
+
+Each event keeps the trace context of the request or message that caused it
+(``traceparent``), and is published in that trace (the kit's ``causes``): one order's trace
+goes on through ``StockReserved`` to the services consuming it.
 """
 
 from __future__ import annotations
@@ -137,4 +141,8 @@ class EventRelay:
         return len(events)
 
     async def _publish(self, events: Sequence[StoredEvent]) -> None:
-        await self.bus.publish(EVENTS_TOPIC, [envelope_of(event) for event in events])
+        await self.bus.publish(
+            EVENTS_TOPIC,
+            [envelope_of(event) for event in events],
+            causes=[event.traceparent for event in events],
+        )

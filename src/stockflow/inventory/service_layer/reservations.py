@@ -152,6 +152,7 @@ class ReservationCoordinator:
             ReserveStock(order_id=order_id, lines=lines),
             message_id=key,
             correlation_id=spanning.correlation_id,
+            traceparent=spanning.traceparent,
         )
         return reserved(outcome, self.writer.states, order_id, lines)
 
@@ -174,4 +175,5 @@ class ReservationCoordinator:
             ReleaseReservation(order_id=order_id, skus=skus),
             message_id=release_key,
             correlation_id=spanning.correlation_id,
+            traceparent=spanning.traceparent,
         )

@@ -78,6 +78,8 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     occurred_at: datetime
     correlation_id: str | None = None
     causation_id: str | None = None
+    traceparent: str | None = None
+    """The W3C trace context of the work that wrote it: the relay publishes it in that trace."""
 
 
 class StoredEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -92,6 +94,8 @@ class StoredEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     occurred_at: datetime
     correlation_id: str | None = None
     causation_id: str | None = None
+    traceparent: str | None = None
+    """The W3C trace context of the work that wrote it: the relay publishes it in that trace."""
 
 
 class StockRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):

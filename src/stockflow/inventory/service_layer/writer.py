@@ -211,6 +211,7 @@ class InventoryWriter:
         *,
         message_id: str | None = None,
         correlation_id: str | None = None,
+        traceparent: str | None = None,
         want_stock: bool = False,
         record: Record | None = None,
     ) -> Outcome:
@@ -222,6 +223,7 @@ class InventoryWriter:
             correlation_id=correlation_id,
             want_stock=want_stock,
             record=record,
+            traceparent=traceparent,
         )
         return await self.enqueue(submission)
 

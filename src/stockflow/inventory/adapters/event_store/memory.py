@@ -66,6 +66,7 @@ class InMemoryEventStore:
                 occurred_at=new.occurred_at,
                 correlation_id=new.correlation_id,
                 causation_id=new.causation_id,
+                traceparent=new.traceparent,
             )
             self._events.append(stored)
             self._streams.setdefault(new.stream_id, []).append(stored)

@@ -108,6 +108,8 @@ class PostgresEventStore:
                 relations = self._sql.relations
                 if await conn.fetchval(self._sql.count_relations, list(relations)) < len(relations):
                     await conn.execute(self._sql.ddl)
+                if not await conn.fetchval(self._sql.has_traceparent, self._sql.schema):
+                    await conn.execute(self._sql.add_traceparent)
         except BaseException:
             await pool.close()
             raise
@@ -155,6 +157,7 @@ class PostgresEventStore:
                                 e.occurred_at,
                                 e.correlation_id,
                                 e.causation_id,
+                                e.traceparent,
                             )
                             for e in batch.events
                         ],
@@ -356,6 +359,7 @@ def _stored(rows: list[asyncpg.Record]) -> list[StoredEvent]:
             occurred_at=r[6],
             correlation_id=r[7],
             causation_id=r[8],
+            traceparent=r[9],
         )
         for r in rows
     ]

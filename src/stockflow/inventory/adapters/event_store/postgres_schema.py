@@ -23,6 +23,7 @@ EVENT_COLUMNS: Final = (
     "occurred_at",
     "correlation_id",
     "causation_id",
+    "traceparent",
 )
 STREAM_SEQUENCE_KEY: Final = "events_stream_sequence_key"
 EVENT_ID_KEY: Final = "events_event_id_key"
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS {s}.events (
     occurred_at timestamptz NOT NULL,
     correlation_id text,
     causation_id text,
+    traceparent text,
     CONSTRAINT {STREAM_SEQUENCE_KEY} UNIQUE (stream_id, sequence),
     CONSTRAINT {EVENT_ID_KEY} UNIQUE (event_id)
 );
@@ -116,6 +118,13 @@ CREATE INDEX IF NOT EXISTS idempotency_by_time ON {s}.idempotency (created_at);
             re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (?:\w+\.)?(\w+)", self.ddl)
         )
         """Every table and index ``ddl`` creates: when all exist, it need not run."""
+        # The events' trace context (the release before had none): added to an older table
+        # once, NULL for the events written before.
+        self.has_traceparent = (
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = $1"
+            " AND table_name = 'events' AND column_name = 'traceparent'"
+        )
+        self.add_traceparent = f"ALTER TABLE {s}.events ADD COLUMN IF NOT EXISTS traceparent text"
         self.count_relations = (
             "SELECT count(*) FROM pg_catalog.pg_class AS c"
             " JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace"

@@ -210,6 +210,7 @@ class SqliteEventStore:
                 occurred_at=_moment(occurred_at),
                 correlation_id=correlation_id,
                 causation_id=causation_id,
+                traceparent=traceparent,
             )
             for (
                 position,
@@ -221,6 +222,7 @@ class SqliteEventStore:
                 occurred_at,
                 correlation_id,
                 causation_id,
+                traceparent,
             ) in self._conn.execute(query, params)
         ]
 
@@ -394,6 +396,7 @@ def _event_rows(events: Sequence[NewEvent]) -> list[tuple[object, ...]]:
                 at,
                 e.correlation_id,
                 e.causation_id,
+                e.traceparent,
             )
         )
     return rows

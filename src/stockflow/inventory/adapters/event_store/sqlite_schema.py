@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS events (
     occurred_at INTEGER NOT NULL,
     correlation_id TEXT,
     causation_id TEXT,
+    traceparent TEXT,
     UNIQUE (stream_id, sequence)
 );
 CREATE TABLE IF NOT EXISTS processed (
@@ -87,13 +88,18 @@ INDEX_IDEMPOTENCY: Final = (
 )
 
 _EVENT_COLUMNS: Final = (
-    "position, stream_id, sequence, event_id, type, data, occurred_at, correlation_id, causation_id"
+    "position, stream_id, sequence, event_id, type, data, occurred_at, correlation_id,"
+    " causation_id, traceparent"
 )
 
 INSERT_EVENT: Final = (
     "INSERT INTO events (stream_id, sequence, event_id, type, data, occurred_at,"
-    " correlation_id, causation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " correlation_id, causation_id, traceparent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# The trace context of each event (the release before had none): added in place, NULL for the
+# events written before.
+EVENT_COLUMN_NAMES: Final = "SELECT name FROM pragma_table_info('events')"
+ADD_TRACEPARENT: Final = "ALTER TABLE events ADD COLUMN traceparent TEXT"
 # The anchors are a JSON array of [stream_id, sequence] pairs that must all exist.
 COUNT_ANCHORS: Final = (
     "SELECT count(*) FROM json_each(?) AS anchor JOIN events"
@@ -160,9 +166,12 @@ PRUNE_RECORDS: Final = "DELETE FROM idempotency WHERE created_at < ?"
 def create_schema(db: sqlite3.Connection) -> None:
     """Create the schema, or bring the one of an earlier release up to date (idempotent)."""
     db.executescript(SCHEMA)
-    # The idempotency table: created, or migrated from the unscoped one of the release before.
+    # The events' trace context, added to an older events table; the idempotency table:
+    # created, or migrated from the unscoped one of the release before.
     db.execute("BEGIN IMMEDIATE")  # another process opening the same file waits here
     try:
+        if "traceparent" not in {name for (name,) in db.execute(EVENT_COLUMN_NAMES)}:
+            db.execute(ADD_TRACEPARENT)
         columns = {name for (name,) in db.execute(IDEMPOTENCY_COLUMNS)}
         if not columns:
             db.execute(CREATE_IDEMPOTENCY)
