@@ -64,6 +64,8 @@ class EventsBenchConfig:
     """``INVENTORY_FEEDER`` of the worker: bus consumption in a child process, or inline."""
     rate: float | None = None
     """Commands published per second; ``None``: as fast as possible."""
+    traced: bool = False
+    """Every command in a trace of its own (``publish_commands``' ``traced``)."""
     before_audit: Callable[[BenchBackend], Awaitable[None]] | None = None
     """Called between the run and the audit (a seam for tests that break the store)."""
 
@@ -125,7 +127,7 @@ async def _measure(
             f"worker ready on port {worker.port} ({relaying}, feeder {config.feeder}); publishing ..."
         )
         published, first_publish, publish_done_at = await publish_commands(
-            backend.bus_url, workload.envelopes, say, rate=config.rate
+            backend.bus_url, workload.envelopes, say, rate=config.rate, traced=config.traced
         )
         done_at = await _wait_processed(backend, workload.unique, first_publish, say)
         if config.relay:

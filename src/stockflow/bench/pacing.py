@@ -77,15 +77,27 @@ class TokenBucket:
             await self._sleep((count - self._tokens) / self.rate)
 
 
+def traceparent_of(envelope: Envelope) -> str:
+    """A W3C ``traceparent`` of the envelope's own: its id as the trace id (UUIDs are 32 hex
+    digits), sampled."""
+    trace_id = envelope.id.replace("-", "")
+    return f"00-{trace_id}-{trace_id[:16]}-01"
+
+
 async def publish_commands(
     bus_url: str,
     envelopes: Sequence[Envelope],
     say: Callable[[str], None],
     *,
     rate: float | None = None,
+    traced: bool = False,
 ) -> tuple[dict[str, float], float, float]:
     """Publish *envelopes* to ``inventory.commands`` in batches, at *rate* envelopes/s or as
     fast as the bus takes them, each stamped with its publish time as ``occurred_at``.
+
+    *traced*: each envelope carries a ``traceparent`` of its own (as if every command came
+    from a traced request of its own: the worst case for the event log and the relay, which
+    then store and publish one trace context per event).
 
     Returns the first publish time of each id, and when publishing began and ended.
     """
@@ -106,7 +118,8 @@ async def publish_commands(
             for envelope in chunk:
                 published.setdefault(envelope.id, stamp)
                 batch.append(msgspec.structs.replace(envelope, occurred_at=now))
-            await bus.publish(COMMANDS_TOPIC, batch)
+            causes = [traceparent_of(e) for e in batch] if traced else None
+            await bus.publish(COMMANDS_TOPIC, batch, causes=causes)
             if stamp - last_report >= REPORT_SECONDS:
                 last_report = stamp
                 rate_now = (start + len(batch)) / (time.time() - started)

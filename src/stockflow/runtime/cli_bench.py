@@ -179,6 +179,15 @@ def bench_events_command(
             " give a rate the worker sustains to read the pipeline's own latency.",
         ),
     ] = None,
+    traced: Annotated[
+        bool,
+        typer.Option(
+            "--traced/--no-traced",
+            help="Every command carries a traceparent of its own, so every event stores one"
+            " and the relay publishes each in its own trace (the cost of tracing on the hot"
+            " path; compare with a run without). Default: no trace context.",
+        ),
+    ] = False,
 ) -> None:
     """End-to-end events/s of the inventory worker on a generated workload, then the audit.
 
@@ -208,6 +217,7 @@ def bench_events_command(
         relay=relay,
         feeder=feeder,
         rate=rate,
+        traced=traced,
     )
     raise typer.Exit(run_events_bench(config))
 
