@@ -28,7 +28,7 @@ SERVICE_TOKEN = "test-service-credential"
 JWT_SECRET = "edge-test-secret-edge-test-secret-edge-test-secret"
 
 
-def token(user: str, role: str = "customer", *, ttl: float = 600) -> str:
+def token(user: str, role: str = "customer", *, ttl: float = 6 * 3600) -> str:
     return issue_token(JWT_SECRET, user=user, role=role, ttl_seconds=ttl)
 
 
