@@ -4,7 +4,8 @@ next request as soon as the previous answer is in, for *seconds*, over ``bench.r
 Unlike ``bench.http_load`` (one fixed request) each request is built by a callable, so every
 sender can act as another user (its own token) and mix reads and writes. Latency is taken
 from send to answer, per request; transport errors and timeouts count as errors with the
-time they took, so an outage shows in both the error rate and the tail.
+time they took, so an outage shows in both the error rate and the tail. A 429 or 503 with
+``Retry-After`` makes its sender wait that long, as the kit's client does.
 """
 
 from __future__ import annotations
@@ -65,6 +66,16 @@ class _Record:
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
+def _retry_after(response: RawResponse) -> float:
+    """The seconds a 429/503 asks the client to wait (``Retry-After``), else 0."""
+    if response.status_code not in (429, 503):
+        return 0.0
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "0")))
+    except ValueError:  # an HTTP date: not what the services send
+        return 1.0
+
+
 async def run_closed_loop(
     url: str,
     make: RequestMaker,
@@ -76,7 +87,11 @@ async def run_closed_loop(
     observe: Callable[[Request, RawResponse], None] | None = None,
 ) -> LoopFigures:
     """Drive the server at *url* with *concurrency* closed-loop senders for *seconds* (or
-    until each sent *per_sender* requests); *observe* sees every answer."""
+    until each sent *per_sender* requests); *observe* sees every answer.
+
+    A sender answered 429 or 503 with ``Retry-After`` waits that long before its next
+    request, as a well-behaved client (and the kit's) does, so a fast-failing outage counts
+    the placements users tried, not a storm of instant retries."""
     record = _Record()
     async with RawHttp(url, max_connections=concurrency, timeout=request_timeout) as http:
         started = time.perf_counter()
@@ -100,9 +115,11 @@ async def run_closed_loop(
                     if observe is not None:
                         observe(request, response)
                 except TRANSPORT_ERRORS as error:
-                    outcome = type(error).__name__
+                    outcome, response = type(error).__name__, None
                 record.latencies.append((time.perf_counter() - sent) * 1000.0)
                 record.outcomes[outcome] += 1
+                if response is not None and (wait := _retry_after(response)):
+                    await asyncio.sleep(min(wait, max(0.0, until - time.perf_counter())))
 
         await asyncio.gather(*(sender(i) for i in range(concurrency)))
         elapsed = time.perf_counter() - started

@@ -70,8 +70,8 @@ def bench_claims_command(
         float | None,
         typer.Option(
             min=0.1,
-            help="Claim 2: seconds the inventory is stopped (default 5, at most a"
-            " third of the window).",
+            help="Claim 2: seconds the inventory is stopped (default 5, or a third"
+            " of the window when that is less).",
         ),
     ] = None,
     backend: Annotated[
