@@ -55,9 +55,9 @@ class ClaimsConfig:
     jwt_secret: str
     quick: bool = False
     seconds: float | None = None
-    """Measured seconds per load window (default 15, quick 4)."""
+    """Measured seconds per load window (default 15, quick 3)."""
     events: int | None = None
-    """Events of claim 3's workload per backend (default 100,000, quick 10,000)."""
+    """Events of claim 3's workload per backend (default 100,000, quick 5,000)."""
     concurrency: int = 32
     """Claim 1's closed-loop senders: enough to saturate the paths (throughput is the claim)."""
     order_senders: int = 8
@@ -65,14 +65,15 @@ class ClaimsConfig:
     closed loop's latency is senders / throughput, whichever path)."""
     slow_ms: float = 50.0
     outage: float | None = None
-    """Seconds the inventory is stopped in claim 2's outage (default 5, quick 1.5)."""
+    """Seconds the inventory is stopped in claim 2's outage (default 5, or a third of the
+    window when that is less: quick 1)."""
     backends: tuple[str, ...] = ("embedded", "distributed")
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     nats_url: str = "nats://127.0.0.1:4222"
 
     @property
     def window(self) -> float:
-        return self.seconds if self.seconds is not None else (4.0 if self.quick else 15.0)
+        return self.seconds if self.seconds is not None else (3.0 if self.quick else 15.0)
 
     @property
     def warmup(self) -> float:
@@ -84,7 +85,7 @@ class ClaimsConfig:
 
     @property
     def workload_events(self) -> int:
-        return self.events if self.events is not None else (10_000 if self.quick else 100_000)
+        return self.events if self.events is not None else (5_000 if self.quick else 100_000)
 
 
 class Verdict(msgspec.Struct, kw_only=True):

@@ -342,31 +342,35 @@ def sync_orders_app(inventory_url: str, database: Path, *, token: str) -> FastAP
     return app
 
 
-def _build(args: argparse.Namespace) -> FastAPI:
+def _build(args: argparse.Namespace, token: str, jwt_secret: str) -> FastAPI:
     if args.app == "fragment":
-        return fragment_app(args.name, Path(args.database), args.token)
+        return fragment_app(args.name, Path(args.database), token)
     if args.app == "composer":
         downstreams = dict(item.split("=", 1) for item in args.downstream)
-        return composer_app(downstreams, secret=args.jwt_secret, token=args.token)
-    return sync_orders_app(args.inventory_url, Path(args.database), token=args.token)
+        return composer_app(downstreams, secret=jwt_secret, token=token)
+    return sync_orders_app(args.inventory_url, Path(args.database), token=token)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve one fixture until interrupted (the credential comes as ``--token``)."""
+    """Serve one fixture until interrupted. The secrets come in the environment, never on
+    the command line: the service credential in ``STOCKFLOW_SERVICE_TOKEN`` (as for ``stockflow
+    serve``), the composer's JWT key in ``CLAIMS_JWT_SECRET``."""
+    import os
+
     import uvicorn
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("app", choices=("fragment", "composer", "sync_orders"))
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--token", required=True)
     parser.add_argument("--name", choices=FRAGMENTS, default="identity")
     parser.add_argument("--database", default="")
     parser.add_argument("--downstream", action="append", default=[], help="name=url")
-    parser.add_argument("--jwt-secret", default="")
     parser.add_argument("--inventory-url", default="")
     args = parser.parse_args(argv)
     configure_logging(json=True, level="WARNING", service=f"bench-{args.app}")
-    app = _build(args)
+    app = _build(
+        args, os.environ["STOCKFLOW_SERVICE_TOKEN"], os.environ.get("CLAIMS_JWT_SECRET", "")
+    )
     instrument(app, service=f"bench-{args.app}", registry=CollectorRegistry())
     uvicorn.run(
         app, host="127.0.0.1", port=args.port, log_config=None, access_log=False, loop="uvloop"

@@ -83,12 +83,15 @@ def profiles_process(token: str, workdir: Path) -> ServiceProcess:
     )
 
 
-def fixture_process(app: str, token: str, args: Sequence[str], *, name: str) -> ServiceProcess:
+def fixture_process(
+    app: str, token: str, args: Sequence[str], *, name: str, jwt_secret: str = ""
+) -> ServiceProcess:
     """One fixture of :mod:`stockflow.bench.claims_apps` (``fragment``, ``composer`` or
-    ``sync_orders``) with *args*, on a free port."""
+    ``sync_orders``) with *args*, on a free port; the secrets go in its environment."""
     port = free_port()
     argv = [sys.executable, "-m", "stockflow.bench.claims_apps", app, "--port", str(port)]
-    return ServiceProcess([*argv, "--token", token, *args], name=name, port=port)
+    env = {"STOCKFLOW_SERVICE_TOKEN": token, "CLAIMS_JWT_SECRET": jwt_secret}
+    return ServiceProcess([*argv, *args], name=name, port=port, env=env)
 
 
 async def start_all(processes: Iterable[ServiceProcess]) -> None:

@@ -211,12 +211,13 @@ async def measure_profiles_claim(
         single = fixture_process(
             "composer",
             token,
-            ["--jwt-secret", jwt_secret, "--downstream", f"profiles={profiles.base_url}"],
+            ["--downstream", f"profiles={profiles.base_url}"],
             name="composer (profiles)",
+            jwt_secret=jwt_secret,
         )
         split = [f"--downstream={name}={p.base_url}" for name, p in fragments.items()]
         fanout = fixture_process(
-            "composer", token, ["--jwt-secret", jwt_secret, *split], name="composer (fragments)"
+            "composer", token, split, name="composer (fragments)", jwt_secret=jwt_secret
         )
         processes = [profiles, *fragments.values(), edge, single, fanout]
         await start_all(processes)

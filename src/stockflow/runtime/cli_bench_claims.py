@@ -25,9 +25,7 @@ __all__ = ["bench_claims_command"]
 def bench_claims_command(
     quick: Annotated[
         bool,
-        typer.Option(
-            "--quick", help="4 s windows, 10,000 events per backend (a few minutes in all)."
-        ),
+        typer.Option("--quick", help="3 s windows, 5,000 events per backend (under 5 min in all)."),
     ] = False,
     plots: Annotated[
         Path, typer.Option("--plots", help="Where the PNG plots and claims.md go.")
@@ -39,7 +37,7 @@ def bench_claims_command(
     duration: Annotated[
         float | None,
         typer.Option(
-            "--duration", min=0.5, help="Seconds per measured window (default 15, quick 4)."
+            "--duration", min=0.5, help="Seconds per measured window (default 15, quick 3)."
         ),
     ] = None,
     events: Annotated[
@@ -47,7 +45,7 @@ def bench_claims_command(
         typer.Option(
             "--events",
             min=100,
-            help="Claim 3's events per backend (default 100,000, quick 10,000).",
+            help="Claim 3's events per backend (default 100,000, quick 5,000).",
         ),
     ] = None,
     concurrency: Annotated[
