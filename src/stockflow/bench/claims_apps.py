@@ -5,10 +5,7 @@ serve`` runs a service (the kit's middleware, JSON logs at WARNING, uvloop).
 
 * ``fragment``: one of the four fragmented profile services (identity, contact, addresses,
   preferences), each with its own SQLite database: ``GET`` / ``PUT /fragments/{user_id}``;
-* ``composer``: an edge-like composer (the JWT verified, the identity passed on, one
-  :class:`~stockflow_kit.http.ResilientClient` per downstream) for ``GET /me`` and
-  ``PUT /me``, either from the four fragments (four calls at once) or from the real profiles
-  service (one call): the same code both ways, only the fan-out differs;
+* ``composer``: the edge-like composer of :mod:`stockflow.bench.claims_composer`;
 * ``sync_orders``: order placement where the inventory reserves *before* the answer: the
   order is stored, ``POST /internal/reservations`` is called through the resilient client,
   the order is stored CONFIRMED or REJECTED and the answer is 201 with that status.
@@ -26,19 +23,17 @@ import hashlib
 import sqlite3
 import threading
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
 
-import jwt
 import msgspec
 from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry
 from starlette.responses import Response
 
-from stockflow.contracts.identity import ROLE_HEADER, USER_HEADER
+from stockflow.contracts.identity import USER_HEADER
 from stockflow.contracts.orders import PlaceOrderRequest
-from stockflow.contracts.profiles import ProfileUpdate
 from stockflow_kit.http import (
     DownstreamClientError,
     DownstreamError,
@@ -47,31 +42,34 @@ from stockflow_kit.http import (
 )
 from stockflow_kit.observability import configure_logging
 
-__all__ = ["FRAGMENTS", "composer_app", "fragment_app", "main", "sync_orders_app"]
+__all__ = [
+    "FRAGMENTS",
+    "JSON_TYPE",
+    "downstream_problem",
+    "fixture_client",
+    "fragment_app",
+    "main",
+    "problem",
+    "sync_orders_app",
+]
 
 FRAGMENTS: Final = ("identity", "contact", "addresses", "preferences")
 """The four services the seed's profile domain was split into, and what each one kept."""
-_FIELDS: Final = {
-    "identity": ("name",),
-    "contact": ("email",),
-    "addresses": ("addresses",),
-    "preferences": ("preferences",),
-}
-_JSON: Final = "application/json"
+JSON_TYPE: Final = "application/json"
 _SETTLED: Final = ("CONFIRMED", "REJECTED")
 
 
-def _problem(status: int, title: str, retry_after: float | None = None) -> Response:
+def problem(status: int, title: str, retry_after: float | None = None) -> Response:
     headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
     body = msgspec.json.encode({"type": "about:blank", "title": title, "status": status})
     return Response(body, status, media_type="application/problem+json", headers=headers)
 
 
-def _downstream_problem(error: DownstreamError) -> Response:
+def downstream_problem(error: DownstreamError) -> Response:
     """A downstream's 4xx as it came (404: no such profile), anything else a 503."""
     if isinstance(error, DownstreamClientError):
-        return _problem(error.status, "a downstream refused the request")
-    return _problem(503, "a downstream could not answer", 1)
+        return problem(error.status, "a downstream refused the request")
+    return problem(503, "a downstream could not answer", 1)
 
 
 class _Documents:
@@ -115,7 +113,7 @@ class _Documents:
         self._conn.close()
 
 
-def _client(name: str, url: str, token: str, registry: CollectorRegistry) -> ResilientClient:
+def fixture_client(name: str, url: str, token: str, registry: CollectorRegistry) -> ResilientClient:
     """A resilient client set as edge sets its own (``EdgeSettings``' defaults): 5 s per
     attempt, 10 s per call, 3 attempts, a breaker that opens after 5 failures for 10 s, 64
     calls in flight."""
@@ -141,7 +139,7 @@ def _service_app(title: str, token: str) -> FastAPI:
     @app.middleware("http")
     async def require_service(request: Request, call_next: Any) -> Response:
         if request.url.path != "/readyz" and request.headers.get("authorization") != expected:
-            return _problem(401, "a service credential is required")
+            return problem(401, "a service credential is required")
         response: Response = await call_next(request)
         return response
 
@@ -160,131 +158,20 @@ def fragment_app(name: str, database: Path, token: str) -> FastAPI:
     @app.get("/fragments/{user_id}")
     async def read(user_id: str, request: Request) -> Response:
         if request.headers.get(USER_HEADER) != user_id:
-            return _problem(404, "no such profile")
+            return problem(404, "no such profile")
         found = await documents.get(user_id)
         if found is None:
-            return _problem(404, "no such profile")
+            return problem(404, "no such profile")
         version, body = found
-        return Response(body, media_type=_JSON, headers={"ETag": f'"{version}"'})
+        return Response(body, media_type=JSON_TYPE, headers={"ETag": f'"{version}"'})
 
     @app.put("/fragments/{user_id}")
     async def write(user_id: str, request: Request) -> Response:
         if request.headers.get(USER_HEADER) != user_id:
-            return _problem(404, "no such profile")
+            return problem(404, "no such profile")
         body = await request.body()
         version = await documents.put(user_id, body)
-        return Response(body, media_type=_JSON, headers={"ETag": f'"{version}"'})
-
-    return app
-
-
-def _caller(request: Request, secret: str) -> tuple[str, str] | None:
-    """``(user, role)`` of the request's bearer JWT, or ``None`` when it is not valid."""
-    header = request.headers.get("authorization", "")
-    if not header.startswith("Bearer "):
-        return None
-    try:
-        claims = jwt.decode(header[7:], secret, algorithms=["HS256"], leeway=30)
-    except jwt.InvalidTokenError:
-        return None
-    return str(claims["sub"]), str(claims["role"])
-
-
-def _merge(user: str, parts: list[dict[str, Any]], versions: list[int]) -> bytes:
-    view: dict[str, Any] = {"user_id": user}
-    for part in parts:
-        view.update(part)
-    view["version"] = sum(versions)
-    view["degraded"] = False
-    return msgspec.json.encode(view)
-
-
-def composer_app(downstreams: Mapping[str, str], *, secret: str, token: str) -> FastAPI:
-    """``GET /me`` / ``PUT /me`` composed from *downstreams* (name -> base URL): the four
-    fragments (``/fragments/{user}`` each) or ``profiles`` alone (``/profiles/{user}``)."""
-    clients: dict[str, ResilientClient] = {}
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        for name, url in downstreams.items():
-            clients[name] = _client(name, url, token, registry)
-        try:
-            yield
-        finally:
-            for client in clients.values():
-                await client.aclose()
-
-    registry = CollectorRegistry()
-    app = FastAPI(title="bench composer", lifespan=lifespan)
-    consolidated = "profiles" in downstreams
-
-    def path(name: str, user: str) -> str:
-        return f"/profiles/{user}" if consolidated else f"/fragments/{user}"
-
-    async def call(
-        method: str, user: str, role: str, content: bytes | None = None
-    ) -> list[tuple[str, bytes, int]]:
-        headers = {USER_HEADER: user, ROLE_HEADER: role}
-        if content is not None:
-            headers["Content-Type"] = _JSON
-
-        async def one(name: str, body: bytes | None) -> tuple[str, bytes, int]:
-            response = await clients[name].request(
-                method, path(name, user), headers=headers, content=body
-            )
-            return name, response.content, int(response.headers.get("etag", '"0"').strip('"'))
-
-        if consolidated:
-            return [await one("profiles", content)]
-        if content is None:
-            return list(await asyncio.gather(*(one(name, None) for name in FRAGMENTS)))
-        update = msgspec.json.decode(content)
-        return list(
-            await asyncio.gather(
-                *(
-                    one(name, msgspec.json.encode({f: update.get(f) for f in _FIELDS[name]}))
-                    for name in FRAGMENTS
-                )
-            )
-        )
-
-    def answer(user: str, results: list[tuple[str, bytes, int]]) -> Response:
-        if consolidated:
-            view = msgspec.json.decode(results[0][1])
-            view["degraded"] = False
-            return Response(msgspec.json.encode(view), media_type=_JSON)
-        parts = [msgspec.json.decode(body) for _name, body, _version in results]
-        body = _merge(user, parts, [version for _n, _b, version in results])
-        return Response(body, media_type=_JSON)
-
-    @app.get("/readyz")
-    async def readyz() -> dict[str, str]:
-        return {"status": "ready"}
-
-    @app.get("/me")
-    async def get_me(request: Request) -> Response:
-        caller = _caller(request, secret)
-        if caller is None:
-            return _problem(401, "a valid bearer token is required")
-        try:
-            return answer(caller[0], await call("GET", *caller))
-        except DownstreamError as error:
-            return _downstream_problem(error)
-
-    @app.put("/me")
-    async def put_me(request: Request) -> Response:
-        caller = _caller(request, secret)
-        if caller is None:
-            return _problem(401, "a valid bearer token is required")
-        body = await request.body()
-        try:
-            msgspec.json.decode(body, type=ProfileUpdate)
-        except msgspec.ValidationError as error:
-            return _problem(422, str(error))
-        try:
-            return answer(caller[0], await call("PUT", *caller, content=body))
-        except DownstreamError as error:
-            return _downstream_problem(error)
+        return Response(body, media_type=JSON_TYPE, headers={"ETag": f'"{version}"'})
 
     return app
 
@@ -297,7 +184,7 @@ def sync_orders_app(inventory_url: str, database: Path, *, token: str) -> FastAP
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        inventory.append(_client("inventory", inventory_url, token, registry))
+        inventory.append(fixture_client("inventory", inventory_url, token, registry))
         try:
             yield
         finally:
@@ -312,7 +199,7 @@ def sync_orders_app(inventory_url: str, database: Path, *, token: str) -> FastAP
         try:
             placed = msgspec.json.decode(body, type=PlaceOrderRequest)
         except msgspec.ValidationError as error:
-            return _problem(422, str(error))
+            return problem(422, str(error))
         customer = request.headers.get(USER_HEADER, "")
         # One order per (customer, Idempotency-Key), as the orders service keeps it: edge
         # retries a placement that timed out with the same key.
@@ -320,7 +207,7 @@ def sync_orders_app(inventory_url: str, database: Path, *, token: str) -> FastAP
         order_id = "sync-" + hashlib.sha256(f"{customer}\n{key}".encode()).hexdigest()[:32]
         stored = await orders.get(order_id)
         if stored is not None and msgspec.json.decode(stored[1])["status"] in _SETTLED:
-            return Response(stored[1], 201, media_type=_JSON)
+            return Response(stored[1], 201, media_type=JSON_TYPE)
         lines = [{"sku": line.sku, "qty": line.qty} for line in placed.lines]
         order = {"id": order_id, "customer_id": customer, "lines": lines, "status": "PENDING"}
         await orders.put(order_id, msgspec.json.encode(order))
@@ -333,11 +220,11 @@ def sync_orders_app(inventory_url: str, database: Path, *, token: str) -> FastAP
         except DownstreamError:
             order["status"] = "FAILED"
             await orders.put(order_id, msgspec.json.encode(order))
-            return _problem(503, "the inventory could not reserve", 1)
+            return problem(503, "the inventory could not reserve", 1)
         reserved = response.json()["status"] == "reserved"
         order["status"] = "CONFIRMED" if reserved else "REJECTED"
         await orders.put(order_id, msgspec.json.encode(order))
-        return Response(msgspec.json.encode(order), 201, media_type=_JSON)
+        return Response(msgspec.json.encode(order), 201, media_type=JSON_TYPE)
 
     return app
 
@@ -346,6 +233,8 @@ def _build(args: argparse.Namespace, token: str, jwt_secret: str) -> FastAPI:
     if args.app == "fragment":
         return fragment_app(args.name, Path(args.database), token)
     if args.app == "composer":
+        from stockflow.bench.claims_composer import composer_app
+
         downstreams = dict(item.split("=", 1) for item in args.downstream)
         return composer_app(downstreams, secret=jwt_secret, token=token)
     return sync_orders_app(args.inventory_url, Path(args.database), token=token)
