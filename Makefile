@@ -19,7 +19,7 @@ export UV_PYTHON_PREFERENCE ?= system
 export UV_NATIVE_TLS ?= 1
 export PACT_DO_NOT_TRACK ?= true
 
-.PHONY: help sync fmt lint chromium promtool test test-fast test-unit test-integration run bench audit chaos clean
+.PHONY: help sync fmt lint chromium promtool test test-fast test-unit test-integration run bench bench-claims-smoke audit chaos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -60,7 +60,7 @@ promtool: ## Debian's prometheus and prometheus-alertmanager (the alert-rule tes
 
 test: lint chromium promtool ## lint + the whole test suite (integration tests skip if a server is down, fail when CI=true)
 	$(BIN)/pytest -m "not chaos and not slow" $(PARALLEL) $(PYTEST_ARGS)
-	$(BIN)/pytest -m "slow and not chaos" $(PARALLEL) $(PYTEST_ARGS)
+	$(BIN)/pytest -m "slow and not chaos and not claims" $(PARALLEL) $(PYTEST_ARGS)
 
 test-fast: lint ## lint + the suite without the slow tests (real processes, crash, hostile, brokers)
 	$(BIN)/pytest -m "not chaos and not slow" $(PARALLEL) $(PYTEST_ARGS)
@@ -69,10 +69,13 @@ test-unit: sync ## fast tests only (no servers)
 	$(BIN)/pytest -m "not integration and not chaos" $(PYTEST_ARGS)
 
 test-integration: sync ## tests against the real PostgreSQL and NATS JetStream
-	STOCKFLOW_REQUIRE_SERVICES=1 $(BIN)/pytest -m integration $(PYTEST_ARGS)
+	STOCKFLOW_REQUIRE_SERVICES=1 $(BIN)/pytest -m "integration and not claims" $(PYTEST_ARGS)
 
 chaos: sync ## the ChaosToolkit experiments of chaos/ (about 4.5 min; .ci/run runs them after make test)
 	$(BIN)/pytest -m chaos $(PYTEST_ARGS)
+
+bench-claims-smoke: sync ## stockflow bench claims at its smallest: it runs, every audit passes, the report is written (about 3 min; .ci/run runs it after make chaos)
+	$(BIN)/pytest -m claims $(PYTEST_ARGS)
 
 run: sync ## start the whole system, embedded (SQLite + embedded bus)
 	$(BIN)/stockflow up

@@ -43,7 +43,7 @@ from stockflow.bench.waiting import STALL_SECONDS, wait_for_count
 from stockflow.bench.worker import WorkerProcess
 from stockflow.bench.workload import Workload, generate_workload
 
-__all__ = ["EventsBenchConfig", "run_events_bench"]
+__all__ = ["EventsBenchConfig", "measure_events", "run_events_bench"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def _say(line: str) -> None:
 
 def run_events_bench(config: EventsBenchConfig, say: Callable[[str], None] = _say) -> int:
     """Run the benchmark; print and write the figures. Returns the exit code (0, or 1)."""
-    result = asyncio.run(_run(config, say))
+    result = asyncio.run(measure_events(config, say))
     print_figures(result)
     if config.json_file is not None:
         config.json_file.write_bytes(msgspec.json.format(msgspec.json.encode(result)))
@@ -92,7 +92,8 @@ def run_events_bench(config: EventsBenchConfig, say: Callable[[str], None] = _sa
     return 0 if result.audit_ok else 1
 
 
-async def _run(config: EventsBenchConfig, say: Callable[[str], None]) -> EventsFigures:
+async def measure_events(config: EventsBenchConfig, say: Callable[[str], None]) -> EventsFigures:
+    """One run on a fresh backend (removed afterwards): its figures, audit included."""
     say(f"generating ~{config.events} events over {config.skus} SKUs (seed {config.seed}) ...")
     workload = generate_workload(events=config.events, skus=config.skus, seed=config.seed)
     say(f"{len(workload.envelopes)} envelopes, {workload.unique} unique commands")

@@ -16,6 +16,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from stockflow.runtime.cli_bench import DEFAULT_NATS_URL, bench_app
+from stockflow.runtime.cli_bench_claims import bench_claims_command
 from stockflow.runtime.cli_bench_orders import bench_orders_command
 from stockflow.runtime.cli_load import load_command
 from stockflow.runtime.cli_trace import trace_command
@@ -28,6 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 bench_app.command("orders")(bench_orders_command)
+bench_app.command("claims")(bench_claims_command)
 app.command("load")(load_command)
 app.command("trace")(trace_command)
 app.add_typer(bench_app, name="bench")
