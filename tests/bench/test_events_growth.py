@@ -31,16 +31,23 @@ def test_a_run_whose_batches_slow_down_shows_it_in_its_last_tenth() -> None:
 
 def test_commit_ms_per_tenth_comes_from_the_samples_that_bracket_it() -> None:
     times = _times([(10, float(i)) for i in range(1, 21)])  # 200 events, 20 batches
+    # A sample every 20 events (a tenth): 100 ms per commit, then 300 ms from 160 events on.
     samples = [
-        MetricSample(events=0, commit_seconds_sum=0.0, commit_count=0),
-        MetricSample(events=100, commit_seconds_sum=1.0, commit_count=10),  # 100 ms each
-        MetricSample(events=200, commit_seconds_sum=4.0, commit_count=20),  # then 300 ms
+        MetricSample(
+            events=e,
+            commit_seconds_sum=0.1 * min(e, 160) / 10 + 0.3 * max(e - 160, 0) / 10,
+            commit_count=e / 10,
+        )
+        for e in range(0, 201, 20)
     ]
     curve = growth_curve(times, samples)
 
     assert curve.tenths[0].mean_commit_ms == 100.0
     assert curve.tenths[-1].mean_commit_ms == 300.0
     assert curve.commit_ms_last_vs_first == 3.0
+    # Samples too far apart to tell one tenth from the next give no figure.
+    sparse = growth_curve(times, [samples[0], samples[5], samples[10]])
+    assert [t.mean_commit_ms for t in sparse.tenths] == [None] * 10
 
 
 def test_a_run_too_short_to_cut_has_no_tenths() -> None:

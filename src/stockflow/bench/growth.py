@@ -9,8 +9,9 @@ tenth:
 * ``ms_per_batch``: its span / the batches that committed in it (a batch's events share one
   ``occurred_at``, so the distinct times count the batches): the worker's whole cycle;
 * ``mean_commit_ms``: the worker's own ``inventory_commit_duration_seconds`` over the tenth,
-  from the metric samples the bench took while waiting (``None`` when no two samples bracket
-  the tenth: a run too short for the polling interval).
+  from the metric samples the bench took while waiting (``None`` when no two samples at most
+  two tenths' worth of events apart bracket the tenth: a run too short for the polling
+  interval, or a worker too busy to answer the scrape at once).
 
 ``last_vs_first`` is the last tenth's events/s over the first's: 1.0 is a flat cost per event,
 0.5 an event costing twice as much at the end of the run as at its start.
@@ -27,6 +28,8 @@ import msgspec
 __all__ = ["PARTS", "GrowthCurve", "MetricSample", "Tenth", "growth_curve"]
 
 PARTS: Final = 10
+_WIDEST: Final = 2
+"""A tenth's commit ms comes from samples at most this many tenths' worth of events apart."""
 
 
 class MetricSample(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,6 +107,8 @@ def _commit_ms(samples: Sequence[MetricSample], lo: int, hi: int) -> float | Non
     if before < 0 or after >= len(samples) or after <= before:
         return None
     first, last = samples[before], samples[after]
+    if last.events - first.events > _WIDEST * (hi - lo):
+        return None  # the samples are too far apart (a scrape waited): not this tenth's mean
     commits = last.commit_count - first.commit_count
     if commits <= 0:
         return None
