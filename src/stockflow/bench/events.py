@@ -60,6 +60,8 @@ __all__ = ["EventsBenchConfig", "Preloader", "run_events_bench"]
 
 Preloader = Callable[..., Awaitable[Preloaded]]
 """``(event_store_url, *, events, skus, seed, say) -> Preloaded``: writes the history."""
+SAMPLE_SECONDS = 0.5
+"""How often the bench scrapes the worker's commit metric while it waits."""
 PRELOAD_LOAD_RATE = 50_000
 """Events/s the worker is granted to load a preloaded log before it must be ready."""
 
@@ -243,12 +245,17 @@ async def _wait_processed(
     first_publish: float,
     say: Callable[[str], None],
 ) -> float:
-    """Poll until every unique command is processed; sample the commit metric each poll."""
+    """Poll until every unique command is processed; sample the commit metric about every
+    ``SAMPLE_SECONDS`` (a scrape costs the worker's event loop a rendering of every metric)."""
     processed, events = 0, 0
+    last_sample = time.monotonic()
 
     async def count() -> int:
-        nonlocal processed, events
-        metrics = await worker.metrics()  # before the count: the sample never runs ahead
+        nonlocal processed, events, last_sample
+        metrics: dict[str, float] = {}
+        if time.monotonic() - last_sample >= SAMPLE_SECONDS:
+            last_sample = time.monotonic()
+            metrics = await worker.metrics()  # before the count: the sample never runs ahead
         processed, events = await backend.counts()
         if metrics:
             samples.append(_sample(events, metrics))
