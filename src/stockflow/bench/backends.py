@@ -52,6 +52,12 @@ class Preloaded:
     """When the preloaded ids were processed (Unix seconds): the run's ids are later."""
     seconds: float = 0.0
 
+    @property
+    def cut(self) -> float:
+        """A moment between the preloaded ids and the run's (a second after the former, so
+        no rounding of the stored times puts a preloaded id on the run's side)."""
+        return self.processed_at + 1.0
+
 
 @dataclass
 class BenchBackend:
@@ -81,7 +87,7 @@ class BenchBackend:
                     return 0, 0
                 processed = conn.execute(
                     "SELECT count(*) FROM processed WHERE processed_at > ?",
-                    (int(base.processed_at * 1e6) if base.processed else -1,),
+                    (int(base.cut * 1e6) if base.processed else -1,),
                 ).fetchone()[0]
                 events = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
                 return int(processed), int(events[0]) - base.last_position
@@ -92,7 +98,7 @@ class BenchBackend:
                 " WHERE $1 = 0 OR processed_at > to_timestamp($2)),"
                 " (SELECT count(*) FROM inventory.events WHERE position > $3)",
                 base.processed,
-                base.processed_at,
+                base.cut,
                 base.last_position,
             )
         except asyncpg.UndefinedTableError:  # the worker has not created its schema yet

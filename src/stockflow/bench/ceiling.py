@@ -179,7 +179,7 @@ class _SqliteWriter:
             )
             target.execute(
                 "INSERT INTO processed SELECT * FROM store.processed WHERE processed_at <= ?",
-                (int(backend.preloaded.processed_at * 1e6),),
+                (int(backend.preloaded.cut * 1e6),),
             )
             target.execute("COMMIT")
             target.execute("DETACH DATABASE store")
@@ -236,7 +236,7 @@ class _PgWriter:
             await conn.execute(
                 "INSERT INTO ceiling.processed SELECT * FROM inventory.processed"
                 " WHERE processed_at <= to_timestamp($1)",
-                backend.preloaded.processed_at,
+                backend.preloaded.cut,
             )
         columns = [
             record[0]
