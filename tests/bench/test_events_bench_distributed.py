@@ -40,5 +40,6 @@ def test_a_tiny_distributed_run_passes_the_audit_and_cleans_up(
     assert body["ceiling"]["events"] == body["events"]
     assert body["conventional"]["audit_violations"] == []
     assert body["conventional"]["final_stock_matches_reference"] is True
-    assert asyncio.run(bench_databases(postgres_url)) == databases
-    assert asyncio.run(bench_streams(nats_url)) == streams
+    # Nothing of this run is left; other runs on the shared servers may have ended meanwhile.
+    assert asyncio.run(bench_databases(postgres_url)) <= databases
+    assert asyncio.run(bench_streams(nats_url)) <= streams
