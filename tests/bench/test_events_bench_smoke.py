@@ -15,7 +15,8 @@ from stockflow.runtime.cli import app
 def test_a_tiny_embedded_run_processes_everything_passes_the_audit_and_writes_json(
     tmp_path: Path,
 ) -> None:
-    out = tmp_path / "bench.json"
+    """On a preloaded log, with the ceiling, both peers and the plot."""
+    out, plots = tmp_path / "bench.json", tmp_path / "plots"
     result = CliRunner().invoke(
         app,
         [
@@ -29,13 +30,19 @@ def test_a_tiny_embedded_run_processes_everything_passes_the_audit_and_writes_js
             "2",
             "--json",
             str(out),
+            "--preload",
+            "3000",
+            "--ceiling",
+            "--plots",
+            str(plots),
         ],
     )
     assert result.exit_code == 0, result.output
     body = json.loads(out.read_text())
     assert body["status"] == "OK"
     assert body["audit_ok"] is True
-    assert body["events"] >= body["events_expected_by_model"] >= 600
+    # The run's own events only, not the preloaded history.
+    assert 3000 > body["events"] >= body["events_expected_by_model"] >= 600
     assert body["events_per_s"] > 0
     assert body["lag_ms"]["p99"] >= body["lag_ms"]["p50"] >= 0
     assert body["eventsourcing"]["final_stock_matches_reference"] is True
@@ -48,12 +55,30 @@ def test_a_tiny_embedded_run_processes_everything_passes_the_audit_and_writes_js
     assert body["events_per_s_relayed"] is None
     assert "relay events to the bus" in result.output
     assert "no (excluded from the figures)" in result.output
+    assert body["config"]["preload"] == 3000 == body["preload"]["events"]
+    assert body["preload"]["processed"] == 3000  # one command per preloaded event
+    assert body["growth"]["preloaded_events"] == 3000
+    tenths = body["growth"]["tenths"]
+    assert [t["index"] for t in tenths] == list(range(1, 11))
+    assert sum(t["events"] for t in tenths) == body["events"]
+    assert all(t["batches"] >= 1 and t["seconds"] >= 0 for t in tenths)
+    assert "events/s first / last tenth" in result.output
+    assert (plots / "events-growth-embedded.png").read_bytes().startswith(b"\x89PNG")
+    ceiling = body["ceiling"]
+    assert (ceiling["events"], ceiling["capped_at_seconds"]) == (body["events"], None)
+    assert ceiling["commands"] == body["unique_commands"]
+    assert body["fraction_of_ceiling"] > 0
+    conventional = body["conventional"]
+    assert conventional["audit_violations"] == []
+    assert conventional["final_stock_matches_reference"] is True
+    assert body["ratio_vs_conventional"] > 0
 
 
 def test_a_relayed_paced_run_times_the_relay_and_keeps_the_rate(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     args = ["bench", "events", "--events", "600", "--skus", "20", "--partitions", "2"]
     args += ["--relay", "--rate", "2000", "--no-compare-eventsourcing", "--json", str(out)]
+    args += ["--no-compare-conventional"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     body = json.loads(out.read_text())
@@ -63,7 +88,9 @@ def test_a_relayed_paced_run_times_the_relay_and_keeps_the_rate(tmp_path: Path) 
     assert body["relay_done_s"] >= body["wall_s"] > 0
     assert body["events_per_s_relayed"] > 0
     assert body["publish_rate_achieved"] <= 2000 * 1.1  # the bucket allows one batch ahead
-    assert body["eventsourcing"] is None
+    assert (body["eventsourcing"], body["conventional"]) == (None, None)
+    assert (body["preload"], body["ceiling"]) == (None, None)
+    assert body["growth"]["preloaded_events"] == 0
 
 
 def test_a_run_whose_audit_failed_counts_as_zero() -> None:

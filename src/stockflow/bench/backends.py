@@ -31,7 +31,32 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["BenchBackend", "delete_streams", "distributed_backend", "embedded_backend"]
+__all__ = [
+    "BenchBackend",
+    "Preloaded",
+    "delete_streams",
+    "distributed_backend",
+    "embedded_backend",
+]
+
+
+@dataclass(frozen=True)
+class Preloaded:
+    """The history written before a run (``--preload``): the run's rows come after it."""
+
+    events: int = 0
+    processed: int = 0
+    last_position: int = 0
+    """The log's last position once preloaded: the run's events are after it."""
+    processed_at: float = 0.0
+    """When the preloaded ids were processed (Unix seconds): the run's ids are later."""
+    seconds: float = 0.0
+
+    @property
+    def cut(self) -> float:
+        """A moment between the preloaded ids and the run's (a second after the former, so
+        no rounding of the stored times puts a preloaded id on the run's side)."""
+        return self.processed_at + 1.0
 
 
 @dataclass
@@ -48,23 +73,33 @@ class BenchBackend:
     extra_databases: list[str] = field(default_factory=list)
     orders_url: str = ""
     """The orders database, once :meth:`add_orders_database` made one ("": none)."""
+    preloaded: Preloaded = field(default_factory=Preloaded)
+    """The history written before the run, which the counts and times below leave out."""
 
     async def counts(self) -> tuple[int, int]:
-        """``(processed messages, committed events)`` right now."""
+        """``(processed messages, committed events)`` of the run (the preload left out)."""
         import asyncpg
 
+        base = self.preloaded
         if self.name == "embedded":
             with contextlib.closing(_sqlite(self.event_store_url)) as conn:
                 if not _has_tables(conn):
                     return 0, 0
-                processed = conn.execute("SELECT count(*) FROM processed").fetchone()[0]
+                processed = conn.execute(
+                    "SELECT count(*) FROM processed WHERE processed_at > ?",
+                    (int(base.cut * 1e6) if base.processed else -1,),
+                ).fetchone()[0]
                 events = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
-                return int(processed), int(events[0])
+                return int(processed), int(events[0]) - base.last_position
         pg = await _pg(self.event_store_url)
         try:
             row = await pg.fetchrow(
-                "SELECT (SELECT count(*) FROM inventory.processed),"
-                " (SELECT count(*) FROM inventory.events)"
+                "SELECT (SELECT count(*) FROM inventory.processed"
+                " WHERE $1 = 0 OR processed_at > to_timestamp($2)),"
+                " (SELECT count(*) FROM inventory.events WHERE position > $3)",
+                base.processed,
+                base.cut,
+                base.last_position,
             )
         except asyncpg.UndefinedTableError:  # the worker has not created its schema yet
             return 0, 0
@@ -95,17 +130,23 @@ class BenchBackend:
         return int(record[0]), int(record[1])
 
     async def event_times(self) -> list[tuple[float, str | None]]:
-        """``(occurred_at as Unix seconds, causation_id)`` of every event, in log order."""
+        """``(occurred_at as Unix seconds, causation_id)`` of every event of the run (after
+        the preload), in log order."""
+        after = self.preloaded.last_position
         if self.name == "embedded":
             with contextlib.closing(_sqlite(self.event_store_url)) as conn:
                 rows = conn.execute(
-                    "SELECT occurred_at, causation_id FROM events ORDER BY position"
+                    "SELECT occurred_at, causation_id FROM events WHERE position > ?"
+                    " ORDER BY position",
+                    (after,),
                 ).fetchall()
             return [(micros / 1e6, cause) for micros, cause in rows]
         pg = await _pg(self.event_store_url)
         try:
             records = await pg.fetch(
-                "SELECT occurred_at, causation_id FROM inventory.events ORDER BY position"
+                "SELECT occurred_at, causation_id FROM inventory.events WHERE position > $1"
+                " ORDER BY position",
+                after,
             )
         finally:
             await pg.close()

@@ -228,6 +228,7 @@ async def _measure(config: ClaimsConfig, say: Callable[[str], None]) -> ClaimsRe
                 events=config.workload_events,
                 postgres_url=config.postgres_url,
                 nats_url=config.nats_url,
+                compare_conventional=False,  # the claim is against the eventsourcing library
             ),
             say,
         )

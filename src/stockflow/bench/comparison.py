@@ -1,6 +1,7 @@
-"""The eventsourcing comparison of ``stockflow bench events``: the same envelopes through the
-library (:mod:`stockflow.bench.eventsourcing_app`), on fresh storage of the backend's kind
-(SQLite file or PostgreSQL database), saving 100 aggregates per call and 1 per call.
+"""The peers of ``stockflow bench events``: the same envelopes through the eventsourcing
+library (:mod:`stockflow.bench.eventsourcing_app`), saving 100 aggregates per call and 1 per
+call, and through the conventional design (:mod:`stockflow.bench.conventional`), each on fresh
+storage of the backend's kind (SQLite file or PostgreSQL database).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -15,7 +17,12 @@ from stockflow.bench.backends import BenchBackend
 from stockflow.bench.figures import EventsFigures
 from stockflow.bench.workload import Workload
 
-__all__ = ["ES_ONE_PER_SAVE_TIME_CAP", "ES_TIME_CAP", "compare_eventsourcing"]
+__all__ = [
+    "ES_ONE_PER_SAVE_TIME_CAP",
+    "ES_TIME_CAP",
+    "compare_conventional",
+    "compare_eventsourcing",
+]
 
 ES_TIME_CAP: Final = 60.0
 """Seconds the 100-per-save run may take (the rate covers what was done by then)."""
@@ -65,8 +72,6 @@ async def _run_eventsourcing(
             "SQLITE_DBNAME": str(backend.workdir / f"eventsourcing-{save_batch}.sqlite3"),
         }
     else:
-        from urllib.parse import urlsplit
-
         parts = urlsplit(backend.admin_url)
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -98,3 +103,45 @@ async def _run_eventsourcing(
             not result.capped and result.stock == workload.model.stock()
         ),
     }
+
+
+async def compare_conventional(
+    backend: BenchBackend,
+    workload: Workload,
+    figures: EventsFigures,
+    say: Callable[[str], None],
+) -> EventsFigures:
+    """Add the conventional design's run (and its audit) to *figures*."""
+    from stockflow.bench.conventional import CONVENTIONAL_TIME_CAP, run_conventional
+
+    if backend.name == "embedded":
+        url = f"sqlite:///{backend.workdir / 'conventional.sqlite3'}"
+    else:
+        name = await backend.new_database("stockflow_bench_conv")
+        url = (
+            urlsplit(backend.admin_url)
+            ._replace(scheme="postgresql+psycopg", path=f"/{name}")
+            .geturl()
+        )
+    say(f"conventional design ({url.split(':', 1)[0]}), one transaction per command ...")
+    result = await asyncio.to_thread(
+        run_conventional, workload.envelopes, url, time_cap=CONVENTIONAL_TIME_CAP, progress=say
+    )
+    rate = result.events_per_s
+    conventional = {
+        "events": result.events,
+        "commands": result.commands,
+        "transactions": result.transactions,
+        "seconds": round(result.seconds, 3),
+        "events_per_s": round(rate, 1),
+        "capped_at_seconds": CONVENTIONAL_TIME_CAP if result.capped else None,
+        "audit_violations": result.violations,
+        "final_stock_matches_reference": (
+            not result.capped and result.stock == workload.model.stock()
+        ),
+    }
+    return msgspec.structs.replace(
+        figures,
+        conventional=conventional,
+        ratio_vs_conventional=round(figures.events_per_s / rate, 2) if rate else None,
+    )

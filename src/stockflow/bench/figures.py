@@ -9,6 +9,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from stockflow.bench.growth import GrowthCurve
 from stockflow.bench.workload import Workload
 
 __all__ = [
@@ -62,6 +63,15 @@ class EventsFigures(msgspec.Struct, kw_only=True):
     eventsourcing: dict[str, Any] | None = None
     ratio_vs_eventsourcing: float | None = None
     eventsourcing_one_per_save: dict[str, Any] | None = None
+    growth: GrowthCurve | None = None
+    """The run cut into tenths (:mod:`stockflow.bench.growth`), on the preloaded log if any."""
+    preload: dict[str, Any] | None = None
+    """The history written before the run (``--preload``): events, ids, seconds."""
+    conventional: dict[str, Any] | None = None
+    ratio_vs_conventional: float | None = None
+    ceiling: dict[str, Any] | None = None
+    """The bare stack doing the same work (``--ceiling``, :mod:`stockflow.bench.ceiling`)."""
+    fraction_of_ceiling: float | None = None
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -199,6 +209,55 @@ def print_figures(figures: EventsFigures, console: Console | None = None) -> Non
             f" (capped at {one['capped_at_seconds']:.0f} s)" if one["capped_at_seconds"] else ""
         )
         rows.append((f"eventsourcing events/s, 1 per save{capped}", f"{one['events_per_s']:,.0f}"))
+    if figures.conventional is not None:
+        conv = figures.conventional
+        capped = (
+            f" (capped at {conv['capped_at_seconds']:.0f} s)" if conv["capped_at_seconds"] else ""
+        )
+        rows += [
+            (f"conventional design events/s{capped}", f"{conv['events_per_s']:,.0f}"),
+            (
+                "conventional audit",
+                "passed" if not conv["audit_violations"] else "; ".join(conv["audit_violations"]),
+            ),
+            ("conventional final stock = reference", str(conv["final_stock_matches_reference"])),
+            ("ratio ours / conventional", str(figures.ratio_vs_conventional)),
+        ]
+    if figures.ceiling is not None:
+        ceiling = figures.ceiling
+        capped = (
+            f" (capped at {ceiling['capped_at_seconds']:.0f} s)"
+            if ceiling["capped_at_seconds"]
+            else ""
+        )
+        rows += [
+            (f"ceiling (bare stack) events/s{capped}", f"{ceiling['events_per_s']:,.0f}"),
+            ("ours / ceiling", str(figures.fraction_of_ceiling)),
+        ]
+    if figures.preload is not None:
+        rows.append(
+            (
+                "preloaded events (written in s)",
+                f"{figures.preload['events']:,} ({figures.preload['seconds']:,.0f})",
+            )
+        )
+    if figures.growth is not None and figures.growth.tenths:
+        first, last = figures.growth.tenths[0], figures.growth.tenths[-1]
+        rows += [
+            (
+                "events/s first / last tenth",
+                f"{first.events_per_s:,.0f} / {last.events_per_s:,.0f}"
+                + (
+                    f" ({figures.growth.last_vs_first}x)"
+                    if figures.growth.last_vs_first is not None
+                    else " (a tenth within one commit: too short a run)"
+                ),
+            ),
+            (
+                "mean commit ms first / last tenth",
+                f"{first.mean_commit_ms} / {last.mean_commit_ms}",
+            ),
+        ]
     rows.append(("audit", "passed" if figures.audit_ok else "FAILED: run counts as zero"))
     for name, value in rows:
         table.add_row(name, value)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Final
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from stockflow.bench.backends import BenchBackend
 from stockflow.bench.http_servers import credential_env
@@ -56,7 +57,9 @@ class WorkerProcess:
         relay: bool = False,
         feeder: str = "process",
         env: Mapping[str, str] | None = None,
+        ready_timeout: float = READY_TIMEOUT,
     ) -> None:
+        self.ready_timeout = ready_timeout
         self.service = ServiceProcess(
             serve_argv("inventory"),
             name="inventory worker",
@@ -86,22 +89,29 @@ class WorkerProcess:
         """Start the worker and wait until it is ready; stop it if it is not.
 
         Raises:
-            RuntimeError: If it exits or is not ready within ``READY_TIMEOUT`` seconds.
+            RuntimeError: If it exits or is not ready within ``ready_timeout`` seconds
+                (``READY_TIMEOUT`` unless given: a worker loading a long log needs more).
         """
         self.service.start()
         try:
-            await self.service.wait_ready(READY_TIMEOUT)
+            await self.service.wait_ready(self.ready_timeout)
         except LifecycleError as error:
             await self.stop()
             raise RuntimeError(f"{error}; see the worker's log above") from error
 
     async def metrics(self) -> dict[str, float]:
         """Sums of the worker's batch metrics (``<name>_sum``/``_count``); ``{}`` if the
-        scrape fails."""
+        scrape fails). One scrape: the bench samples them while the run goes on."""
         try:
-            return {name: await self.service.metric(name) for name in _BATCH_METRICS}
+            text = await self.service.metrics()
         except httpx.HTTPError:
             return {}
+        sums = dict.fromkeys(_BATCH_METRICS, 0.0)
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in sums:
+                    sums[sample.name] += sample.value
+        return sums
 
     async def stop(self) -> None:
         if self.service.alive:

@@ -188,20 +188,52 @@ def bench_events_command(
             " path; compare with a run without). Default: no trace context.",
         ),
     ] = False,
+    compare_conventional: Annotated[
+        bool,
+        typer.Option(
+            "--compare-conventional/--no-compare-conventional",
+            help="Also run the same workload through the conventional design: a stock table,"
+            " one transaction per command, a conditional UPDATE (SQLAlchemy), and audit it.",
+        ),
+    ] = True,
+    ceiling: Annotated[
+        bool,
+        typer.Option(
+            "--ceiling/--no-ceiling",
+            help="Also measure the bare stack doing the same work (batched bus fetch + ack,"
+            " batched insert of the same event rows and processed ids; no stockflow code)"
+            " and print stockflow's fraction of it.",
+        ),
+    ] = False,
+    preload: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Start the worker on a log that already holds about this many events"
+            " (written through the store's bulk path before the run; not measured).",
+        ),
+    ] = 0,
+    plots: Annotated[
+        Path | None,
+        typer.Option(
+            "--plots", help="Write a PNG of events/s and commit ms per tenth of the run here."
+        ),
+    ] = None,
 ) -> None:
     """End-to-end events/s of the inventory worker on a generated workload, then the audit.
 
     Publishes the commands to the bus, runs `stockflow serve inventory` as a subprocess until
-    every command is processed, and reports events/s, commands/s and command-to-projection lag.
-    The events/s figures cover "commands on the bus -> events durable + projection + ack";
-    relaying the events to the bus is excluded unless --relay. A run whose audit fails is
-    reported FAILED (0 events/s) and exits 1.
+    every command is processed, and reports events/s, commands/s and command-to-projection lag,
+    also per tenth of the run (first tenth vs last). The events/s figures cover "commands on
+    the bus -> events durable + projection + ack"; relaying the events to the bus is excluded
+    unless --relay. A run whose audit fails is reported FAILED (0 events/s) and exits 1.
     """
     check_backend(backend)
     if feeder not in {"process", "inline"}:
         _echo_err(f"unknown feeder {feeder!r}: use process or inline")
         raise typer.Exit(2)
     from stockflow.bench.events import EventsBenchConfig, run_events_bench
+    from stockflow.runtime.bench_preload import preload_inventory
 
     config = EventsBenchConfig(
         backend=backend,
@@ -218,6 +250,11 @@ def bench_events_command(
         feeder=feeder,
         rate=rate,
         traced=traced,
+        compare_conventional=compare_conventional,
+        ceiling=ceiling,
+        preload=preload,
+        preloader=preload_inventory,
+        plots_dir=plots,
     )
     raise typer.Exit(run_events_bench(config))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 from stockflow.inventory.domain.model import StockState
 from stockflow.inventory.service_layer.batch import BatchDecision, Outcome, Submission
@@ -93,7 +94,9 @@ class RecentIds:
         ids.update(dict.fromkeys(message_ids))
         excess = len(ids) - self._capacity
         if excess > 0:
-            for stale in list(ids)[:excess]:  # dicts keep insertion order: oldest first
+            # Dicts keep insertion order: the first ids are the oldest. Only those are read:
+            # copying all of them to find the oldest cost ~10 ms a batch once full (200,000).
+            for stale in list(islice(ids, excess)):
                 del ids[stale]
 
 
