@@ -20,7 +20,7 @@ def write_growth_png(curve: GrowthCurve, path: Path, *, title: str) -> Path:
     matplotlib.use("Agg")  # no display: files only
     import matplotlib.pyplot as plt
 
-    tenths = [t.index + 1 for t in curve.tenths]
+    tenths = [t.index for t in curve.tenths]  # 1-based
     rates = [t.events_per_s for t in curve.tenths]
     commits = [t.mean_commit_ms for t in curve.tenths]
     if all(c is not None for c in commits):
