@@ -156,11 +156,12 @@ class MetricsMiddleware:
             "duration_ms": round(elapsed * 1000, 3),
             "client": client[0] if client else None,
             "correlation_id": get_correlation_id(),
-            **current_trace_ids(),
         }
         if sampled:
             fields["sample_rate"] = self.log_sample_rate
         error = status >= 500
-        # One encode and one write with the kit's JSON logging; structlog's chain otherwise.
+        # One encode and one write with the kit's JSON logging (which adds the trace ids);
+        # structlog's chain otherwise.
         if not write_json_line(_LOGGER, logging.ERROR if error else logging.INFO, _EVENT, fields):
+            fields.update(current_trace_ids())
             (_log.error if error else _log.info)(_EVENT, **fields)

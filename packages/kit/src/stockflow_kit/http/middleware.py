@@ -203,9 +203,11 @@ def _outer_server_span(scope: Scope) -> Span | None:
     # FastAPI (>= 0.16x) starts its own SERVER span before the middleware stack when a tracer
     # provider is configured, and keeps it in scope["fastapi.telemetry"].span; Starlette's
     # OpenTelemetryMiddleware flags the scope. Either way the current span is theirs.
-    fastapi_span = getattr(scope.get("fastapi.telemetry"), "span", None)
-    if isinstance(fastapi_span, Span):
-        return fastapi_span
+    telemetry = scope.get("fastapi.telemetry")
+    if telemetry is not None:
+        fastapi_span = getattr(telemetry, "span", None)
+        if isinstance(fastapi_span, Span):
+            return fastapi_span
     if scope.get("starlette.opentelemetry"):
         return trace.get_current_span()
     return None

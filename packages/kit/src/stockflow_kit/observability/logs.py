@@ -136,14 +136,18 @@ def _add_service(service: str) -> Processor:
 
 
 def _render_json(_logger: WrappedLogger, _method_name: str, event_dict: EventDict) -> str:
+    return _encode_json(_logger, _method_name, event_dict).decode()
+
+
+def _encode_json(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> bytes:
     # msgspec is several times faster than json.dumps on a log line; anything it cannot
-    # encode natively becomes its repr(), as structlog's JSONRenderer does. Keys that are
-    # not strings (msgspec refuses them) take the slower standard-library path.
+    # encode natively becomes its repr(), as structlog's JSONRenderer does. What msgspec
+    # refuses all the same takes the slower standard-library path.
     try:
-        return _encoder.encode(event_dict).decode()
+        return _encoder.encode(event_dict)
     except TypeError:
-        line = structlog.processors.JSONRenderer(default=repr)(_logger, _method_name, event_dict)
-        return line if isinstance(line, str) else line.decode()
+        line = structlog.processors.JSONRenderer(default=repr)(logger, method_name, event_dict)
+        return line.encode() if isinstance(line, str) else line
 
 
 class _KitHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -280,8 +284,8 @@ def write_json_line(logger: str, level: int, event: str, fields: dict[str, Any])
     Returns:
         ``True`` when the line was written, or dropped below the configured level;
         ``False`` when the configuration is not the kit's JSON output (a console renderer,
-        another structlog configuration such as ``structlog.testing.capture_logs``, a line
-        msgspec refuses): the caller logs through structlog instead.
+        another structlog configuration such as ``structlog.testing.capture_logs``): the
+        caller logs through structlog instead, and *fields* are as it gave them.
     """
     lines = _json_lines
     if lines is None or not lines.in_use():
@@ -300,10 +304,7 @@ def write_json_line(logger: str, level: int, event: str, fields: dict[str, Any])
     add_trace_ids(None, level_name, fields)
     if lines.service is not None:
         fields.setdefault("service", lines.service)
-    try:
-        line = _encoder.encode(redact_secrets(None, level_name, fields)) + b"\n"
-    except TypeError:
-        return False
+    line = _encode_json(None, level_name, redact_secrets(None, level_name, fields)) + b"\n"
     lines.writer(logger).write_bytes(line)
     if lines.copy_to is not None:
         try:

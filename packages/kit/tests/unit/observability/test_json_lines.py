@@ -65,7 +65,9 @@ def test_without_the_kit_json_output_the_caller_logs_through_structlog(log_lines
     assert not write_json_line("x", logging.INFO, "console", {})
 
     configure_logging(json=True, stream=log_lines.stream)
+    fields = {"status": 200}
     with capture_logs() as captured:
-        assert not write_json_line("x", logging.INFO, "captured", {})
+        assert not write_json_line("x", logging.INFO, "captured", fields)
     assert captured == []
+    assert fields == {"status": 200}
     assert log_lines.stream.getvalue() == ""
