@@ -118,12 +118,11 @@ class _UtcTimestamper:
     def __call__(
         self, _logger: WrappedLogger, _method_name: str, event_dict: EventDict
     ) -> EventDict:
-        now = time.time()
-        second = int(now)
+        second, micros = divmod(time.time_ns() // 1000, 1_000_000)
         if second != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
             self._second = second
-        event_dict["timestamp"] = f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        event_dict["timestamp"] = f"{self._prefix}{micros:06d}Z"
         return event_dict
 
 
