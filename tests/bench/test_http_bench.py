@@ -163,3 +163,22 @@ async def test_a_client_told_to_retry_after_waits_before_asking_again(
     assert eager.requests > 10
     assert polite.requests == 2  # one each, then a wait past the end of the run
     assert polite.non_2xx == 2
+
+
+def test_the_in_process_child_prints_the_cpu_per_request_of_its_app(capsys) -> None:
+    from stockflow.bench.http_inprocess import main
+
+    main(["kit", "50", "1"])
+
+    assert float(capsys.readouterr().out) > 0
+
+
+@pytest.mark.slow
+def test_the_in_process_measure_runs_each_app_in_a_child_against_the_first() -> None:
+    from stockflow.bench.http_inprocess import format_in_process_table, measure_in_process
+
+    rows = measure_in_process(["bare"], requests=50, rounds=1)
+
+    assert [(row.name, row.cpu_ratio) for row in rows] == [("bare", 1.0)]
+    assert rows[0].cpu_us_per_request > 0
+    assert format_in_process_table(rows).splitlines()[2].startswith("bare")

@@ -269,12 +269,30 @@ def bench_http_command(
     sweep_connections: Annotated[
         int, typer.Option(help="Concurrent writers for --shedding-sweep.", min=1)
     ] = 1000,
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            "--in-process",
+            help="Instead of the table: the baseline apps' CPU per request called in-process "
+            "(no server, no load generator; steadier on a busy machine).",
+        ),
+    ] = False,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write results here.")
     ] = None,
 ) -> None:
     """Requests/s and p50/p99 of bare FastAPI, the kit's middleware and each service's routes."""
     import msgspec
+
+    if in_process:
+        from stockflow.bench.http import BASELINES
+        from stockflow.bench.http_inprocess import format_in_process_table, measure_in_process
+
+        table = measure_in_process([name for name, _ in BASELINES], requests=500 if quick else 5000)
+        typer.echo(format_in_process_table(table))
+        if json_file is not None:
+            json_file.write_bytes(msgspec.json.format(msgspec.json.encode(table)))
+        return
 
     if shedding_sweep is not None:
         from stockflow.bench.http_shedding import format_shedding_table, run_shedding_sweep
