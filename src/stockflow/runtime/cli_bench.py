@@ -249,6 +249,13 @@ def bench_http_command(
     quick: Annotated[
         bool, typer.Option("--quick", help="2 s per row and a short warm-up (a smoke run).")
     ] = False,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            help="Measurements per row, rows in turn; each keeps its best (for a shared machine).",
+            min=1,
+        ),
+    ] = 1,
     client: Annotated[
         str, typer.Option(help="auto (wrk when installed), wrk or builtin.")
     ] = "auto",
@@ -332,6 +339,7 @@ def bench_http_command(
         client=client,
         servers=("uvicorn", "granian") if granian else ("uvicorn",),
         services=services,
+        rounds=rounds,
     )
     typer.echo(
         f"client {config.tool}, {config.connections} connections, {config.duration:g} s per row",
