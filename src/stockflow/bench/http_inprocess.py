@@ -5,8 +5,8 @@ app (``GET /inventory/SKU-1`` with a Host header and no body) in a fresh interpr
 of its own (``configure_logging`` is process-wide), with its standard error (the access log)
 in a file. What is measured is the process's CPU time per request (``time.process_time``),
 the best of a few rounds after a warm-up: no sockets, no uvicorn, no load generator sharing
-the cores, so a busy machine moves it far less than the requests/s of ``stockflow bench
-http``. It measures only the application's share of a request (the framework, the kit's
+the cores (busy neighbours still stretch CPU time: compare runs alternated with each other).
+It measures only the application's share of a request (the framework, the kit's
 middleware, the access line), which is what the kit can change; the server's share (about
 half of bare's CPU per request under uvicorn) is not in it.
 """

@@ -281,7 +281,7 @@ def bench_http_command(
         typer.Option(
             "--in-process",
             help="Instead of the table: the baseline apps' CPU per request called in-process "
-            "(no server, no load generator; steadier on a busy machine).",
+            "(no server, no load generator).",
         ),
     ] = False,
     json_file: Annotated[
