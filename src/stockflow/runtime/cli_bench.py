@@ -296,6 +296,13 @@ def bench_http_command(
     quick: Annotated[
         bool, typer.Option("--quick", help="2 s per row and a short warm-up (a smoke run).")
     ] = False,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            help="Measurements per row, rows in turn; each keeps its best (for a shared machine).",
+            min=1,
+        ),
+    ] = 1,
     client: Annotated[
         str, typer.Option(help="auto (wrk when installed), wrk or builtin.")
     ] = "auto",
@@ -316,12 +323,30 @@ def bench_http_command(
     sweep_connections: Annotated[
         int, typer.Option(help="Concurrent writers for --shedding-sweep.", min=1)
     ] = 1000,
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            "--in-process",
+            help="Instead of the table: the baseline apps' CPU per request called in-process "
+            "(no server, no load generator).",
+        ),
+    ] = False,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write results here.")
     ] = None,
 ) -> None:
     """Requests/s and p50/p99 of bare FastAPI, the kit's middleware and each service's routes."""
     import msgspec
+
+    if in_process:
+        from stockflow.bench.http import BASELINES
+        from stockflow.bench.http_inprocess import format_in_process_table, measure_in_process
+
+        table = measure_in_process([name for name, _ in BASELINES], requests=500 if quick else 5000)
+        typer.echo(format_in_process_table(table))
+        if json_file is not None:
+            json_file.write_bytes(msgspec.json.format(msgspec.json.encode(table)))
+        return
 
     if shedding_sweep is not None:
         from stockflow.bench.http_shedding import format_shedding_table, run_shedding_sweep
@@ -361,6 +386,7 @@ def bench_http_command(
         client=client,
         servers=("uvicorn", "granian") if granian else ("uvicorn",),
         services=services,
+        rounds=rounds,
     )
     typer.echo(
         f"client {config.tool}, {config.connections} connections, {config.duration:g} s per row",

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import msgspec
 from fastapi import FastAPI, Query, Request
+from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 from starlette.responses import Response
 
@@ -39,6 +40,7 @@ from stockflow.inventory.entrypoints.http_io import (
     view,
 )
 from stockflow.inventory.entrypoints.internal_http import add_internal_routes
+from stockflow.inventory.entrypoints.stock_read import StockReadRoute
 from stockflow.inventory.service_layer.batch import Outcome
 from stockflow.inventory.service_layer.ports import (
     EventStore,
@@ -165,6 +167,13 @@ def create_app(
         if row is None:
             raise UnknownSkuError(f"no stock was ever recorded for {sku!r}")
         return json_response(view(row))
+
+    # Its ordinary requests skip FastAPI's machinery (the module docstring of stock_read).
+    routes = app.router.routes
+    index, read_route = next(
+        (i, r) for i, r in enumerate(routes) if isinstance(r, APIRoute) and r.endpoint is get_stock
+    )
+    routes.insert(index, StockReadRoute(read_route, reads=reads, token=settings.token()))
 
     @app.get(
         "/inventory/{sku}/events",

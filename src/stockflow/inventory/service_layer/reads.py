@@ -33,6 +33,11 @@ class CommittedReads:
             sku=state.sku, on_hand=state.on_hand, reserved=state.reserved, version=state.version
         )
 
+    def owned_row(self, sku: str) -> StockRow | None:
+        """The committed row of *sku* when this process owns it and it was recorded; else
+        ``None`` (:meth:`get_stock` knows more: the projection, or that it never was)."""
+        return self.row(sku) if self.committed.ownership.owns(sku) else None
+
     async def get_stock(self, sku: str) -> StockRow | None:
         if self.committed.ownership.owns(sku):
             return self.row(sku)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any, Final
@@ -12,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stockflow_kit.http._routes import UNMATCHED, method_label, route_template
 from stockflow_kit.observability.correlation import get_correlation_id
+from stockflow_kit.observability.logs import write_json_line
 from stockflow_kit.observability.metrics import http_server_metrics
 from stockflow_kit.observability.tracing import current_trace_ids
 
@@ -23,7 +25,9 @@ CLIENT_CLOSED: Final = 499
 DEFAULT_QUIET_PATHS: Final = frozenset({"/metrics", "/healthz", "/readyz"})
 """Paths left out of the access log by default (they are still counted in the metrics)."""
 
-_log = structlog.get_logger("stockflow_kit.http")
+_LOGGER: Final = "stockflow_kit.http"
+_EVENT: Final = "http.request_completed"
+_log = structlog.get_logger(_LOGGER)
 
 
 class MetricsMiddleware:
@@ -136,24 +140,28 @@ class MetricsMiddleware:
         return series
 
     def _log(self, scope: Scope, route: str, status: int, elapsed: float) -> None:
-        fields: dict[str, object] = {}
+        sampled = False
         if self.log_sample_rate < 1.0 and status < 400 and elapsed < self.slow_request_seconds:
             self._sample_credit += self.log_sample_rate
             if self._sample_credit < 1.0:
                 return
             self._sample_credit -= 1.0
-            fields["sample_rate"] = self.log_sample_rate
+            sampled = True
         client = scope.get("client")
-        log = _log.error if status >= 500 else _log.info
-        log(
-            "http.request_completed",
-            method=scope["method"],
-            route=route,
-            path=scope["path"],
-            status=status,
-            duration_ms=round(elapsed * 1000, 3),
-            client=client[0] if client else None,
-            correlation_id=get_correlation_id(),
-            **current_trace_ids(),
-            **fields,
-        )
+        fields: dict[str, Any] = {
+            "method": scope["method"],
+            "route": route,
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+            "client": client[0] if client else None,
+            "correlation_id": get_correlation_id(),
+        }
+        if sampled:
+            fields["sample_rate"] = self.log_sample_rate
+        error = status >= 500
+        # One encode and one write with the kit's JSON logging (which adds the trace ids);
+        # structlog's chain otherwise.
+        if not write_json_line(_LOGGER, logging.ERROR if error else logging.INFO, _EVENT, fields):
+            fields.update(current_trace_ids())
+            (_log.error if error else _log.info)(_EVENT, **fields)

@@ -20,6 +20,7 @@ from stockflow_kit.http._problem import problem_response
 __all__ = [
     "NotReadyError",
     "ServiceCredentialError",
+    "accepts_credential",
     "bearer_token",
     "probe_routes",
     "service_credential",
@@ -47,6 +48,18 @@ def bearer_token(authorization: str | None) -> str | None:
     return token or None
 
 
+def accepts_credential(authorization: str | None, expected: bytes | None) -> bool:
+    """Whether an ``Authorization`` header value presents the credential *expected*.
+
+    ``False`` when nothing is expected (no credential configured), the header is missing or
+    of another scheme; the token is compared in constant time.
+    """
+    given = bearer_token(authorization)
+    return (
+        expected is not None and given is not None and hmac.compare_digest(given.encode(), expected)
+    )
+
+
 def service_credential(token: str | None) -> Callable[[Request], Awaitable[None]]:
     """A FastAPI dependency requiring the service credential *token*.
 
@@ -61,8 +74,7 @@ def service_credential(token: str | None) -> Callable[[Request], Awaitable[None]
     expected = None if token is None else token.encode()
 
     async def require(request: Request) -> None:
-        given = bearer_token(request.headers.get("authorization"))
-        if expected is None or given is None or not hmac.compare_digest(given.encode(), expected):
+        if not accepts_credential(request.headers.get("authorization"), expected):
             raise ServiceCredentialError("this endpoint needs a valid service credential")
 
     return require

@@ -102,6 +102,7 @@ class CorrelationMiddleware:
         self.service = service
         self._tracer_provider = tracer_provider
         self._tracer = trace.get_tracer(_TRACER_NAME, tracer_provider=tracer_provider)
+        self._tracing = tracer_provider is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or _SCOPE_KEY in scope:
@@ -171,9 +172,10 @@ class CorrelationMiddleware:
     def _records_spans(self) -> bool:
         # Without a tracer provider of our own or a global one, a span would record nothing:
         # none is started (the no-op tracer's work and its context switch are skipped).
-        if self._tracer_provider is not None:
-            return True
-        return not isinstance(trace.get_tracer_provider(), ProxyTracerProvider)
+        # The global provider can be set once only: once it is, that is final.
+        if not self._tracing:
+            self._tracing = not isinstance(trace.get_tracer_provider(), ProxyTracerProvider)
+        return self._tracing
 
     def _start_span(self, scope: Scope, headers: Headers) -> Span:
         method = method_label(scope["method"])
@@ -201,9 +203,11 @@ def _outer_server_span(scope: Scope) -> Span | None:
     # FastAPI (>= 0.16x) starts its own SERVER span before the middleware stack when a tracer
     # provider is configured, and keeps it in scope["fastapi.telemetry"].span; Starlette's
     # OpenTelemetryMiddleware flags the scope. Either way the current span is theirs.
-    fastapi_span = getattr(scope.get("fastapi.telemetry"), "span", None)
-    if isinstance(fastapi_span, Span):
-        return fastapi_span
+    telemetry = scope.get("fastapi.telemetry")
+    if telemetry is not None:
+        fastapi_span = getattr(telemetry, "span", None)
+        if isinstance(fastapi_span, Span):
+            return fastapi_span
     if scope.get("starlette.opentelemetry"):
         return trace.get_current_span()
     return None

@@ -88,6 +88,12 @@ def redact_secrets(_logger: WrappedLogger, _method_name: str, event_dict: EventD
     :func:`is_sensitive_key`. Containers are copied, never modified in place; nesting deeper
     than eight levels is left as is.
     """
+    known = _KNOWN_KEYS
+    for key, value in event_dict.items():
+        if known.get(key) is not False or type(value) not in _SCALARS:
+            break
+    else:
+        return event_dict  # scalars under keys known not to be secrets: nothing to replace
     redacted: EventDict = {}
     for key, value in event_dict.items():
         if _is_sensitive_cached(key):

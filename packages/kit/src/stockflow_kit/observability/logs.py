@@ -45,6 +45,7 @@ __all__ = [
     "configure_logging",
     "is_sensitive_key",
     "redact_secrets",
+    "write_json_line",
 ]
 
 # uvicorn installs its own handlers on these (with propagate=False) unless started with
@@ -55,6 +56,13 @@ _CLIENT_LOGGERS: Final = ("httpx", "httpcore")
 """httpx logs every request it sends at INFO: one line per outgoing call, on every hop, which
 the resilient client's metrics and spans already record. Only WARNING and up, unless DEBUG."""
 _encoder: Final = msgspec.json.Encoder(enc_hook=repr)
+_LEVEL_NAMES: Final = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warning",
+    logging.ERROR: "error",
+    logging.CRITICAL: "critical",
+}
 
 
 def add_correlation_ids(
@@ -110,12 +118,11 @@ class _UtcTimestamper:
     def __call__(
         self, _logger: WrappedLogger, _method_name: str, event_dict: EventDict
     ) -> EventDict:
-        now = time.time()
-        second = int(now)
+        second, micros = divmod(time.time_ns() // 1000, 1_000_000)
         if second != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
             self._second = second
-        event_dict["timestamp"] = f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        event_dict["timestamp"] = f"{self._prefix}{micros:06d}Z"
         return event_dict
 
 
@@ -128,14 +135,18 @@ def _add_service(service: str) -> Processor:
 
 
 def _render_json(_logger: WrappedLogger, _method_name: str, event_dict: EventDict) -> str:
+    return _encode_json(_logger, _method_name, event_dict).decode()
+
+
+def _encode_json(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> bytes:
     # msgspec is several times faster than json.dumps on a log line; anything it cannot
-    # encode natively becomes its repr(), as structlog's JSONRenderer does. Keys that are
-    # not strings (msgspec refuses them) take the slower standard-library path.
+    # encode natively becomes its repr(), as structlog's JSONRenderer does. What msgspec
+    # refuses all the same takes the slower standard-library path.
     try:
-        return _encoder.encode(event_dict).decode()
+        return _encoder.encode(event_dict)
     except TypeError:
-        line = structlog.processors.JSONRenderer(default=repr)(_logger, _method_name, event_dict)
-        return line if isinstance(line, str) else line.decode()
+        line = structlog.processors.JSONRenderer(default=repr)(logger, method_name, event_dict)
+        return line.encode() if isinstance(line, str) else line
 
 
 class _KitHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -170,6 +181,26 @@ class _LineWriter:
 
     debug = info = warning = error = critical = msg
 
+    def write_bytes(self, line: bytes) -> None:
+        """Write an encoded line (its newline included), as :meth:`msg` writes a string."""
+        handler = self._handler
+        handler.acquire()
+        try:
+            stream = handler.stream
+            buffer = getattr(stream, "buffer", None)
+            if buffer is None:
+                stream.write(line.decode())
+                stream.flush()
+            else:
+                # Text written through the stream was flushed after each line: the bytes
+                # go after it, without a decode and a second encode.
+                buffer.write(line)
+                buffer.flush()
+        except (OSError, ValueError):
+            pass
+        finally:
+            handler.release()
+
 
 class _LineWriterFactory:
     def __init__(self, handler: _KitHandler) -> None:
@@ -202,6 +233,85 @@ class _JsonCopy:
         except (OSError, ValueError):
             pass
         return self._renderer(logger, method_name, event_dict)
+
+
+class _JsonLines:
+    """The direct path of :func:`write_json_line`: what :func:`configure_logging` set up."""
+
+    def __init__(
+        self,
+        *,
+        processors: list[Processor],
+        level: int,
+        service: str | None,
+        writer: _LineWriterFactory,
+        copy_to: TextIO | None,
+    ) -> None:
+        self.processors = processors
+        self.count = len(processors)
+        self.renderer = processors[-1]
+        self.level = level
+        self.service = service
+        self.writer = writer
+        self.copy_to = copy_to
+        self.timestamper = _UtcTimestamper()
+
+    def in_use(self) -> bool:
+        # structlog.testing.capture_logs changes the configured list in place: the renderer
+        # it ends with tells whether the chain is still this configuration's.
+        processors = structlog.get_config()["processors"]
+        return (
+            processors is self.processors
+            and len(processors) == self.count
+            and processors[-1] is self.renderer
+        )
+
+
+_json_lines: _JsonLines | None = None
+
+
+def write_json_line(logger: str, level: int, event: str, fields: dict[str, Any]) -> bool:
+    """Write one line straight to the stream :func:`configure_logging` set up, as JSON.
+
+    The line is what ``structlog.get_logger(logger).<level>(event, **fields)`` writes (the
+    same keys: structlog's context variables, ``correlation_id``, ``causation_id``,
+    ``trace_id``/``span_id``, ``service``, ``timestamp``, secrets redacted), without the
+    bound logger and the processor chain: for lines written on every request, such as the
+    access log. *fields* are scalars (no exception, no stack) and the dictionary becomes the
+    line's (it is changed).
+
+    Returns:
+        ``True`` when the line was written, or dropped below the configured level;
+        ``False`` when the configuration is not the kit's JSON output (a console renderer,
+        another structlog configuration such as ``structlog.testing.capture_logs``): the
+        caller logs through structlog instead, and *fields* are as it gave them.
+    """
+    lines = _json_lines
+    if lines is None or not lines.in_use():
+        return False
+    if level < lines.level:
+        return True
+    level_name = _LEVEL_NAMES.get(level)
+    if level_name is None:
+        return False
+    fields["event"] = event
+    fields["logger"] = logger
+    fields["level"] = level_name
+    structlog.contextvars.merge_contextvars(None, level_name, fields)
+    lines.timestamper(None, level_name, fields)
+    add_correlation_ids(None, level_name, fields)
+    add_trace_ids(None, level_name, fields)
+    if lines.service is not None:
+        fields.setdefault("service", lines.service)
+    line = _encode_json(None, level_name, redact_secrets(None, level_name, fields)) + b"\n"
+    lines.writer(logger).write_bytes(line)
+    if lines.copy_to is not None:
+        try:
+            lines.copy_to.write(line.decode())
+            lines.copy_to.flush()
+        except (OSError, ValueError):
+            pass
+    return True
 
 
 def configure_logging(
@@ -289,16 +399,30 @@ def configure_logging(
         quiet = logging.WARNING if numeric_level > logging.DEBUG else logging.NOTSET
         logging.getLogger(name).setLevel(quiet)
 
+    processors: list[Processor] = [
+        *shared,
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.UnicodeDecoder(),
+        *renderer,
+    ]
+    writer = _LineWriterFactory(handler)
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.processors.StackInfoRenderer(),
-            structlog.processors.UnicodeDecoder(),
-            *renderer,
-        ],
-        logger_factory=_LineWriterFactory(handler),
+        processors=processors,
+        logger_factory=writer,
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         cache_logger_on_first_use=False,
+    )
+    global _json_lines  # the configuration is process-wide, as structlog's
+    _json_lines = (
+        _JsonLines(
+            processors=processors,
+            level=numeric_level,
+            service=service,
+            writer=writer,
+            copy_to=also_json_to,
+        )
+        if render_json
+        else None
     )
 
 

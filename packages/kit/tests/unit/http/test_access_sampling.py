@@ -24,7 +24,7 @@ def _app(registry: CollectorRegistry, **options: object) -> Starlette:
         return PlainTextResponse("no", status_code=404)
 
     async def slow(request: Request) -> Response:
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
         return PlainTextResponse("late")
 
     return Starlette(
@@ -54,7 +54,7 @@ async def test_a_quarter_of_the_fast_successes_are_logged_evenly_and_all_counted
 
 
 async def test_errors_and_slow_requests_are_always_logged_unsampled(send, registry) -> None:
-    app = _app(registry, log_sample_rate=0.0, slow_request_seconds=0.01)
+    app = _app(registry, log_sample_rate=0.0, slow_request_seconds=0.1)
 
     with capture_logs() as logs:
         for path in ("/ok", "/missing", "/slow", "/ok"):

@@ -1,0 +1,73 @@
+"""write_json_line: the access log's direct path writes what structlog's chain writes."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+import structlog
+from structlog.testing import capture_logs
+
+from stockflow_kit.observability import REDACTED, bind_correlation, configure_logging
+from stockflow_kit.observability.logs import write_json_line
+
+FIELDS: dict[str, Any] = {"method": "GET", "status": 200, "duration_ms": 0.25, "client": None}
+
+
+def _without_timestamp(line: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in line.items() if k != "timestamp"}
+
+
+def test_the_line_is_the_one_structlog_writes(log_lines) -> None:
+    configure_logging(json=True, service="orders", stream=log_lines.stream)
+    structlog.contextvars.bind_contextvars(tenant="t-1", api_key="k-123")
+    try:
+        with bind_correlation("corr-12345678", causation_id="msg-1"):
+            assert write_json_line("orders.http", logging.INFO, "http.done", dict(FIELDS))
+            structlog.get_logger("orders.http").info("http.done", **FIELDS)
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+    direct, chained = log_lines.records()
+    assert _without_timestamp(direct) == _without_timestamp(chained)
+    assert direct["api_key"] == REDACTED
+    assert direct["correlation_id"] == "corr-12345678"
+    assert direct["causation_id"] == "msg-1"
+    assert direct["service"] == "orders"
+    assert direct["level"] == "info"
+    assert direct["timestamp"].endswith("Z")
+
+
+def test_an_error_line_and_the_level_filter(log_lines) -> None:
+    configure_logging(json=True, level="warning", stream=log_lines.stream)
+
+    assert write_json_line("x", logging.INFO, "quiet", {})  # dropped, and handled
+    assert write_json_line("x", logging.ERROR, "loud", {"status": 500})
+
+    [line] = log_lines.records()
+    assert (line["event"], line["level"], line["status"]) == ("loud", "error", 500)
+
+
+def test_the_json_copy_gets_the_line_too(log_lines) -> None:
+    copy = io.StringIO()
+    configure_logging(json=True, stream=log_lines.stream, also_json_to=copy)
+
+    assert write_json_line("x", logging.INFO, "copied", {"n": 1})
+
+    [line] = log_lines.records()
+    assert json.loads(copy.getvalue()) == line
+
+
+def test_without_the_kit_json_output_the_caller_logs_through_structlog(log_lines) -> None:
+    configure_logging(json=False, stream=log_lines.stream)
+    assert not write_json_line("x", logging.INFO, "console", {})
+
+    configure_logging(json=True, stream=log_lines.stream)
+    fields = {"status": 200}
+    with capture_logs() as captured:
+        assert not write_json_line("x", logging.INFO, "captured", fields)
+    assert captured == []
+    assert fields == {"status": 200}
+    assert log_lines.stream.getvalue() == ""
