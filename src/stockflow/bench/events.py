@@ -86,6 +86,8 @@ class EventsBenchConfig:
     """Commands published per second; ``None``: as fast as possible."""
     traced: bool = False
     """Every command in a trace of its own (``publish_commands``' ``traced``)."""
+    random_ids: bool = False
+    """UUID4 command ids instead of the time-ordered UUIDv7s real envelopes have."""
     before_audit: Callable[[BenchBackend], Awaitable[None]] | None = None
     """Called between the run and the audit (a seam for tests that break the store)."""
     compare_conventional: bool = True
@@ -135,7 +137,9 @@ def run_events_bench(config: EventsBenchConfig, say: Callable[[str], None] = _sa
 async def measure_events(config: EventsBenchConfig, say: Callable[[str], None]) -> EventsFigures:
     """One run on a fresh backend (removed afterwards): its figures, audit included."""
     say(f"generating ~{config.events} events over {config.skus} SKUs (seed {config.seed}) ...")
-    workload = generate_workload(events=config.events, skus=config.skus, seed=config.seed)
+    workload = generate_workload(
+        events=config.events, skus=config.skus, seed=config.seed, random_ids=config.random_ids
+    )
     say(f"{len(workload.envelopes)} envelopes, {workload.unique} unique commands")
     if config.backend == "embedded":
         backend = embedded_backend()

@@ -31,6 +31,7 @@ HOT_SHARE: Final = 0.2
 HOT_TRAFFIC: Final = 0.8
 DUPLICATE_RATE: Final = 0.05
 _EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
+_EPOCH_MS: Final = int(_EPOCH.timestamp() * 1000)
 
 
 @dataclass
@@ -107,9 +108,22 @@ class Workload:
     model: ReferenceModel
 
 
+def ordered_id(millis: int, rng: random.Random) -> uuid.UUID:
+    """A UUIDv7 (RFC 9562) of Unix time *millis*, its random bits drawn from *rng*."""
+    high = (millis << 16) | (0x7 << 12) | rng.getrandbits(12)  # ms, version 7, rand_a
+    low = (0b10 << 62) | rng.getrandbits(62)  # variant, rand_b
+    return uuid.UUID(int=(high << 64) | low)
+
+
+HISTORY_EPOCH_MS: Final = int(datetime(1999, 1, 1, tzinfo=UTC).timestamp() * 1000)
+"""Where the ids of a preloaded history start: before every run's (1 ms per command)."""
+
+
 class _Generator:
-    def __init__(self, skus: int, seed: int) -> None:
+    def __init__(self, skus: int, seed: int, *, random_ids: bool = False) -> None:
         self.rng = random.Random(seed)
+        self.random_ids = random_ids
+        self.commands = 0
         self.skus = [f"SKU-{i:06d}" for i in range(skus)]
         self.hot = self.skus[: max(1, int(skus * HOT_SHARE))]
         self.cold = self.skus[len(self.hot) :] or self.hot
@@ -124,7 +138,7 @@ class _Generator:
     def envelope(self, kind: str, subject: str, data: dict[str, Any]) -> Envelope:
         if kind not in COMMAND_TYPES:  # a typo fails here, not in the worker
             raise ValueError(f"unknown command type {kind!r}")
-        message_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        message_id = self.message_id()
         self.model.apply(kind, data, message_id)
         return Envelope(
             id=message_id,
@@ -135,6 +149,15 @@ class _Generator:
             occurred_at=_EPOCH,
             correlation_id=message_id,
         )
+
+    def message_id(self) -> str:
+        """The next command's id: a UUIDv7 as the kit's ``new_message_id`` makes them (time
+        ordered: one millisecond per command from the workload's epoch, so the same seed gives
+        the same ids), or with ``random_ids`` a UUID4 (every key lands on a random index page)."""
+        if self.random_ids:
+            return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        self.commands += 1
+        return str(ordered_id(_EPOCH_MS + self.commands, self.rng))
 
     def next_command(self) -> Envelope:
         roll = self.rng.random()
@@ -164,9 +187,16 @@ class _Generator:
         return envelope
 
 
-def generate_workload(*, events: int, skus: int, seed: int = 42) -> Workload:
-    """Commands (in publish order) that make the inventory commit about *events* events."""
-    gen = _Generator(skus, seed)
+def generate_workload(
+    *, events: int, skus: int, seed: int = 42, random_ids: bool = False
+) -> Workload:
+    """Commands (in publish order) that make the inventory commit about *events* events.
+
+    Their ids are time-ordered UUIDv7s, as every envelope the kit makes has
+    (``Envelope.new``); ``random_ids`` makes them UUID4s instead, to see what ordered ids buy
+    the event log's unique indexes (event ids derive from them, processed ids are them).
+    """
+    gen = _Generator(skus, seed, random_ids=random_ids)
     unique = [
         gen.envelope("ReceiveStock", sku, {"sku": sku, "qty": gen.rng.randint(0, 60) + 1})
         for sku in gen.skus

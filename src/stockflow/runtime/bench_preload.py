@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from stockflow.bench.backends import Preloaded
+from stockflow.bench.workload import HISTORY_EPOCH_MS, ordered_id
 from stockflow.inventory.bootstrap import event_store_for
 from stockflow.inventory.domain.events import (
     Event,
@@ -81,7 +82,7 @@ async def preload_inventory(
     store = event_store_for(event_store_url)
     await store.start()
     states: dict[str, StockState] = {}
-    written = processed = cycles = last_position = 0
+    written = processed = cycles = commands = last_position = 0
     started = last_report = time.perf_counter()
     try:
         while written < events:
@@ -94,14 +95,16 @@ async def preload_inventory(
                 sku = pool[rng.randrange(len(pool))]
                 state = states.get(sku) or StockState(sku=sku)
                 for event in _cycle(sku, f"preload-{cycles:09d}", rng.random() < 2 / 3):
-                    command = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+                    commands += 1  # time-ordered ids, as real commands have, older than the run's
+                    command_id = ordered_id(HISTORY_EPOCH_MS + commands, rng)
+                    command = str(command_id)
                     state = apply(state, event)
                     ids.append(command)
                     new.append(
                         NewEvent(
                             stream_id=sku,
                             sequence=state.version,
-                            event_id=uuid.UUID(int=rng.getrandbits(128), version=4),
+                            event_id=uuid.UUID(int=command_id.int ^ 1),
                             type=type(event).__name__,
                             data=encode_event(event),
                             occurred_at=at,

@@ -188,6 +188,15 @@ def bench_events_command(
             " path; compare with a run without). Default: no trace context.",
         ),
     ] = False,
+    random_ids: Annotated[
+        bool,
+        typer.Option(
+            "--random-ids/--ordered-ids",
+            help="UUID4 command ids (every processed id and event id lands on a random page"
+            " of its index) instead of the time-ordered UUIDv7s the kit gives every envelope."
+            " Default: ordered, as in production.",
+        ),
+    ] = False,
     compare_conventional: Annotated[
         bool,
         typer.Option(
@@ -250,6 +259,7 @@ def bench_events_command(
         feeder=feeder,
         rate=rate,
         traced=traced,
+        random_ids=random_ids,
         compare_conventional=compare_conventional,
         ceiling=ceiling,
         preload=preload,
