@@ -21,7 +21,6 @@ Event ids are deterministic, so a redecided batch never applies anything twice.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -53,6 +52,7 @@ from stockflow.inventory.service_layer.ports import (
     Fence,
 )
 from stockflow.inventory.service_layer.telemetry import WriterMetrics
+from stockflow_kit.messaging import new_message_id
 
 __all__ = [
     "FENCE_KEY",
@@ -218,7 +218,7 @@ class InventoryWriter:
         """Queue ``command`` and wait for its outcome (HTTP callers); ``record`` builds the
         Idempotency-Key record committed with it (see :class:`Submission`)."""
         submission = Submission(
-            message_id=message_id or str(uuid.uuid4()),
+            message_id=message_id or new_message_id(),  # time-ordered: see new_message_id
             command=command,
             correlation_id=correlation_id,
             want_stock=want_stock,
