@@ -106,3 +106,20 @@ class StoreContract:
         reopened = open_store()
         await reopened.start()
         return reopened
+
+
+async def check_trace_context_added(open_store: Callable[[], EventStore]) -> None:
+    """A store reopened on a log written before the ``traceparent`` column (the test drops it
+    after one event, "A" 1): the old event reads back without one, a new one keeps its own."""
+    store = open_store()
+    await store.start()
+    try:
+        (old,) = await store.read_all()
+        assert (old.stream_id, old.correlation_id, old.traceparent) == ("A", "corr-A", None)
+        await store.commit(batch([new_event("A", 2)]))
+        assert [e.traceparent for e in await store.read_stream("A")] == [
+            None,
+            traceparent_of("A", 2),
+        ]
+    finally:
+        await store.close()

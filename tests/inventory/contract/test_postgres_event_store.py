@@ -11,7 +11,11 @@ import asyncpg
 import pytest
 from tests.inventory.contract.checkpoints_contract import CheckpointsContract
 from tests.inventory.contract.event_log_contract import EventLogContract
-from tests.inventory.contract.event_store_contract import batch, new_event, traceparent_of
+from tests.inventory.contract.event_store_contract import (
+    batch,
+    check_trace_context_added,
+    new_event,
+)
 from tests.inventory.contract.idempotency_contract import IdempotencyRecordsContract, record
 from tests.inventory.contract.processed_ids_contract import ProcessedIdsContract
 from tests.inventory.contract.snapshots_contract import SnapshotsContract
@@ -120,18 +124,7 @@ async def test_an_events_table_without_trace_context_gains_it_and_keeps_its_even
     conn = await asyncpg.connect(postgres_url)
     try:  # back to the events table of the release before traceparent
         await conn.execute(f"ALTER TABLE {schema}.events DROP COLUMN traceparent")
-        store = PostgresEventStore(postgres_url, schema=schema)
-        await store.start()
-        try:
-            (old,) = await store.read_all()
-            assert (old.stream_id, old.correlation_id, old.traceparent) == ("A", "corr-A", None)
-            await store.commit(batch([new_event("A", 2)]))
-            assert [e.traceparent for e in await store.read_stream("A")] == [
-                None,
-                traceparent_of("A", 2),
-            ]
-        finally:
-            await store.close()
+        await check_trace_context_added(lambda: PostgresEventStore(postgres_url, schema=schema))
     finally:
         await conn.execute(f"DROP SCHEMA {schema} CASCADE")
         await conn.close()
