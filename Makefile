@@ -19,7 +19,7 @@ export UV_PYTHON_PREFERENCE ?= system
 export UV_NATIVE_TLS ?= 1
 export PACT_DO_NOT_TRACK ?= true
 
-.PHONY: help sync fmt lint chromium promtool test test-fast test-unit test-integration run bench bench-claims-smoke audit chaos clean
+.PHONY: help sync fmt lint chromium promtool test test-browser-cluster test-fast test-unit test-integration run bench bench-claims-smoke audit chaos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -58,9 +58,12 @@ promtool: ## Debian's prometheus and prometheus-alertmanager (the alert-rule tes
 				&& apt-get install -y prometheus prometheus-alertmanager >/dev/null; }; }; } \
 		|| echo "promtool/alertmanager not installed (needs root and apt-get): the alerting tests skip"
 
-test: lint chromium promtool ## lint + the whole test suite (integration tests skip if a server is down, fail when CI=true)
+test: lint promtool ## lint + the whole test suite but the browser and cluster suites (integration tests skip if a server is down, fail when CI=true)
 	$(BIN)/pytest -m "not chaos and not slow" $(PARALLEL) $(PYTEST_ARGS)
-	$(BIN)/pytest -m "slow and not chaos and not claims" $(PARALLEL) $(PYTEST_ARGS)
+	$(BIN)/pytest -m "slow and not chaos and not claims and not browser and not cluster" $(PARALLEL) $(PYTEST_ARGS)
+
+test-browser-cluster: sync chromium ## the browser suite (Playwright on Chromium) and the three-node NATS cluster in network namespaces (about 2 min; .ci/run runs them after make test)
+	$(BIN)/pytest -m "(browser or cluster) and not chaos" $(PARALLEL) $(PYTEST_ARGS)
 
 test-fast: lint ## lint + the suite without the slow tests (real processes, crash, hostile, brokers)
 	$(BIN)/pytest -m "not chaos and not slow" $(PARALLEL) $(PYTEST_ARGS)
