@@ -41,6 +41,7 @@ from stockflow_kit.messaging.bus import (
     Delivery,
 )
 from stockflow_kit.observability.metrics import counter, gauge, histogram
+from stockflow_kit.observability.tracing import TRACEPARENT_HEADER as TRACEPARENT
 from stockflow_kit.observability.tracing import current_traceparent
 
 __all__ = [
@@ -65,7 +66,6 @@ BATCH_SIZE_BUCKETS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 500
 """Buckets of ``messaging_batch_size``."""
 
 _TRACER_NAME: Final = "stockflow_kit.messaging"
-TRACEPARENT: Final = "traceparent"
 _log = structlog.get_logger(_TRACER_NAME)
 
 
