@@ -33,7 +33,7 @@ from stockflow.inventory.service_layer.ports import (
     EventStoreUnavailableError,
     StoredEvent,
 )
-from stockflow_kit.messaging import Bus, Envelope, MessagingError
+from stockflow_kit.messaging import Bus, Envelope, IdleWait, MessagingError
 from stockflow_kit.resilience import Backoff
 
 __all__ = ["PUBLISHED_CHECKPOINT", "EventRelay", "envelope_of"]
@@ -68,6 +68,7 @@ class EventRelay:
         wake: asyncio.Event | None = None,
         batch_size: int = 1000,
         idle_wait: float = 0.2,
+        max_idle_wait: float = 5.0,
         owns: Callable[[str], bool] | None = None,
         checkpoint: str = PUBLISHED_CHECKPOINT,
     ) -> None:
@@ -75,7 +76,7 @@ class EventRelay:
         self.bus = bus
         self.wake = wake or asyncio.Event()
         self.batch_size = batch_size
-        self.idle_wait = idle_wait
+        self.idle = IdleWait(idle_wait, max_idle_wait)
         self.owns = owns
         self.checkpoint = checkpoint
         self.position = 0
@@ -123,9 +124,13 @@ class EventRelay:
                 continue
             failures = 0
             backoff.reset()
+            if published:
+                self.idle.found_work()
             if published < self.batch_size:
+                # Woken by the writer's commits (``wake``); the timed wait is a safety net that
+                # grows while nothing is committed (an idle relay reads the log every 5 s).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.idle_wait)
+                    await asyncio.wait_for(self.wake.wait(), self.idle.next())
 
     async def publish_once(self) -> int:
         """Publish the next batch of events; return how many."""

@@ -37,6 +37,7 @@ from stockflow_kit.messaging.envelope import (
     new_message_id,
 )
 from stockflow_kit.messaging.factory import make_bus
+from stockflow_kit.messaging.idle import IdleWait
 from stockflow_kit.messaging.inbox import PostgresInbox, SqliteInbox
 from stockflow_kit.messaging.memory import InMemoryBroker, InMemoryBus
 from stockflow_kit.messaging.outbox import Outbox, OutboxRecord, PostgresOutbox, SqliteOutbox
@@ -67,6 +68,7 @@ __all__ = [
     "Consumers",
     "Delivery",
     "Envelope",
+    "IdleWait",
     "InMemoryBroker",
     "InMemoryBus",
     "ItemsHandler",

@@ -6,7 +6,7 @@ reads ``PRAGMA data_version`` on a connection of its own (about 2 µs; the value
 any other connection committed a change) and wakes every waiting fetch when it changed.
 
 The interval between two reads grows with the time the file has been quiet, and snaps back
-on a change::
+on a change (:class:`.idle.IdleWait`)::
 
     interval = min(max_poll_interval, max(poll_interval, quiet_seconds / 20))
 
@@ -24,6 +24,8 @@ import sqlite3
 from collections.abc import Callable
 
 import structlog
+
+from stockflow_kit.messaging.idle import IdleWait
 
 __all__ = ["DataVersionWatch"]
 
@@ -49,8 +51,8 @@ class DataVersionWatch:
         max_poll_interval: float,
     ) -> None:
         self.conn, self.on_change = conn, on_change
-        self.poll_interval = poll_interval
-        self.max_poll_interval = max(max_poll_interval, poll_interval)
+        self._idle = IdleWait(poll_interval, max_poll_interval)
+        self.poll_interval, self.max_poll_interval = self._idle.shortest, self._idle.longest
         self.reads = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -71,18 +73,20 @@ class DataVersionWatch:
 
     def interval(self, quiet_seconds: float) -> float:
         """The wait before the next read, after *quiet_seconds* without a change."""
-        return min(self.max_poll_interval, max(self.poll_interval, quiet_seconds / 20))
+        return self._idle.quiet_for(quiet_seconds)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+        idle = self._idle
         try:
-            seen, changed_at = self._version(), loop.time()
+            seen = self._version()
+            idle.found_work()
             while True:
-                await asyncio.sleep(self.interval(loop.time() - changed_at))
+                await asyncio.sleep(idle.next())
                 version = self._version()
                 self.reads += 1
                 if version != seen:
-                    seen, changed_at = version, loop.time()
+                    seen = version
+                    idle.found_work()
                     self.on_change()
         except sqlite3.Error as error:
             # Without the version, assume a change every max_poll_interval: fetches then

@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry
 
 from stockflow_kit.messaging._telemetry import bus_metrics, consume_span
 from stockflow_kit.messaging.bus import BusClosedError, Delivery, MessagingError, Subscription
+from stockflow_kit.messaging.idle import IdleWait
 from stockflow_kit.observability.correlation import bind_correlation, new_correlation_id
 from stockflow_kit.resilience import Backoff
 
@@ -98,7 +99,14 @@ class Consumer:
         subscription: A bound durable subscription.
         handler: Called with each non-empty batch; see :data:`BatchHandler`.
         batch_size: ``max_messages`` of each fetch.
-        max_wait: ``max_wait`` of each fetch; also how long :meth:`stop` may take to notice.
+        max_wait: ``max_wait`` of each fetch while messages flow; also how long :meth:`stop`
+            may take to notice. Every backend's fetch returns at the first message, so a
+            longer wait costs no latency, only wakeups while idle.
+        idle_max_wait: The longest ``max_wait`` while nothing comes: after empty fetches the
+            wait grows with the quiet time up to this (5 % of it, as
+            :class:`~stockflow_kit.messaging.idle.IdleWait`), and snaps back to
+            ``max_wait`` at the next message. By default ``max(max_wait, 0.5)``: an idle
+            consumer fetches about twice a second, and :meth:`stop` answers within it.
         lag_interval: Seconds between updates of the lag gauges.
         retry_delay: The ``delay`` of the nak after a handler failure, so that a transient
             outage does not burn through ``max_deliver`` at once.
@@ -125,6 +133,7 @@ class Consumer:
         *,
         batch_size: int = 1000,
         max_wait: float = 0.5,
+        idle_max_wait: float | None = None,
         lag_interval: float = 5.0,
         retry_delay: float = 1.0,
         registry: CollectorRegistry | None = None,
@@ -138,6 +147,9 @@ class Consumer:
         self.handler = handler
         self.batch_size = batch_size
         self.max_wait = max_wait
+        self.idle = IdleWait(
+            max_wait, max(max_wait, 0.5) if idle_max_wait is None else idle_max_wait
+        )
         self.lag_interval = lag_interval
         self.retry_delay = retry_delay
         self.backoff = backoff if backoff is not None else Backoff(base=0.1, cap=5.0)
@@ -166,7 +178,7 @@ class Consumer:
                     next_lag = time.monotonic() + self.lag_interval
                 await self._slots.acquire()
                 try:
-                    batch = await self.subscription.fetch(self.batch_size, self.max_wait)
+                    batch = await self.subscription.fetch(self.batch_size, self.idle.next())
                 except BusClosedError:
                     self._slots.release()
                     if self.stopping:
@@ -186,6 +198,7 @@ class Consumer:
                 if not batch:
                     self._slots.release()
                     continue
+                self.idle.found_work()
                 task = asyncio.create_task(self._handle_in_slot(batch))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)

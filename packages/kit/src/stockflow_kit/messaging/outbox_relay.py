@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from itertools import groupby
 
 import structlog
@@ -15,6 +16,7 @@ from opentelemetry import propagate
 from prometheus_client import CollectorRegistry
 
 from stockflow_kit.messaging.bus import Bus
+from stockflow_kit.messaging.idle import IdleWait
 from stockflow_kit.messaging.outbox import Outbox
 from stockflow_kit.observability.metrics import counter, gauge
 from stockflow_kit.resilience import Backoff
@@ -31,7 +33,13 @@ class OutboxRelay:
         outbox: The store to drain.
         bus: A started bus.
         batch_size: Records per claim (published in as few calls as topics allow).
-        poll_interval: Seconds to sleep when the outbox is empty; :meth:`notify` wakes it.
+        poll_interval: Seconds to sleep when the outbox has just been emptied; :meth:`notify`
+            wakes it at once, so this wait only catches rows nobody notified it of.
+        max_poll_interval: The longest of those sleeps: the wait grows with the time the
+            outbox has been empty (:class:`~stockflow_kit.messaging.idle.IdleWait`: 5 % of
+            the quiet time), so an idle relay reads its table every few seconds, not five
+            times a second. The backlog gauges are read after a round that relayed something,
+            and otherwise at most every ``max_poll_interval``.
         registry: Prometheus registry for ``outbox_backlog`` / ``outbox_oldest_age_seconds``.
         backoff: The wait after a failed round (reset by the next good one); by default
             ``Backoff(base=0.05, cap=5.0)``: full jitter, up to 50 ms after the first failure,
@@ -45,12 +53,15 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_interval: float = 0.2,
+        max_poll_interval: float = 5.0,
         registry: CollectorRegistry | None = None,
         backoff: Backoff | None = None,
     ) -> None:
         self.outbox, self.bus = outbox, bus
         self.backoff = backoff if backoff is not None else Backoff(base=0.05, cap=5.0)
         self.batch_size, self.poll_interval = batch_size, poll_interval
+        self.idle = IdleWait(poll_interval, max_poll_interval)
+        self._backlog_due = 0.0
         self._backlog = gauge(
             "outbox_backlog", "Messages stored, not yet published.", ("outbox",), registry=registry
         ).labels(outbox.name)
@@ -92,6 +103,7 @@ class OutboxRelay:
 
     def notify(self) -> None:
         """Wake the relay now (call after committing new outbox rows)."""
+        self.idle.found_work()
         self._wakeup.set()
 
     async def run(self) -> None:
@@ -108,7 +120,9 @@ class OutboxRelay:
         while not self._stopping:
             try:
                 relayed = await self.relay_once()
-                await self.record_backlog()
+                if relayed or time.monotonic() >= self._backlog_due:
+                    await self.record_backlog()
+                    self._backlog_due = time.monotonic() + self.idle.longest
                 self.backoff.reset()
             except Exception as error:  # a failed round is retried; the rows stay stored
                 self._errors.inc()
@@ -120,10 +134,12 @@ class OutboxRelay:
                 )
                 await self.backoff.wait()
                 continue
+            if relayed:
+                self.idle.found_work()
             if relayed < self.batch_size:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
+                    await asyncio.wait_for(self._wakeup.wait(), self.idle.next())
 
     async def stop(self) -> None:
         """Ask :meth:`run` to return after the current round, and wait until it has."""

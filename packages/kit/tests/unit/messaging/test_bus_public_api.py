@@ -24,6 +24,7 @@ def test_the_public_names_are_pinned_and_importable() -> None:
             "ConsumerLag",
             "Delivery",
             "Envelope",
+            "IdleWait",
             "InMemoryBroker",
             "InMemoryBus",
             "ItemsHandler",
