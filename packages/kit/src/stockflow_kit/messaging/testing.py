@@ -40,11 +40,46 @@ from stockflow_kit.messaging._contract_base import make_envelopes
 from stockflow_kit.messaging._contract_dead_letters import DeadLetterCases
 from stockflow_kit.messaging._contract_delivery import DeliveryCases
 from stockflow_kit.messaging._contract_recovery import RecoveryCases
-from stockflow_kit.messaging.bus import Bus, ConsumerConfig, Delivery, Subscription
+from stockflow_kit.messaging.bus import Bus, ConsumerConfig, ConsumerLag, Delivery, Subscription
 from stockflow_kit.messaging.envelope import Envelope
 from stockflow_kit.messaging.factory import make_bus
 
-__all__ = ["BusContract", "CrashAfterPublishBus", "SimulatedCrashError", "make_envelopes"]
+__all__ = [
+    "BusContract",
+    "CrashAfterPublishBus",
+    "SimulatedCrashError",
+    "WrappedSubscription",
+    "make_envelopes",
+]
+
+
+class WrappedSubscription:
+    """A subscription that hands every call to *inner*: subclass it and override what a test
+    needs to see or break (a failing fetch, a recorded ``max_wait``)."""
+
+    def __init__(self, inner: Subscription) -> None:
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def fetch(self, max_messages: int = 100, max_wait: float = 1.0) -> Sequence[Delivery]:
+        return await self.inner.fetch(max_messages, max_wait)
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        await self.inner.ack(deliveries)
+
+    async def nak(
+        self, deliveries: Sequence[Delivery], *, delay: float = 0.0, reason: str | None = None
+    ) -> None:
+        await self.inner.nak(deliveries, delay=delay, reason=reason)
+
+    async def lag(self) -> ConsumerLag:
+        return await self.inner.lag()
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 class BusContract(DeliveryCases, DeadLetterCases, RecoveryCases):

@@ -10,7 +10,6 @@ from structlog.testing import capture_logs
 
 from stockflow_kit.messaging import (
     Consumer,
-    ConsumerLag,
     Delivery,
     InMemoryBus,
     MessagingError,
@@ -18,7 +17,7 @@ from stockflow_kit.messaging import (
     OutboxRelay,
     Subscription,
 )
-from stockflow_kit.messaging.testing import make_envelopes
+from stockflow_kit.messaging.testing import WrappedSubscription, make_envelopes
 from stockflow_kit.resilience import Backoff
 from stockflow_kit.resilience.testing import ManualClock
 
@@ -32,35 +31,18 @@ class Top:
         return 1.0
 
 
-class FlakyFetches:
+class FlakyFetches(WrappedSubscription):
     """A subscription whose first *failures* fetches fail; the rest go to the real one."""
 
     def __init__(self, inner: Subscription, failures: int) -> None:
-        self.inner, self.failures = inner, failures
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
+        super().__init__(inner)
+        self.failures = failures
 
     async def fetch(self, max_messages: int = 100, max_wait: float = 1.0) -> Sequence[Delivery]:
         if self.failures:
             self.failures -= 1
             raise MessagingError("the broker is away")
         return await self.inner.fetch(max_messages, max_wait)
-
-    async def ack(self, deliveries: Sequence[Delivery]) -> None:
-        await self.inner.ack(deliveries)
-
-    async def nak(
-        self, deliveries: Sequence[Delivery], *, delay: float = 0.0, reason: str | None = None
-    ) -> None:
-        await self.inner.nak(deliveries, delay=delay, reason=reason)
-
-    async def lag(self) -> ConsumerLag:
-        return await self.inner.lag()
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 async def test_failed_fetches_back_off_exponentially_and_a_good_fetch_resets_the_backoff() -> None:

@@ -11,7 +11,6 @@ from prometheus_client import CollectorRegistry
 
 from stockflow_kit.messaging import (
     Consumer,
-    ConsumerLag,
     Delivery,
     IdleWait,
     InMemoryBus,
@@ -19,7 +18,7 @@ from stockflow_kit.messaging import (
     OutboxRelay,
     Subscription,
 )
-from stockflow_kit.messaging.testing import make_envelopes
+from stockflow_kit.messaging.testing import WrappedSubscription, make_envelopes
 from stockflow_kit.resilience.testing import ManualClock
 
 TOPIC = "orders.events"
@@ -45,35 +44,17 @@ def test_the_longest_wait_is_never_below_the_shortest() -> None:
         IdleWait(0.0, 1.0)
 
 
-class RecordedFetches:
+class RecordedFetches(WrappedSubscription):
     """A subscription that records the ``max_wait`` of each fetch and its result's size."""
 
     def __init__(self, inner: Subscription) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.fetches: list[tuple[float, int]] = []
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
 
     async def fetch(self, max_messages: int = 100, max_wait: float = 1.0) -> Sequence[Delivery]:
         batch = await self.inner.fetch(max_messages, max_wait)
         self.fetches.append((max_wait, len(batch)))
         return batch
-
-    async def ack(self, deliveries: Sequence[Delivery]) -> None:
-        await self.inner.ack(deliveries)
-
-    async def nak(
-        self, deliveries: Sequence[Delivery], *, delay: float = 0.0, reason: str | None = None
-    ) -> None:
-        await self.inner.nak(deliveries, delay=delay, reason=reason)
-
-    async def lag(self) -> ConsumerLag:
-        return await self.inner.lag()
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 async def test_an_idle_consumer_fetches_with_a_growing_wait_and_a_message_resets_it() -> None:
