@@ -73,7 +73,7 @@ class BodySizeLimitMiddleware:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or _has_no_body(scope):
             await self.app(scope, receive, send)
             return
         limit = self.max_body_bytes
@@ -136,7 +136,7 @@ class BodyTimeoutMiddleware:
         self.timeout_seconds = timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or _has_no_body(scope):
             await self.app(scope, receive, send)
             return
         seconds = self.timeout_seconds
@@ -237,3 +237,23 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+_HTTP1: Final = frozenset({"1.0", "1.1"})
+
+
+def _has_no_body(scope: Scope) -> bool:
+    """Whether an HTTP/1.x request declares that it has no body: ``Content-Length: 0``, or
+    neither ``Content-Length`` nor ``Transfer-Encoding`` (such a request has none, RFC 9112
+    6.3, and the server enforces it). Such a request (most GETs) has nothing to limit or to
+    wait for, so the body middleware pass it on unwrapped. HTTP/2 frames bodies without
+    either header, so it is always wrapped."""
+    if scope.get("http_version") not in _HTTP1:
+        return False
+    empty = True
+    for name, value in scope.get("headers", ()):
+        if name == b"transfer-encoding":
+            return False
+        if name == b"content-length" and value.strip() != b"0":
+            empty = False
+    return empty

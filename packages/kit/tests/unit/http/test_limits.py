@@ -16,6 +16,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from stockflow_kit.http import (
     BodySizeLimitMiddleware,
+    BodyTimeoutMiddleware,
     CorrelationMiddleware,
     LoadSheddingMiddleware,
     install_problem_handlers,
@@ -199,3 +200,48 @@ async def test_other_scope_types_are_not_limited() -> None:
 def test_a_shedding_limit_below_one_is_rejected() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         LoadSheddingMiddleware(PlainTextResponse("x"), max_in_flight=0)
+
+
+@pytest.mark.parametrize(
+    ("headers", "wrapped"),
+    [
+        ([], False),
+        ([(b"content-length", b"0")], False),
+        ([(b"content-length", b"5")], True),
+        ([(b"transfer-encoding", b"chunked")], True),
+        ([(b"content-length", b"0"), (b"transfer-encoding", b"chunked")], True),
+    ],
+    ids=["no-headers", "length-0", "length-5", "chunked", "length-0-and-chunked"],
+)
+async def test_only_a_request_that_may_carry_a_body_gets_a_limited_receive(
+    headers: list[tuple[bytes, bytes]], wrapped: bool
+) -> None:
+    seen: list[Receive] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(receive)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        return None
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "path": "/",
+        "headers": headers,
+    }
+    await BodySizeLimitMiddleware(app, max_body_bytes=10)(scope, receive, send)
+    await BodyTimeoutMiddleware(app, timeout_seconds=1.0)(scope, receive, send)
+
+    # A GET without Content-Length or Transfer-Encoding has no body (RFC 9112 6.3): nothing to
+    # limit or time, so the middleware pass the request on as it came (no wrapper per request).
+    assert [r is not receive for r in seen] == [wrapped, wrapped]
+    seen.clear()
+    http2 = {**scope, "http_version": "2"}  # bodies framed without either header: always limited
+    await BodySizeLimitMiddleware(app, max_body_bytes=10)(http2, receive, send)
+    await BodyTimeoutMiddleware(app, timeout_seconds=1.0)(http2, receive, send)
+    assert [r is not receive for r in seen] == [True, True]
