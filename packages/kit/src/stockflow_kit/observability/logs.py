@@ -19,6 +19,7 @@ dropped. The processors are plain callables and can be used on their own.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -149,8 +150,94 @@ def _encode_json(logger: WrappedLogger, method_name: str, event_dict: EventDict)
         return line.encode() if isinstance(line, str) else line
 
 
+_COALESCE_BYTES: Final = 64 * 1024
+"""Coalesced lines are written at once when this many bytes are waiting."""
+
+
 class _KitHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The root handler we own; replaced, never duplicated, by the next configuration."""
+    """The root handler we own; replaced, never duplicated, by the next configuration.
+
+    Lines of :func:`write_json_line` written on an event loop (the access log: one per
+    request) are coalesced: kept in a buffer that is written with one ``write`` when the loop
+    has run what is ready now (``call_soon``), or at 64 KiB. Under load one system call then
+    carries the lines of every request that finished in one pass of the loop, instead of a
+    write and a flush per request; idle, a line is written at once, one pass later. Any other
+    line (structlog's chain, a standard-library record) first writes what waits, so the order
+    of lines is kept; so do :meth:`flush`, :meth:`close` and the interpreter's exit
+    (``logging.shutdown``). A SIGKILL loses at most the lines of the last pass.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.pending = bytearray()
+        self.drain_scheduled = False
+
+    def coalesce(self, line: bytes) -> None:
+        """Keep *line* for the next drain (on the running loop), or write it now."""
+        self.acquire()
+        try:
+            self.pending += line
+            if len(self.pending) >= _COALESCE_BYTES:
+                self.drain()
+            elif not self.drain_scheduled:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # no loop in this thread: nothing would drain it
+                    self.drain()
+                    return
+                self.drain_scheduled = True
+                loop.call_soon(self.drain_scheduled_lines)
+        finally:
+            self.release()
+
+    def drain_scheduled_lines(self) -> None:
+        self.acquire()
+        try:
+            self.drain_scheduled = False
+            self.drain()
+        finally:
+            self.release()
+
+    def drain(self) -> None:
+        """Write the coalesced lines (the caller holds the lock, or nobody else writes)."""
+        if not self.pending:
+            return
+        data, self.pending = bytes(self.pending), bytearray()
+        stream = self.stream
+        try:
+            buffer = getattr(stream, "buffer", None)
+            if buffer is None:
+                stream.write(data.decode())
+                stream.flush()
+            else:
+                # Text written through the stream was flushed after each line: the bytes
+                # go after it, without a decode and a second encode.
+                buffer.write(data)
+                buffer.flush()
+        except (OSError, ValueError):
+            # A closed or broken stream (a pipe whose reader went away) loses the lines but
+            # never fails the request that logged them, as with the logging module's handlers.
+            pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.drain()  # Handler.handle holds the lock
+        super().emit(record)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self.drain()
+        finally:
+            self.release()
+        super().flush()
+
+    def close(self) -> None:
+        self.acquire()
+        try:
+            self.drain()
+        finally:
+            self.release()
+        super().close()
 
 
 class _LineWriter:
@@ -169,6 +256,7 @@ class _LineWriter:
         handler = self._handler
         handler.acquire()
         try:
+            handler.drain()
             stream = handler.stream
             stream.write(line + "\n")
             stream.flush()
@@ -182,24 +270,9 @@ class _LineWriter:
     debug = info = warning = error = critical = msg
 
     def write_bytes(self, line: bytes) -> None:
-        """Write an encoded line (its newline included), as :meth:`msg` writes a string."""
-        handler = self._handler
-        handler.acquire()
-        try:
-            stream = handler.stream
-            buffer = getattr(stream, "buffer", None)
-            if buffer is None:
-                stream.write(line.decode())
-                stream.flush()
-            else:
-                # Text written through the stream was flushed after each line: the bytes
-                # go after it, without a decode and a second encode.
-                buffer.write(line)
-                buffer.flush()
-        except (OSError, ValueError):
-            pass
-        finally:
-            handler.release()
+        """Write an encoded line (its newline included), coalesced with the other lines of
+        this pass of the event loop (see :class:`_KitHandler`)."""
+        self._handler.coalesce(line)
 
 
 class _LineWriterFactory:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -71,3 +72,47 @@ def test_without_the_kit_json_output_the_caller_logs_through_structlog(log_lines
     assert captured == []
     assert fields == {"status": 200}
     assert log_lines.stream.getvalue() == ""
+
+
+class CountedWrites(io.BytesIO):
+    """A binary stream that counts its writes."""
+
+    writes = 0
+
+    def write(self, data: Any) -> int:
+        self.writes += 1
+        return super().write(data)
+
+
+async def test_the_lines_of_one_loop_pass_are_one_write_and_keep_their_order(log_lines) -> None:
+    raw = CountedWrites()
+    stream = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
+    configure_logging(json=True, stream=stream)
+    try:
+        for n in range(50):
+            assert write_json_line("x", logging.INFO, "access", {"n": n})
+        assert raw.writes == 0  # kept until the loop has run what is ready
+        await asyncio.sleep(0)
+        assert raw.writes == 1
+        assert [json.loads(line)["n"] for line in raw.getvalue().splitlines()] == list(range(50))
+
+        # A line of structlog's chain (or a standard-library record) writes what waits first.
+        write_json_line("x", logging.INFO, "access", {"n": 50})
+        structlog.get_logger("x").info("chained", n=51)
+        logging.getLogger("std").warning("stdlib")
+        lines = [json.loads(line) for line in raw.getvalue().splitlines()]
+        assert [line["event"] for line in lines[-3:]] == ["access", "chained", "stdlib"]
+    finally:
+        configure_logging(json=True, stream=log_lines.stream)
+
+
+def test_without_a_running_loop_a_line_is_written_at_once(log_lines) -> None:
+    raw = CountedWrites()
+    stream = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
+    configure_logging(json=True, stream=stream)
+    try:
+        assert write_json_line("x", logging.INFO, "access", {"n": 1})
+        assert raw.writes == 1
+        assert json.loads(raw.getvalue())["n"] == 1
+    finally:
+        configure_logging(json=True, stream=log_lines.stream)
