@@ -21,10 +21,12 @@ from typing import IO, Final
 
 from stockflow.platform.startup import StartupError
 
-__all__ = ["JWT_SECRET_FILE", "TOKEN_FILE", "DataDir", "load_or_create_secret"]
+__all__ = ["JWT_SECRET_ENV", "JWT_SECRET_FILE", "TOKEN_FILE", "DataDir", "load_or_create_secret"]
 
 TOKEN_FILE: Final = "service-token"
 JWT_SECRET_FILE: Final = "jwt-secret"
+JWT_SECRET_ENV: Final = "STOCKFLOW_JWT_SECRET"
+"""The deployment's JWT secret when set; else the data dir's (``<dir>/jwt-secret``)."""
 _LOCK_FILE: Final = ".lock"
 
 

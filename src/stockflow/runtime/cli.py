@@ -283,7 +283,7 @@ def token_command(
 
     from stockflow.contracts.identity import ROLES
     from stockflow.edge.adapters.tokens import issue_token
-    from stockflow.runtime.embedded import JWT_SECRET_ENV
+    from stockflow.platform.data_dir import JWT_SECRET_ENV  # not runtime.embedded: seconds
 
     if role not in ROLES:
         _echo_err(f"--role must be one of {', '.join(ROLES)}, not {role!r}")

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import structlog
 
-from stockflow.platform.data_dir import DataDir
+from stockflow.platform.data_dir import JWT_SECRET_ENV, DataDir
 from stockflow.platform.runner import Unit, configure_process, run
 from stockflow.platform.spec import ServiceSpec
 from stockflow.platform.startup import redact_url
@@ -44,8 +44,6 @@ __all__ = [
 
 _log = structlog.get_logger("stockflow.runtime")
 
-JWT_SECRET_ENV: Final = "STOCKFLOW_JWT_SECRET"
-"""The deployment's JWT secret when set; else the data dir's (``<dir>/jwt-secret``)."""
 LOG_FILE: Final = "stockflow.log"
 """The embedded deployment's JSON log, in the data dir (``stockflow up --log-file`` moves it)."""
 _JWT_SECRET_FIELD: Final = "jwt_secret"

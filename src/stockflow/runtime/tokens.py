@@ -9,8 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stockflow.edge.adapters.tokens import issue_token
-from stockflow.platform.data_dir import DataDir
-from stockflow.runtime.embedded import JWT_SECRET_ENV
+from stockflow.platform.data_dir import JWT_SECRET_ENV, DataDir
 
 __all__ = ["deployment_jwt_secret", "dev_tokens"]
 

@@ -77,11 +77,18 @@ async def distributed(
 
 @pytest.fixture
 async def kafka(tmp_path: Path, postgres_url: str) -> AsyncIterator[Deployment]:
-    """Distributed, with the Kafka-protocol bus: a private Tansu broker for the test."""
+    """Distributed, with the Kafka-protocol bus: a private Tansu broker for the test.
+
+    ``session_timeout=2`` (default 10): Tansu holds a new group's first join for about half
+    the consumers' rebalance timeout (the session timeout), capped at 5 s, so each of the
+    three groups a start joins cost 5 s at the default and costs 1 s here. No test here
+    relies on a silent consumer's partitions moving (inventory is stopped cleanly: it leaves
+    its groups)."""
     from stockflow_kit.messaging.local_brokers import LocalTansu
 
     with LocalTansu() as broker:
-        async with on_postgres("kafka", tmp_path, postgres_url, broker.url) as deployment:
+        bus_url = f"{broker.url}?session_timeout=2"
+        async with on_postgres("kafka", tmp_path, postgres_url, bus_url) as deployment:
             yield deployment
 
 

@@ -126,6 +126,7 @@ class FeederProcess:
         self.metrics = metrics or ForwardedMetrics({"process": "feeder"})
         self._process: asyncio.subprocess.Process | None = None
         self._socket: socket.socket | None = None
+        self._pipe: asyncio.StreamWriter | None = None  # the socket, once supervised
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._ready = False
@@ -138,14 +139,17 @@ class FeederProcess:
 
     async def stop(self) -> None:
         self._stopping = True
-        process, sock = self._process, self._socket
+        process, sock, pipe = self._process, self._socket, self._pipe
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)  # EOF: the feeder stops consuming and exits
+        if pipe is not None:
+            pipe.close()  # the same EOF once supervised (its socket was detached into it)
         if process is not None:
             try:
                 await asyncio.wait_for(process.wait(), _STOP_SECONDS)
             except TimeoutError:
+                _log.warning("inventory.feeder_killed_at_stop", seconds=_STOP_SECONDS)
                 process.kill()
                 await process.wait()
         if self._task is not None:
@@ -187,7 +191,7 @@ class FeederProcess:
             assert process is not None
             assert sock is not None
             reader, pipe = await socket_streams(sock.detach())
-            self._socket = None
+            self._socket, self._pipe = None, pipe
             try:
                 await self._serve(reader, pipe)
             except Exception as error:  # whatever broke the link, the feeder is replaced
@@ -196,6 +200,7 @@ class FeederProcess:
                     process.kill()
             finally:
                 pipe.close()
+                self._pipe = None
             code = await process.wait()
             self.metrics.clear()  # its counters died with it
             if self._stopping:
