@@ -55,6 +55,12 @@ async def settled(
     deadline = time.monotonic() + within
     while True:
         response = await http.get(f"{system.url()}/orders/{order_id}", headers=system.auth(user))
+        if response.status_code == 503 and "Retry-After" in response.headers:
+            # Edge's breaker to orders is open (orders was down a moment ago): a client waits
+            # as told and asks again; the deadline still bounds it.
+            assert time.monotonic() < deadline, f"{order_id}: still 503 after {within} s"
+            await asyncio.sleep(min(float(response.headers["Retry-After"]), 1.0))
+            continue
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         if body["status"] != "PENDING":
