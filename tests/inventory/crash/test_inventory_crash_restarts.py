@@ -18,7 +18,7 @@ import random
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +34,9 @@ from tests.inventory.crash.worker_process import (
     all_processed,
     assert_exactly_once,
     eventually,
+    handled,
     make_workload,
+    until,
 )
 
 from stockflow.contracts.inventory_commands import COMMANDS_TOPIC
@@ -107,20 +109,6 @@ async def readiness(worker: Worker) -> int:
         except httpx.TransportError:
             return 0
         return response.status_code
-
-
-async def handled(worker: Worker, commands: int) -> bool:
-    """Whether the worker has handled at least ``commands`` commands (from its metrics)."""
-    return await worker.metric("inventory_commands_total") >= commands
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await check():
-            return True
-        await asyncio.sleep(0.005)
-    return False
 
 
 async def run_audit(url: str, schema: str) -> tuple[int, str]:

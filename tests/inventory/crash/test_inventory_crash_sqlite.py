@@ -1,9 +1,14 @@
 """A real ``stockflow serve inventory`` process (SQLite + SqliteLogBus) killed with SIGKILL at
-random points while it consumes, then restarted: every command is still applied exactly once."""
+random points while it consumes, then restarted: every command is still applied exactly once.
+
+Each life gets a chunk of commands and is killed once it has handled a random part of it (on
+progress, read from its metrics), so every kill lands while the worker is consuming: killed
+at random times instead, the first life or two consumed the whole workload and the later kills
+hit an idle worker."""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import random
 from pathlib import Path
 
@@ -13,7 +18,9 @@ from tests.inventory.crash.worker_process import (
     all_processed,
     assert_exactly_once,
     eventually,
+    handled,
     make_workload,
+    until,
 )
 
 from stockflow.contracts.inventory_commands import COMMANDS_TOPIC
@@ -53,13 +60,17 @@ async def test_a_worker_killed_at_random_points_applies_every_command_exactly_on
         await bus.publish(COMMANDS_TOPIC, workload.seeds)
         seed_ids = [e.id for e in workload.seeds]
         await eventually(lambda: all_processed(store, seed_ids))
-        for start in range(0, len(workload.commands), 500):
-            await bus.publish(COMMANDS_TOPIC, workload.commands[start : start + 500])
-        for _ in range(4):
-            await asyncio.sleep(rng.uniform(0.05, 0.6))
+        lives = 4
+        chunk = len(workload.commands) // lives
+        for life in range(lives):
+            await bus.publish(COMMANDS_TOPIC, workload.commands[life * chunk : (life + 1) * chunk])
+            strike_at = rng.randint(50, chunk // 2)
+            consuming = await until(functools.partial(handled, worker, strike_at), within=60)
+            assert consuming, f"life {life} did not handle {strike_at} commands within 60 s"
             worker.kill()
             worker.start()
             await worker.wait_ready()
+        await bus.publish(COMMANDS_TOPIC, workload.commands[lives * chunk :])
         ids = [e.id for e in workload.commands]
         await eventually(lambda: all_processed(store, ids))
         worker.terminate_gracefully()

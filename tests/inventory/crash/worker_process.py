@@ -132,6 +132,21 @@ def command(kind: str, data: dict[str, object]) -> Envelope:
     return Envelope.new(kind, data, source="test", subject=str(data.get("sku", "order")))
 
 
+async def handled(worker: Worker, commands: int) -> bool:
+    """Whether the worker (this life of it) has handled at least ``commands`` commands."""
+    return await worker.metric("inventory_commands_total") >= commands
+
+
+async def until(check: Callable[[], Awaitable[bool]], within: float) -> bool:
+    """Poll ``check`` closely (a kill on progress should land right after it turns true)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.005)
+    return False
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
     """Poll ``check`` until it is true; fail after ``within`` seconds."""
     deadline = time.monotonic() + within
