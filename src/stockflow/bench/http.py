@@ -496,7 +496,7 @@ def check_answers(name: str, result: LoadResult) -> None:
 
 def format_http_table(rows: Sequence[HttpRow]) -> str:
     """The rows as a fixed-width table, with the client and its settings in the title."""
-    header = f"{'row':<16} {'server':<8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+    header = f"{'row':<19} {'server':<8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
     header += f"{'x bare':>7} {'p99 x':>6} {'cpu us':>7} {'cpu x':>6} {'non-2xx':>7} "
     header += f"{'errors':>6}  what"
     lines = [header, "-" * len(header)]
@@ -505,7 +505,7 @@ def format_http_table(rows: Sequence[HttpRow]) -> str:
         cpu = "" if row.cpu_us_per_request is None else f"{row.cpu_us_per_request:.0f}"
         cpu_x = "" if row.cpu_ratio is None else f"{row.cpu_ratio:.2f}x"
         lines.append(
-            f"{row.name:<16} {row.server:<8} {r.requests_per_s:>8,.0f} {r.p50_ms:>7.2f} "
+            f"{row.name:<19} {row.server:<8} {r.requests_per_s:>8,.0f} {r.p50_ms:>7.2f} "
             f"{r.p99_ms:>7.2f} {row.rps_ratio:>6.2f}x {row.p99_ratio:>5.2f}x {cpu:>7} "
             f"{cpu_x:>6} {r.non_2xx:>7} {r.errors:>6}  {row.description}"
         )
