@@ -181,6 +181,20 @@ def test_every_order_a_run_places_is_a_new_one(client: str, tmp_path) -> None:
     assert 2 + result.requests <= orders <= 2 + result.requests + 2
 
 
+@pytest.mark.slow
+def test_a_route_that_refuses_its_request_stops_the_bench_before_it_is_measured(
+    tmp_path,
+) -> None:
+    # Webhooks to public hosts refused: the write route's request answers 422.
+    refusing = {"NOTIFICATIONS_WEBHOOK_ALLOW_PUBLIC": "false"}
+
+    with (
+        pytest.raises(RuntimeError, match="notifications write: 422"),
+        serve_service("notifications", tmp_path / "notifications", refusing),
+    ):
+        pytest.fail("the routes were handed out")
+
+
 def test_a_row_where_most_answers_are_refusals_stops_the_bench() -> None:
     def result(requests: int, non_2xx: int, errors: int = 0) -> LoadResult:
         return LoadResult(

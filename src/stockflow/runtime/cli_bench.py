@@ -412,7 +412,11 @@ def bench_http_command(
         f"client {config.tool}, {config.connections} connections, {config.duration:g} s per row",
         err=True,
     )
-    rows = run_http_bench(config, progress=lambda line: typer.echo(line, err=True))
+    try:
+        rows = run_http_bench(config, progress=lambda line: typer.echo(line, err=True))
+    except RuntimeError as error:  # a route refused, a storm of non-2xx, wrk failed
+        _echo_err(f"bench http failed: {error}")
+        raise typer.Exit(1) from None
     typer.echo(format_http_table(rows))
     if json_file is not None:
         json_file.write_bytes(msgspec.json.format(msgspec.json.encode(rows)))
