@@ -11,8 +11,22 @@ from collections.abc import Iterator
 
 import pytest
 
-from stockflow.bench.http import BASELINES, HttpBenchConfig, format_http_table, run_http_bench
-from stockflow.bench.http_load import Target, parse_wrk, run_builtin
+from stockflow.bench.http import (
+    BASELINES,
+    HttpBenchConfig,
+    check_answers,
+    format_http_table,
+    run_http_bench,
+    serve_service,
+)
+from stockflow.bench.http_load import FRESH, LoadResult, Target, parse_wrk, run_builtin, run_load
+
+_CLIENTS = [
+    "builtin",
+    pytest.param(
+        "wrk", marks=pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+    ),
+]
 
 _WRK_REPORT = """\
 Running 6s test @ http://127.0.0.1:8000/inventory/SKU-1
@@ -95,21 +109,15 @@ async def test_the_builtin_client_counts_responses_and_non_2xx_statuses(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "client",
-    [
-        "builtin",
-        pytest.param(
-            "wrk",
-            marks=pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("client", _CLIENTS)
 def test_a_short_run_measures_the_baselines_and_the_inventory_routes(client: str) -> None:
     lines: list[str] = []
     # The builtin run also measures every row twice in turn (rounds), keeping the best.
     rounds = 2 if client == "builtin" else 1
-    config = HttpBenchConfig(duration=1.0, connections=4, warmup=0.2, client=client, rounds=rounds)
+    inventory = ("inventory",)
+    config = HttpBenchConfig(
+        duration=1.0, connections=4, warmup=0.2, client=client, rounds=rounds, services=inventory
+    )
 
     rows = run_http_bench(config, progress=lines.append)
 
@@ -122,6 +130,89 @@ def test_a_short_run_measures_the_baselines_and_the_inventory_routes(client: str
         assert (row.result.non_2xx, row.result.errors) == (0, 0), row
     assert len(lines) == len(rows)
     assert "inventory write" in format_http_table(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("client", _CLIENTS)
+def test_a_short_run_measures_every_other_service_and_edge_in_front_of_them(client: str) -> None:
+    services = ("profiles", "orders", "notifications", "edge")
+    config = HttpBenchConfig(
+        duration=1.0, connections=2, warmup=0.0, client=client, services=services
+    )
+
+    rows = run_http_bench(config, progress=lambda _: None)
+
+    names = [row.name for row in rows][len(BASELINES) :]
+    assert names == [
+        "profiles read",
+        "profiles write",
+        "orders read",
+        "orders write",
+        "notifications read",
+        "notifications write",
+        "edge stock",
+        "edge me",
+        "edge order",
+    ]
+    for row in rows:
+        assert row.result.requests > 0, row
+        assert (row.result.non_2xx, row.result.errors) == (0, 0), row
+    [read] = [row for row in rows if row.name == "orders read"]
+    assert read.route.startswith("GET /orders/")
+    assert "{" not in read.route  # the seeded order's id is in its path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("client", _CLIENTS)
+def test_every_order_a_run_places_is_a_new_one(client: str, tmp_path) -> None:
+    import sqlite3
+
+    with serve_service("orders", tmp_path / "orders") as (_, routes):
+        [write] = [target for route, target in routes if route.name == "write"]
+        assert ("Idempotency-Key", FRESH) in write.headers
+        result = run_load(write, connections=2, duration=1.0, tool=client)
+        with sqlite3.connect(tmp_path / "orders" / "orders.sqlite3") as db:
+            [(orders,)] = db.execute("SELECT count(*) FROM orders").fetchall()
+
+    assert result.requests > 0
+    assert result.non_2xx == 0
+    # The seed's and the probe's orders, then at least one per answered request (a replayed
+    # key would answer 202 without a new order); the requests in flight at the end add some.
+    assert 2 + result.requests <= orders <= 2 + result.requests + 2
+
+
+@pytest.mark.slow
+def test_a_route_that_refuses_its_request_stops_the_bench_before_it_is_measured(
+    tmp_path,
+) -> None:
+    # Webhooks to public hosts refused: the write route's request answers 422.
+    refusing = {"NOTIFICATIONS_WEBHOOK_ALLOW_PUBLIC": "false"}
+
+    with (
+        pytest.raises(RuntimeError, match="notifications write: 422"),
+        serve_service("notifications", tmp_path / "notifications", refusing),
+    ):
+        pytest.fail("the routes were handed out")
+
+
+def test_a_row_where_most_answers_are_refusals_stops_the_bench() -> None:
+    def result(requests: int, non_2xx: int, errors: int = 0) -> LoadResult:
+        return LoadResult(
+            tool="wrk",
+            requests=requests,
+            seconds=1.0,
+            requests_per_s=float(requests),
+            p50_ms=1.0,
+            p99_ms=2.0,
+            non_2xx=non_2xx,
+            errors=errors,
+        )
+
+    check_answers("fine", result(100, 10, 5))
+    with pytest.raises(RuntimeError, match="storm: 51 non-2xx answers"):
+        check_answers("storm", result(100, 51))
+    with pytest.raises(RuntimeError, match="none"):
+        check_answers("none", result(0, 0))
 
 
 @pytest.mark.slow

@@ -6,6 +6,10 @@ load is whatever the server sustains), and report requests/s and latency percent
 
 * :func:`run_wrk` runs ``wrk -t1 -c<connections> -d<duration>s --latency`` (one client
   thread, as in the issue's table), with a Lua script for a body;
+A :data:`FRESH` in a target's path, header values or body is replaced, on every request, by a
+value no other request of the run had (an ``Idempotency-Key`` for a write that must be new,
+a changed field for a write that must change something).
+
 * :func:`run_builtin` is an asyncio client on raw sockets, in this process. It costs more CPU
   per request than wrk, so its figures are lower; ratios taken inside one run remain
   comparable.
@@ -14,16 +18,32 @@ load is whatever the server sustains), and report requests/s and latency percent
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import msgspec
 
-__all__ = ["LoadResult", "Target", "run_builtin", "run_load", "run_wrk", "wrk_path"]
+__all__ = ["FRESH", "LoadResult", "Target", "run_builtin", "run_load", "run_wrk", "wrk_path"]
+
+
+FRESH: Final = "@fresh@"
+"""Replaced on each request by a new value of :data:`FRESH_WIDTH` characters."""
+FRESH_WIDTH: Final = 18
+"""8 random hex digits for the run, then the request's number in 10 digits."""
+
+
+def fresh_values() -> Iterator[str]:
+    """The values of :data:`FRESH` for one run: ``<8 hex digits><10-digit request number>``."""
+    prefix = secrets.token_hex(4)
+    return (f"{prefix}{n:010d}" for n in itertools.count(1))
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,6 +59,22 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}{self.path}"
+
+    @property
+    def fresh(self) -> bool:
+        """Whether a :data:`FRESH` is in its path, header values or body."""
+        texts = [self.path, *(value for _, value in self.headers)]
+        return any(FRESH in text for text in texts) or FRESH.encode() in (self.body or b"")
+
+    def with_fresh(self, value: str) -> Target:
+        """This request with *value* in place of each :data:`FRESH`."""
+        return Target(
+            port=self.port,
+            method=self.method,
+            path=self.path.replace(FRESH, value),
+            body=None if self.body is None else self.body.replace(FRESH.encode(), value.encode()),
+            headers=tuple((k, v.replace(FRESH, value)) for k, v in self.headers),
+        )
 
 
 class LoadResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -106,11 +142,24 @@ _SOCKET_ERRORS = re.compile(r"connect (\d+), read (\d+), write (\d+), timeout (\
 
 def _lua(target: Target) -> str:
     body = (target.body or b"").decode()
-    return (
+    script = (
         f"wrk.method = {_lua_string(target.method)}\n"
         f"wrk.body = {_lua_string(body)}\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
     ) + "".join(f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}\n" for k, v in target.headers)
+    if target.fresh:  # one thread (-t1), so one counter numbers every request of the run
+        prefix = secrets.token_hex(4)
+        script += f"""
+local n, marker, path = 0, {_lua_string(FRESH)}, {_lua_string(target.path)}
+request = function()
+  n = n + 1
+  local value = {_lua_string(prefix)} .. string.format("%010d", n)
+  local headers = {{}}
+  for name, text in pairs(wrk.headers) do headers[name] = (tostring(text):gsub(marker, value)) end
+  return wrk.format(nil, (path:gsub(marker, value)), headers, (wrk.body:gsub(marker, value)))
+end
+"""
+    return script
 
 
 def _lua_string(text: str) -> str:
@@ -129,7 +178,7 @@ def run_wrk(target: Target, *, connections: int, duration: float) -> LoadResult:
     with tempfile.TemporaryDirectory(prefix="stockflow-wrk-") as tmp:
         argv = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency"]
         argv += ["--timeout", "10s"]
-        if target.method != "GET" or target.body is not None or target.headers:
+        if target.method != "GET" or target.body is not None or target.headers or target.fresh:
             script = Path(tmp) / "request.lua"
             script.write_text(_lua(target))
             argv += ["-s", str(script)]
@@ -167,10 +216,12 @@ def parse_wrk(report: str) -> LoadResult:
 
 
 def _request_bytes(target: Target) -> bytes:
+    """The request's bytes; its Content-Length counts each :data:`FRESH` as a value."""
     lines = [f"{target.method} {target.path} HTTP/1.1", f"Host: 127.0.0.1:{target.port}"]
     lines += [f"{name}: {value}" for name, value in target.headers]
     if target.body is not None:
-        lines += ["Content-Type: application/json", f"Content-Length: {len(target.body)}"]
+        length = len(target.body) + target.body.count(FRESH.encode()) * (FRESH_WIDTH - len(FRESH))
+        lines += ["Content-Type: application/json", f"Content-Length: {length}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + (target.body or b"")
 
 
@@ -202,6 +253,9 @@ async def run_builtin(
     does after a 503; otherwise it asks again at once.
     """
     request = _request_bytes(target)
+    # A fresh target's request is its parts joined by each request's own value.
+    parts = request.split(FRESH.encode())
+    values = fresh_values()
     latencies: list[float] = []
     ok_latencies: list[float] = []
     counts = {"non_2xx": 0, "errors": 0}
@@ -216,7 +270,10 @@ async def run_builtin(
         try:
             while time.perf_counter() < deadline:
                 sent = time.perf_counter()
-                writer.write(request)
+                if len(parts) == 1:
+                    writer.write(request)
+                else:
+                    writer.write(next(values).encode().join(parts))
                 status, retry_after = await _read_response(reader)
                 latency = time.perf_counter() - sent
                 latencies.append(latency)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
+import socket
 import sys
 import urllib.error
 import urllib.request
@@ -12,13 +14,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from stockflow.bench.http_load import Target
+from stockflow.bench.http_load import Target, fresh_values
 from stockflow_kit.lifecycle import ServiceProcess, free_port
 
 __all__ = [
     "cpu_seconds",
     "credential_env",
+    "exchange",
     "free_port",
+    "free_port_range",
     "request",
     "running",
     "stockflow_command",
@@ -74,6 +78,13 @@ def stockflow_command() -> list[str]:
 
 
 def request(target: Target, timeout: float = 5.0) -> int:
+    """Send *target*'s request once; its status."""
+    return exchange(target, timeout)[0]
+
+
+def exchange(target: Target, timeout: float = 5.0) -> tuple[int, bytes]:
+    """Send *target*'s request once (a new value for each ``FRESH``); its status and body."""
+    target = target.with_fresh(next(fresh_values()))
     request = urllib.request.Request(target.url, data=target.body, method=target.method)
     if target.body is not None:
         request.add_header("Content-Type", "application/json")
@@ -82,9 +93,26 @@ def request(target: Target, timeout: float = 5.0) -> int:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status: int = response.status
-            return status
+            return status, response.read()
     except urllib.error.HTTPError as error:
-        return error.code
+        return error.code, error.read()
+
+
+def free_port_range(count: int) -> int:
+    """A port *p* such that *p* … *p* + *count* - 1 are free now (for ``--port-base``)."""
+    for _ in range(50):
+        base = free_port()
+        if base + count > 65_535:
+            continue
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(base, base + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports found")
 
 
 @contextmanager

@@ -23,16 +23,8 @@ from typing import Final
 
 import msgspec
 
-from stockflow.bench.http import SERVICE_LAUNCHES, SERVICE_ROUTES
-from stockflow.bench.http_load import LoadResult, Target, run_load
-from stockflow.bench.http_servers import (
-    credential_env,
-    credential_headers,
-    free_port,
-    request,
-    running,
-    stockflow_command,
-)
+from stockflow.bench.http import serve_service
+from stockflow.bench.http_load import LoadResult, run_load
 
 __all__ = ["NO_LIMIT", "SheddingRow", "format_shedding_table", "run_shedding_sweep"]
 
@@ -71,27 +63,15 @@ def run_shedding_sweep(
     progress: Callable[[str], None] = print,
 ) -> list[SheddingRow]:
     """Measure *route_name* of *service* once per limit in *limits*, each on a fresh service."""
-    launch = SERVICE_LAUNCHES[service]
-    [route] = [r for r in SERVICE_ROUTES if r.service == service and r.name == route_name]
     rows: list[SheddingRow] = []
     for limit in limits:
         with tempfile.TemporaryDirectory(prefix="stockflow-bench-shed-") as tmp:
-            data = Path(tmp) / service
-            data.mkdir()
-            port = free_port()
             env = {
-                **credential_env(),
-                **launch.env(data, port),
                 **(service_env or {}),
                 f"{service.upper()}_MAX_IN_FLIGHT": str(NO_LIMIT if limit is None else limit),
             }
-            with running([*stockflow_command(), "serve", service], data, env, Target(port=port)):
-                auth = credential_headers(env)
-                for method, path, body in launch.seed:
-                    request(Target(port=port, method=method, path=path, body=body, headers=auth))
-                target = Target(
-                    port=port, method=route.method, path=route.path, body=route.body, headers=auth
-                )
+            with serve_service(service, Path(tmp) / service, env) as (_, routes):
+                [target] = [t for r, t in routes if r.name == route_name]
                 run_load(target, connections=connections, duration=warmup, tool="builtin")
                 result = run_load(
                     target,
