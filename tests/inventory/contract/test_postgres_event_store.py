@@ -17,6 +17,7 @@ from tests.inventory.contract.event_store_contract import (
     new_event,
 )
 from tests.inventory.contract.idempotency_contract import IdempotencyRecordsContract, record
+from tests.inventory.contract.lease_store_contract import LeaseStoreContract
 from tests.inventory.contract.processed_ids_contract import ProcessedIdsContract
 from tests.inventory.contract.snapshots_contract import SnapshotsContract
 from tests.inventory.contract.stock_projection_contract import StockProjectionContract
@@ -128,3 +129,8 @@ async def test_an_events_table_without_trace_context_gains_it_and_keeps_its_even
     finally:
         await conn.execute(f"DROP SCHEMA {schema} CASCADE")
         await conn.close()
+
+
+@pytest.mark.integration
+class TestPostgresLeases(OnPostgres, LeaseStoreContract):
+    pass

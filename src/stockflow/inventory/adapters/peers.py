@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from stockflow.inventory.service_layer.ports import PeerUnavailableError
 from stockflow_kit.http import DownstreamError, DownstreamStatusError, ResilientClient
 
-__all__ = ["DEFINITE_REFUSALS", "HttpPeers"]
+__all__ = ["DEFINITE_REFUSALS", "HttpPeers", "LeasedPeers"]
 
 DEFINITE_REFUSALS: Final = frozenset({409, 422})
 """Statuses by which a peer definitely refused a reservation part (it holds nothing)."""
@@ -44,23 +44,33 @@ class HttpPeers:
         registry: CollectorRegistry | None = None,
         transport: TransportFactory | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {service_token}"}
+        self._headers = {"Authorization": f"Bearer {service_token}"}
+        self._timeouts = (timeout, total_timeout)
+        self._registry = registry
         self.urls = list(urls)
         self._clients = {
-            index: ResilientClient(
-                f"inventory-r{index}",
-                url,
-                transport=transport(index) if transport is not None else None,
-                headers=headers,
-                timeout=timeout,
-                total_timeout=total_timeout,
-                attempts=4,
-                reset_timeout=5.0,
-                registry=registry,
+            index: self._new_client(
+                f"inventory-r{index}", url, transport(index) if transport is not None else None
             )
             for index, url in enumerate(urls)
             if index != replica_index
         }
+
+    def _new_client(
+        self, name: str, url: str, transport: httpx.AsyncBaseTransport | None = None
+    ) -> ResilientClient:
+        timeout, total_timeout = self._timeouts
+        return ResilientClient(
+            name,
+            url,
+            transport=transport,
+            headers=self._headers,
+            timeout=timeout,
+            total_timeout=total_timeout,
+            attempts=4,
+            reset_timeout=5.0,
+            registry=self._registry,
+        )
 
     def _client(self, replica: int) -> ResilientClient:
         client = self._clients.get(replica)
@@ -129,4 +139,44 @@ class HttpPeers:
 
     async def aclose(self) -> None:
         for client in self._clients.values():
+            await client.aclose()
+
+
+class LeasedPeers(HttpPeers):
+    """The members owning partitions (dynamic mode, ADR 0010): ``replica`` is a partition,
+    called at its owner's base URL as ``owner_url`` last saw it in the leases. An unknown or
+    moved owner is no definite answer (:class:`PeerUnavailableError`, or the 421 of a member
+    that no longer holds it): the batch is redelivered and the protocol re-driven."""
+
+    def __init__(
+        self,
+        owner_url: Callable[[int], str | None],
+        *,
+        service_token: str,
+        timeout: float = 5.0,
+        total_timeout: float = 20.0,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        super().__init__(
+            [],
+            replica_index=-1,
+            service_token=service_token,
+            timeout=timeout,
+            total_timeout=total_timeout,
+            registry=registry,
+        )
+        self._owner_url = owner_url
+        self._by_url: dict[str, ResilientClient] = {}
+
+    def _client(self, replica: int) -> ResilientClient:
+        url = self._owner_url(replica)
+        if url is None:
+            raise PeerUnavailableError(f"no live owner known for inventory partition {replica}")
+        client = self._by_url.get(url)
+        if client is None:
+            client = self._by_url[url] = self._new_client(f"inventory-{len(self._by_url)}", url)
+        return client
+
+    async def aclose(self) -> None:
+        for client in self._by_url.values():
             await client.aclose()
