@@ -340,8 +340,8 @@ def _build_leased(
     )
     relay = EventRelay(store, bus, wake=writer.changed, batch_size=settings.batch_size)
 
-    async def load(partition: int) -> None:
-        await writer.committed.load_partition(partition)
+    async def load(partitions: list[int]) -> None:
+        await writer.committed.load_partitions(partitions)
 
     async def drop(partition: int) -> None:
         writer.drop_partition(partition)

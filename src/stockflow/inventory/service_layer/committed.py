@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 
 import structlog
@@ -176,23 +176,25 @@ class CommittedState:
             for snapshot in due:  # try again on the SKU's next event
                 since[snapshot.stream_id] = self.snapshot_every - 1
 
-    async def load_partition(self, partition: int) -> int:
-        """Fold the SKUs of ``partition`` from the store (snapshots, then each one's events
-        after them) into the states, before the partition is decided on here (ADR 0010).
+    async def load_partitions(self, partitions: Collection[int]) -> int:
+        """Fold the SKUs of ``partitions`` from the store (snapshots, then each one's events
+        after them) into the states, before they are decided on here (ADR 0010).
 
         The SKUs are those with a projection row or a snapshot (the writer gives every stream
-        a row). Returns the events applied.
+        a row): one scan of each for all the partitions acquired at once. Returns the events
+        applied.
         """
-        partitions = self.ownership.partitions
+        count = self.ownership.partitions
+        wanted = set(partitions)
         snapshots = {
             s.stream_id: decode_state(s.state)
             for s in await self.store.load_snapshots()
-            if partition_of(s.stream_id, partitions) == partition
+            if partition_of(s.stream_id, count) in wanted
         }
         skus = set(snapshots) | {
             row.sku
             for row in await self.store.all_stock()
-            if partition_of(row.sku, partitions) == partition
+            if partition_of(row.sku, count) in wanted
         }
         applied = 0
         for sku in sorted(skus):

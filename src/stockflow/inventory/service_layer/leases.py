@@ -143,12 +143,14 @@ class LeasedOwnership(Ownership):
 
 
 PartitionHook = Callable[[int], Awaitable[None]]
+LoadHook = Callable[[list[int]], Awaitable[None]]
 
 
 class LeaseManager:
     """This member's loop over the lease store; see the module docstring.
 
-    Hooks: ``load(p)`` folds p's SKUs into the writer (before p is marked held),
+    Hooks: ``load(ps)`` folds the SKUs of partitions ``ps`` into the writer (before they are
+    marked held),
     ``consume(p)`` starts consuming p, ``stop_consuming(p)`` stops it after its batches in
     hand settled, ``drop(p)`` forgets p's states; ``relay`` start/stop the event relay.
     """
@@ -159,7 +161,7 @@ class LeaseManager:
         ownership: LeasedOwnership,
         *,
         url: str,
-        load: PartitionHook,
+        load: LoadHook,
         consume: PartitionHook,
         stop_consuming: PartitionHook,
         drop: PartitionHook,
@@ -288,7 +290,8 @@ class LeaseManager:
                 and lease.partition not in self.open
                 and (lease.owner is None or not lease.live)
             ]
-            await asyncio.gather(*(self._acquire(p) for p in free[:-excess]))
+            if free:
+                await self._acquire(free[:-excess])
         if self.relay_epoch is None and self._start_relay is not None:
             relay = next((lease for lease in leases if lease.partition == RELAY_LEASE), None)
             if relay is not None and (relay.owner is None or not relay.live):
@@ -304,30 +307,39 @@ class LeaseManager:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _acquire(self, partition: int) -> None:
+    async def _acquire(self, candidates: list[int]) -> None:
+        """Take what of ``candidates`` is still free, fold all their SKUs in one pass, and
+        only then decide on and consume them."""
         started = time.perf_counter()
-        epoch = await self.store.acquire(partition, self.member, self.ttl)
-        if epoch is None:
-            return  # someone was quicker
+        member, ttl = self.member, self.ttl
+        epochs = await asyncio.gather(*(self.store.acquire(p, member, ttl) for p in candidates))
+        taken = {p: e for p, e in zip(candidates, epochs, strict=True) if e is not None}
+        if not taken:
+            return  # others were quicker
         try:
-            await self._load(partition)
+            await self._load(list(taken))
         except BaseException:
-            # Not loaded: not ours to decide on. Hand it back for anyone (us next tick).
-            with contextlib.suppress(Exception):
-                await self.store.release(partition, self.member, epoch)
+            # Not loaded: not ours to decide on. Hand them back for anyone (us next round).
+            for partition, epoch in taken.items():
+                with contextlib.suppress(Exception):
+                    await self.store.release(partition, member, epoch)
             raise
-        self.ownership.held[partition] = epoch
-        self.open[partition] = epoch
-        self.owners[partition] = self.member
-        await self._consume(partition)
-        self.changes.labels("acquired").inc()
-        _log.info(
-            "inventory.lease_acquired",
-            member=self.member,
-            partition=partition,
-            epoch=epoch,
-            seconds=round(time.perf_counter() - started, 3),
-        )
+        loaded = time.perf_counter()
+        for partition, epoch in taken.items():
+            self.ownership.held[partition] = epoch
+            self.open[partition] = epoch
+            self.owners[partition] = member
+        await asyncio.gather(*(self._consume(p) for p in taken))
+        for partition, epoch in taken.items():
+            self.changes.labels("acquired").inc()
+            _log.info(
+                "inventory.lease_acquired",
+                member=member,
+                partition=partition,
+                epoch=epoch,
+                load_seconds=round(loaded - started, 3),
+                seconds=round(time.perf_counter() - started, 3),
+            )
 
     async def _release(self, partition: int) -> None:
         """Drain, then free: the batch in hand commits under the lease, nothing after it."""
