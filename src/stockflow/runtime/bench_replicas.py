@@ -212,6 +212,7 @@ async def run_replicas_bench(
     skus: int = 200,
     static_reference: bool = True,
     max_lines: int = 3,
+    rebalance: bool = True,
     echo: Callable[[str], None] = print,
 ) -> ReplicaFigures:
     """Run the phases one after another (see the module docstring)."""
@@ -238,6 +239,8 @@ async def run_replicas_bench(
                 figures.throughput[name] = round(rate, 1)
                 figures.events[name] = events
                 echo(f"{name}: {rate:,.0f} events/s ({events:,} events)")
+        if not rebalance:
+            return figures
         async with _Phase(postgres_url, nats_url, logs, "rebalance") as phase:
             await phase.start(leased)
             await phase.balanced(1)

@@ -38,6 +38,10 @@ def bench_replicas_command(
             help="Also measure the static single replica (the default deployment).",
         ),
     ] = True,
+    rebalance: Annotated[
+        bool,
+        typer.Option("--rebalance/--no-rebalance", help="Also measure the rebalance pause."),
+    ] = True,
     postgres_url: PostgresUrlOption = DEFAULT_POSTGRES_URL,
     nats_url: NatsUrlOption = DEFAULT_NATS_URL,
     json_file: JsonFileOption = None,
@@ -55,6 +59,7 @@ def bench_replicas_command(
             skus=skus,
             static_reference=static_reference,
             max_lines=max_lines,
+            rebalance=rebalance,
             echo=typer.echo,
         )
     )

@@ -103,7 +103,7 @@ class LeaseStoreContract(StoreContract):
         with pytest.raises(LeaseLostError) as caught:
             await store.commit(claimed([new_event("X", 1)], "a", (0, 1), (1, 1)))
         assert caught.value.partitions == (0,)
-        # Expiry alone is not what refuses: a (still "a"'s, expired, not taken) lease commits.
+        # The epoch decides, not the owner's name: b claiming the old epoch is refused too.
         with pytest.raises(LeaseLostError):
             await store.commit(claimed([new_event("X", 1)], "b", (0, 1)))  # an old epoch
         assert await store.read_all() == []

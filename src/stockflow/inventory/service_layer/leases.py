@@ -153,6 +153,7 @@ class LeaseManager:
     marked held),
     ``consume(p)`` starts consuming p, ``stop_consuming(p)`` stops it after its batches in
     hand settled, ``drop(p)`` forgets p's states; ``relay`` start/stop the event relay.
+    A release waits at most ``drain_timeout`` s for the drain (see :meth:`_release`).
     """
 
     def __init__(
@@ -169,6 +170,7 @@ class LeaseManager:
         stop_relay: Callable[[], Awaitable[None]] | None = None,
         ttl: float = 3.0,
         interval: float = 0.25,
+        drain_timeout: float = 0.5,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.store = store
@@ -180,6 +182,7 @@ class LeaseManager:
         self._start_relay, self._stop_relay = start_relay, stop_relay
         self.ttl = ttl
         self.interval = interval
+        self.drain_timeout = drain_timeout
         self.open: dict[int, int] = {}
         """Partitions being consumed here (partition -> epoch)."""
         self.relay_epoch: int | None = None
@@ -342,10 +345,23 @@ class LeaseManager:
             )
 
     async def _release(self, partition: int) -> None:
-        """Drain, then free: the batch in hand commits under the lease, nothing after it."""
+        """Drain, then free: the batch in hand commits under the lease, nothing after it.
+
+        The drain is bounded (``drain_timeout``): a batch still in hand then fails its
+        commits against the freed lease and comes back to the new owner."""
         started = time.perf_counter()
         epoch = self.open.pop(partition)
-        await self._stop_consuming(partition)
+        stopping = asyncio.ensure_future(self._stop_consuming(partition))
+        drained = True
+        try:
+            await asyncio.wait_for(asyncio.shield(stopping), self.drain_timeout)
+        except TimeoutError:
+            # A batch in hand waits on something slow (a spanning order's peer). Do not make
+            # the partition wait for it: once the lease is freed its commits fail (the claim),
+            # so it is nakked and redelivered to the new owner, who re-drives it.
+            drained = False
+            self._pending.add(stopping)
+            stopping.add_done_callback(self._pending.discard)
         self.ownership.held.pop(partition, None)
         await self._drop(partition)
         released = False
@@ -358,6 +374,7 @@ class LeaseManager:
             partition=partition,
             epoch=epoch,
             freed=released,
+            drained=drained,
             drain_seconds=round(time.perf_counter() - started, 3),
         )
 
