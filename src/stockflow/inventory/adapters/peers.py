@@ -13,6 +13,7 @@ timeout, breaker open, 5xx, 401/421 misconfiguration) raises
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -26,6 +27,9 @@ __all__ = ["DEFINITE_REFUSALS", "HttpPeers", "LeasedPeers"]
 
 DEFINITE_REFUSALS: Final = frozenset({409, 422})
 """Statuses by which a peer definitely refused a reservation part (it holds nothing)."""
+
+MAX_IN_FLIGHT: Final = 32
+"""Calls in flight to one member at most (the client's bulkhead refuses beyond it)."""
 
 TransportFactory = Callable[[int], httpx.AsyncBaseTransport | None]
 
@@ -167,6 +171,30 @@ class LeasedPeers(HttpPeers):
         )
         self._owner_url = owner_url
         self._by_url: dict[str, ResilientClient] = {}
+        self._slots: dict[str, asyncio.Semaphore] = {}
+
+    async def _post(
+        self,
+        replica: int,
+        path: str,
+        body: object,
+        key: str,
+        correlation_id: str | None,
+        *,
+        refusals: bool,
+        route: str | None = None,
+    ) -> httpx.Response | None:
+        """Wait for one of the owner's ``MAX_IN_FLIGHT`` slots first: a batch full of
+        spanning orders queues here instead of being refused by the client's bulkhead (each
+        refusal would fail and redeliver the whole batch: measured, a collapse under load)."""
+        url = self._owner_url(replica) or ""
+        slot = self._slots.get(url)
+        if slot is None:
+            slot = self._slots[url] = asyncio.Semaphore(MAX_IN_FLIGHT)
+        async with slot:
+            return await super()._post(
+                replica, path, body, key, correlation_id, refusals=refusals, route=route
+            )
 
     def _client(self, replica: int) -> ResilientClient:
         url = self._owner_url(replica)
