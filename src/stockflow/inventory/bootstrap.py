@@ -77,7 +77,9 @@ class InventoryService:
     """One inventory process: its parts, and their lifecycle (started by the platform runner).
 
     The lifecycle starts, in order: the store, the writer (loading its states first), the
-    relay, the consumers (or the feeder child) and the pruner; it stops them in reverse, so
+    relay, the consumers (or the feeder child) and the pruner (with ``assignment=leases``: the
+    router consumers, then the lease manager, which opens the partitions it acquires and runs
+    the relay while it holds the relay's lease); it stops them in reverse, so
     the consumers settle the batch in hand before the writer and the store go away. If a part
     fails to start, the ones already started are stopped again.
     """
@@ -121,7 +123,9 @@ class InventoryService:
                 readiness=lambda: None if self.consumers.running else "not consuming",
             )
         )
-        if self.leases is not None:
+        if self.peers is not None:
+            parts.append(component("peers", stop=self.peers.aclose))
+        if self.leases is not None:  # stopped before the peers: a drain may call them
             leases = self.leases
             parts.append(
                 component(
@@ -131,8 +135,6 @@ class InventoryService:
                     readiness=lambda: None if leases.running else "not holding leases",
                 )
             )
-        if self.peers is not None:
-            parts.append(component("peers", stop=self.peers.aclose))
         parts.append(
             Periodic("pruner", self._prune, interval=min(3600.0, processed), registry=self.registry)
         )

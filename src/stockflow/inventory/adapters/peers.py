@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Any, Final
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -29,7 +29,10 @@ DEFINITE_REFUSALS: Final = frozenset({409, 422})
 """Statuses by which a peer definitely refused a reservation part (it holds nothing)."""
 
 MAX_IN_FLIGHT: Final = 32
-"""Calls in flight to one member at most (the client's bulkhead refuses beyond it)."""
+"""Calls in flight to one member at most (its client's bulkhead is as large): a part waits for
+the peer's next commit, so the rate to a peer is about this many per commit latency. 256 was
+measured worse: the calls then outlived their 5 s attempt timeout, the breaker opened and
+batches were redelivered until dead-lettered."""
 
 TransportFactory = Callable[[int], httpx.AsyncBaseTransport | None]
 
@@ -61,7 +64,12 @@ class HttpPeers:
         }
 
     def _new_client(
-        self, name: str, url: str, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        name: str,
+        url: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        max_concurrent: int = 32,
     ) -> ResilientClient:
         timeout, total_timeout = self._timeouts
         return ResilientClient(
@@ -73,6 +81,7 @@ class HttpPeers:
             total_timeout=total_timeout,
             attempts=4,
             reset_timeout=5.0,
+            max_concurrent=max_concurrent,
             registry=self._registry,
         )
 
@@ -173,17 +182,7 @@ class LeasedPeers(HttpPeers):
         self._by_url: dict[str, ResilientClient] = {}
         self._slots: dict[str, asyncio.Semaphore] = {}
 
-    async def _post(
-        self,
-        replica: int,
-        path: str,
-        body: object,
-        key: str,
-        correlation_id: str | None,
-        *,
-        refusals: bool,
-        route: str | None = None,
-    ) -> httpx.Response | None:
+    async def _post(self, replica: int, *args: Any, **kwargs: Any) -> httpx.Response | None:
         """Wait for one of the owner's ``MAX_IN_FLIGHT`` slots first: a batch full of
         spanning orders queues here instead of being refused by the client's bulkhead (each
         refusal would fail and redeliver the whole batch: measured, a collapse under load)."""
@@ -192,9 +191,7 @@ class LeasedPeers(HttpPeers):
         if slot is None:
             slot = self._slots[url] = asyncio.Semaphore(MAX_IN_FLIGHT)
         async with slot:
-            return await super()._post(
-                replica, path, body, key, correlation_id, refusals=refusals, route=route
-            )
+            return await super()._post(replica, *args, **kwargs)
 
     def _client(self, replica: int) -> ResilientClient:
         url = self._owner_url(replica)
@@ -202,7 +199,9 @@ class LeasedPeers(HttpPeers):
             raise PeerUnavailableError(f"no live owner known for inventory partition {replica}")
         client = self._by_url.get(url)
         if client is None:
-            client = self._by_url[url] = self._new_client(f"inventory-{len(self._by_url)}", url)
+            client = self._by_url[url] = self._new_client(
+                f"inventory-{len(self._by_url)}", url, max_concurrent=MAX_IN_FLIGHT
+            )
         return client
 
     async def aclose(self) -> None:
