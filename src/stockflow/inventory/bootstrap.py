@@ -151,6 +151,7 @@ class InventoryService:
             port=self.settings.port,
             skus=len(self.writer.states),
             replica=f"{self.settings.replica_index}/{self.settings.replicas}",
+            member=None if self.leases is None else self.leases.member,
         )
 
     async def stop(self) -> None:
