@@ -19,6 +19,9 @@ reservation spanning replicas is driven by the :class:`ReservationCoordinator` o
 owning its first line, concurrently with the rest of the batch; the batch is acked only when
 every part of it settled, and nakked (redelivered, re-driven) when any did not. With one
 replica none of this runs: the durables keep their names and the hot path its shape.
+
+With leases (ADR 0010) :mod:`.partitioned` consumes instead: a router on the shared durables,
+then one durable per partition, consumed by its current owner.
 """
 
 from __future__ import annotations

@@ -13,6 +13,12 @@ The fence is per replica assignment (``ownership.fence_key``): two processes sta
 same index fence each other, different indexes own disjoint SKUs and never meet. Catching up
 folds only owned SKUs' events (other replicas' SKUs are never decided here).
 
+With leases (``INVENTORY_ASSIGNMENT=leases``, ADR 0010) a batch carries no fence but a claim
+of the ``(partition, epoch)`` leases of the partitions it touches (``ownership.claim``),
+checked under a row lock in the commit's transaction; a batch naming a partition no longer
+held is not committed (``LeaseLostError``: not retried, the partition is dropped and the
+batch fails, so its messages go to the new owner).
+
 A fence conflict (another writer committed since we last looked) or any other concurrency
 error means: catch up on the events we have not seen, refresh the fence, redecide the batch.
 Event ids are deterministic, so a redecided batch never applies anything twice.
