@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+from prometheus_client import CollectorRegistry
+
 from stockflow.inventory.adapters.event_store.memory import InMemoryEventStore
 from stockflow.inventory.service_layer.leases import (
     RELAY_LEASE,
@@ -59,6 +61,7 @@ class Member:
             stop_relay=stop_relay,
             ttl=ttl,
             interval=0.02,
+            registry=CollectorRegistry(),
         )
 
     @property
@@ -96,6 +99,8 @@ async def test_a_joining_member_gets_its_share_from_a_drained_release() -> None:
     leases = {lease.partition: lease for lease in await store.leases()}
     assert all(leases[p].owner == "b" and leases[p].epoch == 2 for p in moved)
     assert not b.relaying  # one relay
+    assert b.manager.handover.labels("acquire")._sum.get() > 0
+    assert a.manager.handover.labels("release")._sum.get() > 0
 
 
 async def test_a_member_that_stops_renewing_is_taken_over_and_learns_it_lost() -> None:

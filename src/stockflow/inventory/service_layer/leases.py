@@ -37,7 +37,7 @@ from stockflow.inventory.domain.commands import OrderLine
 from stockflow.inventory.service_layer.ownership import FENCE_KEY, Ownership, partition_of
 from stockflow.inventory.service_layer.ports import LeaseClaim, LeaseStore
 from stockflow_kit.http import idempotency_message_id
-from stockflow_kit.observability import counter, gauge
+from stockflow_kit.observability import counter, gauge, histogram
 
 __all__ = [
     "INTERNAL_CALLER",
@@ -203,6 +203,15 @@ class LeaseManager:
         self.held_gauge = gauge(
             "inventory_leases_held", "Partitions this member holds.", registry=registry
         )
+        self.handover = histogram(
+            "inventory_partition_handover_seconds",
+            "This member's part of a partition's rebalance pause: the drain of a release"
+            " (side=release), the acquire + load + subscribe of an acquisition"
+            " (side=acquire). The whole pause: lease_commits (stockflow bench replicas).",
+            ["side"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
+            registry=registry,
+        )
         self.members_gauge = gauge(
             "inventory_live_members", "Live inventory members seen.", registry=registry
         )
@@ -333,6 +342,7 @@ class LeaseManager:
             self.open[partition] = epoch
             self.owners[partition] = member
         await asyncio.gather(*(self._consume(p) for p in taken))
+        self.handover.labels("acquire").observe(time.perf_counter() - started)
         for partition, epoch in taken.items():
             self.changes.labels("acquired").inc()
             _log.info(
@@ -368,6 +378,7 @@ class LeaseManager:
         with contextlib.suppress(Exception):  # not freed: it expires instead
             released = await self.store.release(partition, self.member, epoch)
         self.changes.labels("released").inc()
+        self.handover.labels("release").observe(time.perf_counter() - started)
         _log.info(
             "inventory.lease_released",
             member=self.member,
