@@ -5,23 +5,28 @@ here; :meth:`InventoryService.start` does (the platform runner calls it).
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 from urllib.parse import urlsplit
 
 import structlog
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from stockflow.inventory.adapters.peers import HttpPeers
+from stockflow.inventory.adapters.peers import HttpPeers, LeasedPeers
 from stockflow.inventory.entrypoints.consumers import InventoryConsumers
 from stockflow.inventory.entrypoints.feeder import FeederProcess
 from stockflow.inventory.entrypoints.http import create_app
+from stockflow.inventory.entrypoints.partitioned import PartitionedConsumers
+from stockflow.inventory.service_layer.leases import LeasedOwnership, LeaseManager
 from stockflow.inventory.service_layer.ownership import Ownership
-from stockflow.inventory.service_layer.ports import EventStore, Peers
+from stockflow.inventory.service_layer.ports import EventStore, LeaseStore, Peers
 from stockflow.inventory.service_layer.reads import CommittedReads
 from stockflow.inventory.service_layer.relay import PUBLISHED_CHECKPOINT, EventRelay
 from stockflow.inventory.service_layer.reservations import ReservationCoordinator
@@ -72,7 +77,9 @@ class InventoryService:
     """One inventory process: its parts, and their lifecycle (started by the platform runner).
 
     The lifecycle starts, in order: the store, the writer (loading its states first), the
-    relay, the consumers (or the feeder child) and the pruner; it stops them in reverse, so
+    relay, the consumers (or the feeder child) and the pruner (with ``assignment=leases``: the
+    router consumers, then the lease manager, which opens the partitions it acquires and runs
+    the relay while it holds the relay's lease); it stops them in reverse, so
     the consumers settle the batch in hand before the writer and the store go away. If a part
     fails to start, the ones already started are stopped again.
     """
@@ -82,10 +89,11 @@ class InventoryService:
     bus: Bus
     writer: InventoryWriter
     relay: EventRelay
-    consumers: InventoryConsumers | FeederProcess
+    consumers: InventoryConsumers | FeederProcess | PartitionedConsumers
     registry: CollectorRegistry
     clock: Callable[[], datetime]
     peers: Peers | None = None
+    leases: LeaseManager | None = None
     app: FastAPI = field(init=False)
     lifecycle: Lifecycle = field(init=False)
 
@@ -105,7 +113,7 @@ class InventoryService:
                 readiness=self._writer_readiness,
             ),
         ]
-        if self.settings.publish_events:
+        if self.settings.publish_events and self.leases is None:
             parts.append(component("relay", start=self.relay.start, stop=self.relay.stop))
         parts.append(
             component(
@@ -117,6 +125,16 @@ class InventoryService:
         )
         if self.peers is not None:
             parts.append(component("peers", stop=self.peers.aclose))
+        if self.leases is not None:  # stopped before the peers: a drain may call them
+            leases = self.leases
+            parts.append(
+                component(
+                    "leases",
+                    start=leases.start,
+                    stop=leases.stop,
+                    readiness=lambda: None if leases.running else "not holding leases",
+                )
+            )
         parts.append(
             Periodic("pruner", self._prune, interval=min(3600.0, processed), registry=self.registry)
         )
@@ -133,6 +151,7 @@ class InventoryService:
             port=self.settings.port,
             skus=len(self.writer.states),
             replica=f"{self.settings.replica_index}/{self.settings.replicas}",
+            member=None if self.leases is None else self.leases.member,
         )
 
     async def stop(self) -> None:
@@ -193,16 +212,10 @@ def build(
         settings.event_store_url, schema=settings.event_store_schema
     )
     registry = registry or CollectorRegistry()
+    if settings.assignment == "leases":
+        return _build_leased(settings, bus=bus, clock=clock, store=store, registry=registry)
     ownership = Ownership(settings.partitions, settings.replicas, settings.replica_index)
-    writer = InventoryWriter(
-        store,
-        clock=clock,
-        ownership=ownership,
-        batch_size=settings.batch_size,
-        low_stock_threshold=settings.low_stock_threshold,
-        snapshot_every=settings.snapshot_every,
-        registry=registry,
-    )
+    writer = _writer(settings, store, ownership, clock, registry)
     coordinator = None
     if not ownership.owns_all:
         if peers is None:
@@ -240,7 +253,7 @@ def build(
             batch_size=settings.batch_size,
             max_wait=settings.batch_wait,
             in_flight_batches=settings.in_flight_batches,
-            config=ConsumerConfig(ack_wait=settings.ack_wait, max_deliver=settings.max_deliver),
+            config=_consumer_config(settings),
             registry=registry,
             coordinator=coordinator,
         )
@@ -255,6 +268,34 @@ def build(
         clock=clock,
         peers=peers,
     )
+    return _with_app(service, metrics)
+
+
+def _writer(
+    settings: InventorySettings,
+    store: EventStore,
+    ownership: Ownership,
+    clock: Callable[[], datetime],
+    registry: CollectorRegistry,
+) -> InventoryWriter:
+    return InventoryWriter(
+        store,
+        clock=clock,
+        ownership=ownership,
+        batch_size=settings.batch_size,
+        low_stock_threshold=settings.low_stock_threshold,
+        snapshot_every=settings.snapshot_every,
+        registry=registry,
+    )
+
+
+def _consumer_config(settings: InventorySettings) -> ConsumerConfig:
+    return ConsumerConfig(ack_wait=settings.ack_wait, max_deliver=settings.max_deliver)
+
+
+def _with_app(service: InventoryService, metrics: Collectable) -> InventoryService:
+    writer, store, settings = service.writer, service.store, service.settings
+    registry = service.registry
     service.app = create_app(
         writer=writer,
         reads=CommittedReads(writer.committed, store),
@@ -266,6 +307,76 @@ def build(
         metrics=metrics,
     )
     return service
+
+
+def _build_leased(
+    settings: InventorySettings,
+    *,
+    bus: Bus,
+    clock: Callable[[], datetime],
+    store: EventStore,
+    registry: CollectorRegistry,
+) -> InventoryService:
+    """The dynamic mode (ADR 0010): leases, a router, a durable per partition, one relay."""
+    if not callable(getattr(store, "acquire", None)):
+        raise ValueError("assignment=leases needs a PostgreSQL (or in-memory) event store")
+    lease_store = cast(LeaseStore, store)
+    member = settings.member_id or (f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    ownership = LeasedOwnership(partitions=settings.partitions, member=member)
+    writer = _writer(settings, store, ownership, clock, registry)
+    managers: list[LeaseManager] = []
+    peers = LeasedPeers(
+        lambda partition: managers[0].owner_url(partition) if managers else None,
+        service_token=settings.token() or "",
+        registry=registry,
+    )
+    coordinator = ReservationCoordinator(writer, peers, registry=registry)
+    consumers = PartitionedConsumers(
+        bus,
+        writer,
+        coordinator,
+        batch_size=settings.batch_size,
+        max_wait=settings.batch_wait,
+        in_flight_batches=settings.in_flight_batches,
+        config=_consumer_config(settings),
+        registry=registry,
+    )
+    relay = EventRelay(store, bus, wake=writer.changed, batch_size=settings.batch_size)
+
+    async def load(partitions: list[int]) -> None:
+        await writer.committed.load_partitions(partitions)
+
+    async def drop(partition: int) -> None:
+        writer.drop_partition(partition)
+
+    manager = LeaseManager(
+        lease_store,
+        ownership,
+        url=settings.advertise_url.rstrip("/") or f"http://127.0.0.1:{settings.port}",
+        load=load,
+        consume=consumers.consume,
+        stop_consuming=consumers.stop_consuming,
+        drop=drop,
+        start_relay=relay.start if settings.publish_events else None,
+        stop_relay=relay.stop,
+        ttl=settings.lease_ttl,
+        interval=settings.lease_interval,
+        registry=registry,
+    )
+    managers.append(manager)
+    service = InventoryService(
+        settings=settings,
+        store=store,
+        bus=bus,
+        writer=writer,
+        relay=relay,
+        consumers=consumers,
+        registry=registry,
+        clock=clock,
+        peers=peers,
+        leases=manager,
+    )
+    return _with_app(service, registry)
 
 
 SPEC: Final = ServiceSpec(

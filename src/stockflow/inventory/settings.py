@@ -37,6 +37,20 @@ class InventorySettings(ServiceSettings):
     peer_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Base URL of every replica, indexed by replica index (``INVENTORY_PEER_URLS``, comma
     separated). Needed when ``replicas > 1``: reservations spanning replicas call the others."""
+    assignment: Literal["static", "leases"] = "static"
+    """``static``: partitions by replica index (``replicas``, ``replica_index``, ``peer_urls``;
+    ADR 0005). ``leases``: partitions owned through leases in the event store's database, so
+    members join and leave at run time (PostgreSQL; ADR 0010; ``replicas`` etc. unused)."""
+    member_id: str = ""
+    """This member's id in the lease mode (default: ``<host>-<pid>-<random>``)."""
+    advertise_url: str = ""
+    """The base URL other members call this one at (lease mode; default
+    ``http://127.0.0.1:<port>``)."""
+    lease_ttl: float = Field(3.0, gt=0)
+    """Seconds a lease (and a membership) lasts without renewal: how long the partitions of a
+    killed member wait to be taken over."""
+    lease_interval: float = Field(0.25, gt=0)
+    """Seconds between two rounds of heartbeat, renewal and rebalancing."""
     in_flight_batches: int = Field(1, ge=1, le=8)
     """Consumed batches in the writer at once; >1 lets it decide one while another commits."""
     feeder: Literal["inline", "process"] = "inline"
@@ -67,6 +81,13 @@ class InventorySettings(ServiceSettings):
             raise ValueError(
                 "feeder=process needs replicas=1 (spanning orders are coordinated inline)"
             )
+        if self.assignment == "leases":
+            if self.replicas != 1:
+                raise ValueError("assignment=leases takes no replicas/replica_index")
+            if self.feeder == "process":
+                raise ValueError("feeder=process needs assignment=static")
+            if self.lease_interval * 3 > self.lease_ttl:
+                raise ValueError("lease_ttl must be at least 3 lease_intervals")
         if self.peer_urls and len(self.peer_urls) != self.replicas:
             raise ValueError(f"peer_urls must name all {self.replicas} replicas, in index order")
         return self

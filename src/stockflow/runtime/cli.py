@@ -18,6 +18,7 @@ import typer
 from stockflow.runtime.cli_bench import DEFAULT_NATS_URL, bench_app
 from stockflow.runtime.cli_bench_claims import bench_claims_command
 from stockflow.runtime.cli_bench_orders import bench_orders_command
+from stockflow.runtime.cli_bench_replicas import bench_replicas_command
 from stockflow.runtime.cli_load import load_command
 from stockflow.runtime.cli_trace import trace_command
 
@@ -30,6 +31,7 @@ app = typer.Typer(
 )
 bench_app.command("orders")(bench_orders_command)
 bench_app.command("claims")(bench_claims_command)
+bench_app.command("replicas")(bench_replicas_command)
 app.command("load")(load_command)
 app.command("trace")(trace_command)
 app.add_typer(bench_app, name="bench")

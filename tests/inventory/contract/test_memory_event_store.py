@@ -8,6 +8,7 @@ import pytest
 from tests.inventory.contract.checkpoints_contract import CheckpointsContract
 from tests.inventory.contract.event_log_contract import EventLogContract
 from tests.inventory.contract.idempotency_contract import IdempotencyRecordsContract
+from tests.inventory.contract.lease_store_contract import LeaseStoreContract
 from tests.inventory.contract.processed_ids_contract import ProcessedIdsContract
 from tests.inventory.contract.snapshots_contract import SnapshotsContract
 from tests.inventory.contract.stock_projection_contract import StockProjectionContract
@@ -45,4 +46,8 @@ class TestInMemoryStockProjection(InMemory, StockProjectionContract):
 
 
 class TestInMemoryIdempotencyRecords(InMemory, IdempotencyRecordsContract):
+    pass
+
+
+class TestInMemoryLeases(InMemory, LeaseStoreContract):
     pass

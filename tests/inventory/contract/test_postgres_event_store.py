@@ -3,6 +3,7 @@ per test); plus the migration of a schema of the previous release."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -17,12 +18,13 @@ from tests.inventory.contract.event_store_contract import (
     new_event,
 )
 from tests.inventory.contract.idempotency_contract import IdempotencyRecordsContract, record
+from tests.inventory.contract.lease_store_contract import LeaseStoreContract, claimed
 from tests.inventory.contract.processed_ids_contract import ProcessedIdsContract
 from tests.inventory.contract.snapshots_contract import SnapshotsContract
 from tests.inventory.contract.stock_projection_contract import StockProjectionContract
 
 from stockflow.inventory.adapters.event_store.postgres import PostgresEventStore
-from stockflow.inventory.service_layer.ports import EventStore
+from stockflow.inventory.service_layer.ports import EventStore, LeaseLostError
 
 
 class OnPostgres:
@@ -128,3 +130,36 @@ async def test_an_events_table_without_trace_context_gains_it_and_keeps_its_even
     finally:
         await conn.execute(f"DROP SCHEMA {schema} CASCADE")
         await conn.close()
+
+
+@pytest.mark.integration
+class TestPostgresLeases(OnPostgres, LeaseStoreContract):
+    pass
+
+
+@pytest.mark.integration
+async def test_a_takeover_waits_for_the_old_owners_commit_in_flight(postgres_url: str) -> None:
+    """The claim's FOR SHARE lock is held to the end of the commit's transaction: a takeover
+    of the (expired) lease waits for it, and the old owner's next commit fails."""
+    schema = f"inventory_{uuid.uuid4().hex[:12]}"
+    store = PostgresEventStore(postgres_url, schema=schema)
+    await store.start()
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await store.ensure_partitions([0])
+        assert await store.acquire(0, "a", 0.3) == 1
+        in_flight = conn.transaction()
+        await in_flight.start()  # a's commit, between its claim check and its COMMIT
+        rows = await conn.fetch(store._sql.check_leases, [0], [1], "a")
+        assert len(rows) == 1
+        await asyncio.sleep(0.5)  # a's lease expires while its commit is in flight
+        takeover = asyncio.create_task(store.acquire(0, "b", 30.0))
+        await asyncio.sleep(0.5)
+        assert not takeover.done(), "the takeover did not wait for the commit in flight"
+        await in_flight.commit()
+        assert await asyncio.wait_for(takeover, 10) == 2
+        with pytest.raises(LeaseLostError):
+            await store.commit(claimed([new_event("X", 1)], "a", (0, 1)))
+    finally:
+        await conn.close()
+        await store.close()

@@ -3,7 +3,6 @@ disjoint partitions, spanning orders all-or-nothing, exactly-once effects, a cle
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -16,9 +15,9 @@ from tests.inventory.crash.test_inventory_crash_distributed import (  # noqa: F4
     store,
 )
 from tests.inventory.crash.worker_process import (
-    STOCKFLOW,
     Worker,
     all_processed,
+    audit_passes,
     command,
     eventually,
     free_port,
@@ -133,15 +132,4 @@ async def test_two_replicas_share_the_work_and_keep_every_order_all_or_nothing(
         workload.expected_stock
     )
     assert await check_projection(store) == []
-    audit = await asyncio.create_subprocess_exec(
-        STOCKFLOW,
-        "audit",
-        "--event-store-url",
-        env["INVENTORY_EVENT_STORE_URL"],
-        "--schema",
-        env["INVENTORY_EVENT_STORE_SCHEMA"],
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    report, _ = await asyncio.wait_for(audit.communicate(), 120)
-    assert audit.returncode == 0, report.decode()[-3000:]
+    await audit_passes(env)

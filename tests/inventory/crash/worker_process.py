@@ -187,3 +187,19 @@ async def assert_exactly_once(store: EventStore, workload: Workload) -> None:
     actual = {s: (rows[s].on_hand, rows[s].reserved) for s in workload.skus}
     assert actual == workload.expected_stock
     assert await check_projection(store) == []
+
+
+async def audit_passes(env: dict[str, str]) -> None:
+    """``stockflow audit`` on the worker's event store exits 0 (its report on failure)."""
+    audit = await asyncio.create_subprocess_exec(
+        STOCKFLOW,
+        "audit",
+        "--event-store-url",
+        env["INVENTORY_EVENT_STORE_URL"],
+        "--schema",
+        env["INVENTORY_EVENT_STORE_SCHEMA"],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    report, _ = await asyncio.wait_for(audit.communicate(), 120)
+    assert audit.returncode == 0, report.decode()[-3000:]

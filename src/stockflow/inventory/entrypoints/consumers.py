@@ -19,6 +19,9 @@ reservation spanning replicas is driven by the :class:`ReservationCoordinator` o
 owning its first line, concurrently with the rest of the batch; the batch is acked only when
 every part of it settled, and nakked (redelivered, re-driven) when any did not. With one
 replica none of this runs: the durables keep their names and the hot path its shape.
+
+With leases (ADR 0010) :mod:`.partitioned` consumes instead: a router on the shared durables,
+then one durable per partition, consumed by its current owner.
 """
 
 from __future__ import annotations
@@ -52,7 +55,15 @@ from stockflow_kit.messaging import (
 )
 from stockflow_kit.observability import counter
 
-__all__ = ["COMMANDS_DURABLE", "ORDERS_DURABLE", "SOURCES", "InventoryConsumers", "durable_suffix"]
+__all__ = [
+    "COMMANDS_DURABLE",
+    "ORDERS_DURABLE",
+    "SOURCES",
+    "CommandSink",
+    "InventoryConsumers",
+    "durable_suffix",
+    "settle",
+]
 
 COMMANDS_DURABLE: Final = "inventory-commands"
 ORDERS_DURABLE: Final = "inventory-orders"
@@ -179,18 +190,28 @@ class InventoryConsumers:
                     submissions.append(part)
                 elif part is not None:
                     spanning.append(part)
-            if not spanning:
-                if submissions:
-                    await self.writer.enqueue_many(submissions)
-                return
-            pending: list[Awaitable[object]] = [coordinator.reserve(s) for s in spanning]
-            if submissions:
-                pending.insert(0, self.writer.enqueue_many(submissions))
-            # Let every part settle before failing the batch: nothing is left running behind
-            # a nak, and the redelivery re-drives only what is not yet done.
-            results = await asyncio.gather(*pending, return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
+            await settle(self.writer, submissions, spanning, coordinator)
 
         return handle
+
+
+async def settle(
+    writer: CommandSink,
+    submissions: Sequence[Submission],
+    spanning: Sequence[Spanning],
+    coordinator: ReservationCoordinator,
+) -> None:
+    """Hand a consumed batch's parts over: ``submissions`` to the writer (one group), each of
+    ``spanning`` to the coordinator, concurrently; raise the first failure once ALL settled
+    (nothing is left running behind a nak; the redelivery re-drives only what is not done)."""
+    if not spanning:
+        if submissions:
+            await writer.enqueue_many(submissions)
+        return
+    pending: list[Awaitable[object]] = [coordinator.reserve(s) for s in spanning]
+    if submissions:
+        pending.insert(0, writer.enqueue_many(submissions))
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

@@ -112,7 +112,7 @@ def create_app(
     async def misdirected(request: Request, error: Exception) -> Response:
         assert isinstance(error, PartitionNotOwnedError)
         owner: dict[str, object] = {"owner_replica": error.owner}
-        if error.owner < len(peer_urls):
+        if 0 <= error.owner < len(peer_urls):
             owner["owner_url"] = peer_urls[error.owner]
         return problem_response(
             421,

@@ -19,7 +19,11 @@ from stockflow.inventory.domain.errors import (
     InventoryError,
     ReservationConflictError,
 )
-from stockflow.inventory.service_layer.ports import EventStoreUnavailableError, StockRow
+from stockflow.inventory.service_layer.ports import (
+    EventStoreUnavailableError,
+    LeaseLostError,
+    StockRow,
+)
 from stockflow.inventory.service_layer.writer import PartitionNotOwnedError, WriterStoppedError
 from stockflow_kit.http import IDEMPOTENCY_ERRORS, ErrorTable
 from stockflow_kit.http.bodies import (
@@ -75,6 +79,7 @@ ERRORS: Final = ErrorTable(
         NotReadyError: (503, "Not ready"),
         EventStoreUnavailableError: (503, "Storage unavailable"),
         PartitionNotOwnedError: (421, "SKU owned by another inventory replica"),
+        LeaseLostError: (421, "SKU's partition moved to another inventory member"),
         WriterStoppedError: (503, "Inventory writer stopped"),
     }
 )

@@ -21,6 +21,7 @@ from stockflow.inventory.domain.commands import (
     ShipStock,
 )
 from stockflow.inventory.entrypoints.http_io import Sku, SkuList, decode, json_response
+from stockflow.inventory.service_layer.leases import INTERNAL_CALLER, RELEASE_ROUTE, RESERVE_ROUTE
 from stockflow.inventory.service_layer.reads import CommittedReads
 from stockflow.inventory.service_layer.writer import InventoryWriter
 from stockflow_kit.http import (
@@ -46,7 +47,7 @@ def add_internal_routes(
     require_service: list[Any],
 ) -> None:
     """Add ``/internal/reservations`` (reserve) and its release and ship routes to *app*."""
-    internal_keys = Idempotency(idempotency_store, caller=lambda _request: "service")
+    internal_keys = Idempotency(idempotency_store, caller=lambda _request: INTERNAL_CALLER)
 
     async def order_command(request: Request, body: bytes, command: Command) -> dict[str, Any]:
         """Run an order command from another service, once per Idempotency-Key.
@@ -110,7 +111,7 @@ def add_internal_routes(
     }
 
     @app.post(
-        "/internal/reservations",
+        RESERVE_ROUTE,
         openapi_extra=json_body(ReserveStockCommand, headers=[idempotency_header()]),
         **internal,  # type: ignore[arg-type]
     )
@@ -143,7 +144,7 @@ def add_internal_routes(
         return json_response({"order_id": order_id, **result})
 
     @app.post(
-        "/internal/reservations/{order_id}/release",
+        RELEASE_ROUTE,
         openapi_extra=json_body(SkuList, headers=[idempotency_header()]),
         **internal,  # type: ignore[arg-type]
     )

@@ -29,7 +29,13 @@ from stockflow.inventory.domain.commands import (
 )
 from stockflow_kit.messaging import Envelope, PermanentMessageError
 
-__all__ = ["IGNORED_ORDER_EVENTS", "MalformedMessageError", "command_of", "command_of_order_event"]
+__all__ = [
+    "IGNORED_ORDER_EVENTS",
+    "MalformedMessageError",
+    "command_of",
+    "command_of_order_event",
+    "envelope_of_command",
+]
 
 IGNORED_ORDER_EVENTS: Final = frozenset({"OrderConfirmed", "OrderRejected"})
 """Order events the inventory has nothing to do for (acked, no effect)."""
@@ -89,3 +95,34 @@ def command_of_order_event(envelope: Envelope) -> Command | None:
     except msgspec.ValidationError as error:
         raise MalformedMessageError(f"{envelope.type}: {error}") from None
     raise MalformedMessageError(f"unknown order event type {envelope.type!r}")
+
+
+def envelope_of_command(
+    command: Command, *, message_id: str, correlation_id: str | None, source: str
+) -> Envelope:
+    """``command`` as an ``inventory.commands`` envelope (the inverse of :func:`command_of`):
+    how the router of the dynamic mode (ADR 0010) hands a command to its partition."""
+    data: dict[str, object]
+    match command:
+        case ReceiveStock(sku=sku, qty=qty, reference=reference):
+            data = {"sku": sku, "qty": qty, "reference": reference}
+        case AdjustStock(sku=sku, delta=delta, reason=reason):
+            data = {"sku": sku, "delta": delta, "reason": reason}
+        case ReserveStock(order_id=order_id, lines=lines):
+            data = {"order_id": order_id, "lines": [{"sku": s, "qty": q} for s, q in lines]}
+        case (
+            ReleaseReservation(order_id=order_id, skus=skus)
+            | ShipStock(order_id=order_id, skus=skus)
+        ):
+            data = {"order_id": order_id, "skus": list(skus)}
+        case _:
+            raise TypeError(f"not an inventory command: {command!r}")
+    return Envelope.new(
+        type(command).__name__,
+        data,
+        source=source,
+        subject=command.skus[0] if command.skus else "",
+        id=message_id,
+        correlation_id=correlation_id,
+        causation_id=message_id,
+    )

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 
 import structlog
 
 from stockflow.inventory.domain.model import StockState, apply
 from stockflow.inventory.service_layer.codec import decode_event, decode_state, encode_state
-from stockflow.inventory.service_layer.ownership import Ownership
+from stockflow.inventory.service_layer.ownership import Ownership, partition_of
 from stockflow.inventory.service_layer.pipelining import RecentIds
 from stockflow.inventory.service_layer.ports import (
     CommitBatch,
     ConcurrencyError,
     EventStore,
     EventStoreUnavailableError,
+    LeaseLostError,
     Snapshot,
 )
 from stockflow.inventory.service_layer.telemetry import WriterMetrics
@@ -106,6 +107,9 @@ class CommittedState:
             if owns(s.stream_id)
         }
         self.position = 0
+        if self.ownership.leased:
+            # Nothing is owned yet: each partition is folded when its lease is acquired.
+            self.position = await self.store.projection_checkpoint()
         applied = await self.catch_up(progress=True)
         self.loaded = True
         _log.info(
@@ -130,6 +134,11 @@ class CommittedState:
             checkpoint = await self.store.commit(commit)
         except EventStoreUnavailableError as error:
             self.storage_failed(error)
+            raise
+        except LeaseLostError as error:  # taken over: never decide on those SKUs again
+            self.metrics.conflicts.labels(type(error).__name__).inc()
+            _log.warning("inventory.commit_lease_lost", partitions=list(error.partitions))
+            self.ownership.lost(error.partitions)
             raise
         self.storage_recovered()
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
@@ -166,6 +175,46 @@ class CommittedState:
             _log.warning("inventory.snapshot_failed", skus=len(due), error=repr(error))
             for snapshot in due:  # try again on the SKU's next event
                 since[snapshot.stream_id] = self.snapshot_every - 1
+
+    async def load_partitions(self, partitions: Collection[int]) -> int:
+        """Fold the SKUs of ``partitions`` from the store (snapshots, then each one's events
+        after them) into the states, before they are decided on here (ADR 0010).
+
+        The SKUs are those with a projection row or a snapshot (the writer gives every stream
+        a row): one scan of each for all the partitions acquired at once. Returns the events
+        applied.
+        """
+        count = self.ownership.partitions
+        wanted = set(partitions)
+        snapshots = {
+            s.stream_id: decode_state(s.state)
+            for s in await self.store.load_snapshots()
+            if partition_of(s.stream_id, count) in wanted
+        }
+        skus = set(snapshots) | {
+            row.sku
+            for row in await self.store.all_stock()
+            if partition_of(row.sku, count) in wanted
+        }
+        applied = 0
+        for sku in sorted(skus):
+            state = snapshots.get(sku) or StockState(sku=sku)
+            while events := await self.store.read_stream(sku, after=state.version, limit=5000):
+                for stored in events:
+                    state = apply(state, decode_event(stored.type, stored.data))
+                applied += len(events)
+            self.states[sku] = state
+            self._since_snapshot.pop(sku, None)
+        return applied
+
+    def drop_partition(self, partition: int) -> list[str]:
+        """Forget the states of ``partition``'s SKUs (it is no longer ours); return them."""
+        partitions = self.ownership.partitions
+        gone = [sku for sku in self.states if partition_of(sku, partitions) == partition]
+        for sku in gone:
+            del self.states[sku]
+            self._since_snapshot.pop(sku, None)
+        return gone
 
     async def catch_up(self, *, progress: bool = False) -> int:
         """Fold the events committed after ``position`` (by anyone) into the owned states."""

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from stockflow.inventory.domain.commands import (
     AdjustStock,
@@ -33,8 +34,9 @@ from stockflow.inventory.domain.commands import (
     ShipStock,
 )
 from stockflow.inventory.service_layer.batch import Submission
+from stockflow.inventory.service_layer.store_values import LeaseClaim
 
-__all__ = ["FENCE_KEY", "Ownership", "Spanning", "fence_key", "partition_of"]
+__all__ = ["FENCE_KEY", "Ownership", "Spanning", "fence_key", "partition_of", "scoped_id"]
 
 FENCE_KEY = "inventory-writer"
 """The fence of a single-replica deployment (kept as it was, so old and new processes fence)."""
@@ -43,6 +45,16 @@ FENCE_KEY = "inventory-writer"
 def partition_of(sku: str, partitions: int) -> int:
     """The partition of ``sku``: a stable hash (crc32), the same in every process and run."""
     return zlib.crc32(sku.encode()) % partitions
+
+
+def scoped_id(message_id: str, unit: int) -> str:
+    """``message_id`` scoped to ``unit`` (a replica, or a partition with leases): see
+    :meth:`Ownership.scoped_id`."""
+    try:
+        value = uuid.UUID(message_id).int
+    except ValueError:
+        return f"{message_id}/r{unit}"
+    return str(uuid.UUID(int=value ^ ((unit + 1) << 48)))
 
 
 def fence_key(replicas: int, replica_index: int) -> str:
@@ -71,6 +83,8 @@ class Ownership:
     replicas: int = 1
     replica_index: int = 0
     owns_all: bool = field(init=False)
+    leased: ClassVar[bool] = False
+    """Whether the partitions come from leases (:class:`~.leases.LeasedOwnership`)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.replica_index < self.replicas:
@@ -90,12 +104,28 @@ class Ownership:
     def owns(self, sku: str) -> bool:
         return self.owns_all or self.owner_of(sku) == self.replica_index
 
-    def split(self, lines: Sequence[OrderLine]) -> dict[int, tuple[OrderLine, ...]]:
+    def split(self, lines: Iterable[OrderLine]) -> dict[int, tuple[OrderLine, ...]]:
         """The lines per owning replica, in the order of their first line."""
         parts: dict[int, list[OrderLine]] = {}
         for line in lines:
             parts.setdefault(self.owner_of(line[0]), []).append(line)
         return {replica: tuple(part) for replica, part in parts.items()}
+
+    def is_local(self, unit: int) -> bool:
+        """Whether a part of :meth:`split` (here: a replica) is this process's own."""
+        return unit == self.replica_index
+
+    def part_key(self, message_id: str, unit: int) -> str:
+        """The message id under which ``unit`` records its part of a spanning reservation:
+        the coordinator (this replica) keeps the message's own id."""
+        return message_id if self.is_local(unit) else self.scoped_id(message_id, unit)
+
+    def claim(self, skus: Iterable[str]) -> LeaseClaim | None:
+        """The lease claim of a batch writing ``skus``: none in the static mode (the fence)."""
+        return None
+
+    def lost(self, partitions: Iterable[int]) -> None:
+        """Partitions a commit found leased to someone else (never, in the static mode)."""
 
     def scoped_id(self, message_id: str, replica: int | None = None) -> str:
         """The id under which ``replica`` (default: this one) records its part of a message.
@@ -104,12 +134,7 @@ class Ownership:
         + 1 is XORed into bits 48-61, inside the random bits of a v4/v7 UUID, away from the
         low bits the event ids vary. Anything else gets a ``/r<replica>`` suffix.
         """
-        replica = self.replica_index if replica is None else replica
-        try:
-            value = uuid.UUID(message_id).int
-        except ValueError:
-            return f"{message_id}/r{replica}"
-        return str(uuid.UUID(int=value ^ ((replica + 1) << 48)))
+        return scoped_id(message_id, self.replica_index if replica is None else replica)
 
     def route(
         self,

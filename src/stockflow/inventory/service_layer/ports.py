@@ -23,6 +23,7 @@ Errors, as a tree::
     ├── ConcurrencyError         another writer got there first; reload, redecide, retry
     │   ├── StaleFenceError      the partition fence moved: this process no longer owns it
     │   └── DuplicateMessageError  a message id of the batch is already processed
+    ├── LeaseLostError           a partition lease the batch claims moved (dynamic mode)
     ├── DuplicateEventError      an event id of the batch is already stored
     └── EventStoreUnavailableError  the database cannot be reached (after the store's own
                                  retries); a ``commit`` may or may not have happened
@@ -31,6 +32,7 @@ Errors, as a tree::
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -43,6 +45,8 @@ from stockflow.inventory.service_layer.store_values import (
     EventStoreUnavailableError,
     Fence,
     IdempotencyRecord,
+    LeaseClaim,
+    LeaseLostError,
     NewEvent,
     Snapshot,
     StaleFenceError,
@@ -63,6 +67,11 @@ __all__ = [
     "Fence",
     "IdempotencyRecord",
     "IdempotencyRecords",
+    "Lease",
+    "LeaseClaim",
+    "LeaseLostError",
+    "LeaseStore",
+    "Member",
     "NewEvent",
     "PeerUnavailableError",
     "Peers",
@@ -251,6 +260,60 @@ class EventStore(
     Durable event log per SKU, with the inbox, the stock projection, snapshots, checkpoints
     and idempotency records. Prefer the role a caller needs (e.g. ``StockReader``) in new code.
     """
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One partition's lease as the store has it: ``owner`` ``None`` when free; ``live``
+    whether its expiry is still ahead (by the database's clock)."""
+
+    partition: int
+    owner: str | None
+    epoch: int
+    live: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A live inventory member and the base URL its peers call it at."""
+
+    member_id: str
+    url: str
+
+
+class LeaseStore(Protocol):
+    """Partition leases and membership (dynamic assignment, ADR 0010). Expiry uses the
+    database's clock only; safety never depends on it: a commit claims ``(partition, epoch)``
+    (:class:`LeaseClaim`) and a takeover bumps the epoch under the row's lock."""
+
+    async def ensure_partitions(self, partitions: Collection[int]) -> None:
+        """Create the (free) lease rows of ``partitions`` that do not exist yet."""
+        ...
+
+    async def heartbeat(self, member: str, url: str, ttl: float) -> list[Member]:
+        """Record ``member`` alive for ``ttl`` s more; return every live member, by id."""
+        ...
+
+    async def leave(self, member: str) -> None:
+        """Forget ``member`` (a graceful stop), so the others rebalance at once."""
+        ...
+
+    async def leases(self) -> list[Lease]:
+        """Every lease row, by partition."""
+        ...
+
+    async def acquire(self, partition: int, member: str, ttl: float) -> int | None:
+        """Take ``partition`` if it is free or expired: owner ``member``, epoch + 1, expiry in
+        ``ttl`` s; return the new epoch, ``None`` when someone else holds it live."""
+        ...
+
+    async def renew(self, member: str, ttl: float) -> dict[int, int]:
+        """Extend every lease ``member`` still owns; return them (partition -> epoch)."""
+        ...
+
+    async def release(self, partition: int, member: str, epoch: int) -> bool:
+        """Free ``partition`` if ``member`` still holds it at ``epoch``; whether it did."""
+        ...
 
 
 class PeerUnavailableError(Exception):

@@ -3,6 +3,13 @@
 The coordinator is the replica owning the first line's SKU (:mod:`.ownership`). For one
 consumed ``ReserveStock`` (message id ``M``) it:
 
+(With leases, ADR 0010, the parts are per partition, each keyed by ``M`` scoped to its
+partition whoever owns it, and "replica" below reads "partition"; the peers find a
+partition's current owner from the leases. A partition may be remote on one attempt and
+local on the next, so a local part is recorded under the id the internal API would record
+it under: :func:`~.leases.recorded_id`.)
+
+
 1. splits the lines by owner and reserves every part at once: its own through its writer
    (message id ``M``), each other one through :class:`~.ports.Peers` (key = ``M`` scoped to
    that replica, so the participant records it under its own id);
@@ -32,6 +39,7 @@ from stockflow.inventory.domain.commands import OrderLine, ReleaseReservation, R
 from stockflow.inventory.domain.events import StockReserved
 from stockflow.inventory.domain.model import StockState
 from stockflow.inventory.service_layer.batch import Outcome
+from stockflow.inventory.service_layer.leases import RELEASE_ROUTE, RESERVE_ROUTE, recorded_id
 from stockflow.inventory.service_layer.ownership import Spanning
 from stockflow.inventory.service_layer.ports import Peers
 from stockflow.inventory.service_layer.writer import InventoryWriter
@@ -132,9 +140,7 @@ class ReservationCoordinator:
         return False
 
     def _key(self, message_id: str, replica: int) -> str:
-        if replica == self.ownership.replica_index:
-            return message_id
-        return self.ownership.scoped_id(message_id, replica)
+        return self.ownership.part_key(message_id, replica)
 
     async def _reserve_part(
         self,
@@ -144,13 +150,13 @@ class ReservationCoordinator:
         key: str,
         spanning: Spanning,
     ) -> bool:
-        if replica != self.ownership.replica_index:
+        if not self.ownership.is_local(replica):
             return await self.peers.reserve(
                 replica, order_id, lines, key=key, correlation_id=spanning.correlation_id
             )
         outcome = await self.writer.submit(
             ReserveStock(order_id=order_id, lines=lines),
-            message_id=key,
+            message_id=recorded_id(RESERVE_ROUTE, key) if self.ownership.leased else key,
             correlation_id=spanning.correlation_id,
             traceparent=spanning.traceparent,
         )
@@ -166,14 +172,16 @@ class ReservationCoordinator:
     ) -> None:
         skus = tuple(dict.fromkeys(sku for sku, _ in lines))
         release_key = f"{key}/release"
-        if replica != self.ownership.replica_index:
+        if not self.ownership.is_local(replica):
             await self.peers.release(
                 replica, order_id, skus, key=release_key, correlation_id=spanning.correlation_id
             )
             return
         await self.writer.submit(
             ReleaseReservation(order_id=order_id, skus=skus),
-            message_id=release_key,
+            message_id=(
+                recorded_id(RELEASE_ROUTE, release_key) if self.ownership.leased else release_key
+            ),
             correlation_id=spanning.correlation_id,
             traceparent=spanning.traceparent,
         )

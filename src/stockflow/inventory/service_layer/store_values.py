@@ -23,6 +23,8 @@ __all__ = [
     "EventStoreUnavailableError",
     "Fence",
     "IdempotencyRecord",
+    "LeaseClaim",
+    "LeaseLostError",
     "NewEvent",
     "Snapshot",
     "StaleFenceError",
@@ -57,6 +59,16 @@ class StaleFenceError(ConcurrencyError):
 
 class DuplicateMessageError(ConcurrencyError):
     pass
+
+
+class LeaseLostError(EventStoreError):
+    """A partition the batch writes is no longer leased to this member at the epoch it
+    claimed (released, expired and taken over): nothing was committed. Not retried: the writer
+    drops the partitions and the batch fails (its messages are redelivered to the new owner)."""
+
+    def __init__(self, message: str, partitions: Sequence[int] = ()) -> None:
+        super().__init__(message)
+        self.partitions = tuple(partitions)
 
 
 class DuplicateEventError(EventStoreError):
@@ -119,6 +131,14 @@ class Fence(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     expected_version: int
 
 
+class LeaseClaim(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Commit only if ``member`` still holds every ``(partition, epoch)`` lease named (checked
+    under a row lock in the commit's transaction; ADR 0010). The dynamic mode's fence."""
+
+    member: str
+    held: tuple[tuple[int, int], ...]
+
+
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A stream's encoded state after ``version`` events."""
 
@@ -146,6 +166,7 @@ class CommitBatch(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             still give it a 0/0 row, to be changed together.)
         processed_at: When the batch was processed (``prune_processed`` compares with it).
         fence: The partition fence to check and move, if any.
+        leases: The partition leases the batch must still hold (dynamic assignment), if any.
         idempotency: Responses to store with the effect they answer, first wins: a record
             whose ``(scope, key)`` is already stored (or earlier in this batch) is skipped,
             never an error. Default: none.
@@ -157,3 +178,4 @@ class CommitBatch(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     processed_at: datetime
     fence: Fence | None = None
     idempotency: Sequence[IdempotencyRecord] = ()
+    leases: LeaseClaim | None = None

@@ -13,6 +13,12 @@ The fence is per replica assignment (``ownership.fence_key``): two processes sta
 same index fence each other, different indexes own disjoint SKUs and never meet. Catching up
 folds only owned SKUs' events (other replicas' SKUs are never decided here).
 
+With leases (``INVENTORY_ASSIGNMENT=leases``, ADR 0010) a batch carries no fence but a claim
+of the ``(partition, epoch)`` leases of the partitions it touches (``ownership.claim``),
+checked under a row lock in the commit's transaction; a batch naming a partition no longer
+held is not committed (``LeaseLostError``: not retried, the partition is dropped and the
+batch fails, so its messages go to the new owner).
+
 A fence conflict (another writer committed since we last looked) or any other concurrency
 error means: catch up on the events we have not seen, refresh the fence, redecide the batch.
 Event ids are deterministic, so a redecided batch never applies anything twice.
@@ -50,6 +56,7 @@ from stockflow.inventory.service_layer.ports import (
     DuplicateEventError,
     EventStoreUnavailableError,
     Fence,
+    LeaseLostError,
 )
 from stockflow.inventory.service_layer.telemetry import WriterMetrics
 from stockflow_kit.messaging import new_message_id
@@ -195,6 +202,14 @@ class InventoryWriter:
         self._queue.put_nowait(Group(submissions, future))
         return future
 
+    def drop_partition(self, partition: int) -> None:
+        """Forget ``partition``'s states, committed and speculative (its lease is gone)."""
+        for sku in self.committed.drop_partition(partition):
+            self._overlay.pop(sku, None)
+        partitions = self.ownership.partitions
+        for sku in [sku for sku in self._overlay if partition_of(sku, partitions) == partition]:
+            del self._overlay[sku]
+
     def _check(self, submission: Submission) -> None:
         if not self.running:
             raise WriterStoppedError("the inventory writer is not running")
@@ -291,14 +306,27 @@ class InventoryWriter:
             low_stock_threshold=self.low_stock_threshold,
         )
         commit = None
-        if fresh and not invariant_violations(decision.states):
+        ownership = self.ownership
+        claim = (
+            ownership.claim(sku for s in fresh for sku in s.command.skus)
+            if ownership.leased
+            else None
+        )
+        if (
+            fresh
+            and not invariant_violations(decision.states)
+            and (claim is not None or not ownership.leased)
+        ):
             commit = CommitBatch(
                 events=decision.events,
                 processed=[s.message_id for s in fresh],
                 stock=decision.stock,
                 processed_at=now,
-                fence=Fence(key=self.ownership.fence_key, expected_version=self._next_fence),
+                fence=None
+                if ownership.leased
+                else Fence(key=ownership.fence_key, expected_version=self._next_fence),
                 idempotency=records_of(fresh, decision.outcomes),
+                leases=claim,
             )
             self._next_fence += 1
             self._overlay.update(decision.states)
@@ -376,13 +404,20 @@ class InventoryWriter:
                 self.metrics.invariant_violations.inc(len(broken))
                 _log.error("inventory.invariant_violated", states=broken[:10])
                 raise InvariantViolationError("; ".join(broken[:3]))
+            ownership = self.ownership
+            claim = ownership.claim(sku for s in fresh for sku in s.command.skus)
+            if ownership.leased and claim is None:
+                raise LeaseLostError("a partition of the batch is not leased to this member")
             commit = CommitBatch(
                 events=decision.events,
                 processed=[s.message_id for s in fresh],
                 stock=decision.stock,
                 processed_at=now,
-                fence=Fence(key=self.ownership.fence_key, expected_version=committed.fence_version),
+                fence=None
+                if ownership.leased
+                else Fence(key=ownership.fence_key, expected_version=committed.fence_version),
                 idempotency=records_of(fresh, decision.outcomes),
+                leases=claim,
             )
             try:
                 await committed.commit(commit, decision.states, decided=len(fresh))

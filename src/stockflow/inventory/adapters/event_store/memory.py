@@ -6,6 +6,7 @@ it): a batch is checked completely before anything changes, so a failing commit 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
@@ -17,6 +18,9 @@ from stockflow.inventory.service_layer.ports import (
     DuplicateEventError,
     DuplicateMessageError,
     IdempotencyRecord,
+    Lease,
+    LeaseLostError,
+    Member,
     Snapshot,
     StaleFenceError,
     StockRow,
@@ -40,6 +44,11 @@ class InMemoryEventStore:
         self._checkpoint = 0
         self._named: dict[str, int] = {}
         self._records: dict[tuple[str, str], IdempotencyRecord] = {}
+        self._leases: dict[int, tuple[str | None, int, float]] = {}
+        """partition -> (owner, epoch, expires at: ``time.monotonic``)."""
+        self._members: dict[str, tuple[str, float]] = {}
+        self.lease_commits: list[tuple[int, int, str, int, int]] = []
+        """(partition, epoch, member, first position, last position) per committed batch."""
 
     async def start(self) -> None:
         pass
@@ -76,10 +85,69 @@ class InMemoryEventStore:
         for record in batch.idempotency:
             self._records.setdefault((record.scope, record.key), record)
         if batch.events:
+            if batch.leases is not None:
+                first = position - len(batch.events) + 1
+                for partition, epoch in batch.leases.held:
+                    self.lease_commits.append(
+                        (partition, epoch, batch.leases.member, first, position)
+                    )
             self._checkpoint = position
         return self._checkpoint
 
+    # leases: the LeaseStore role
+    async def ensure_partitions(self, partitions: Collection[int]) -> None:
+        for partition in partitions:
+            self._leases.setdefault(partition, (None, 0, 0.0))
+
+    async def heartbeat(self, member: str, url: str, ttl: float) -> list[Member]:
+        now = time.monotonic()
+        self._members[member] = (url, now + ttl)
+        return [
+            Member(m, url) for m, (url, expires) in sorted(self._members.items()) if expires > now
+        ]
+
+    async def leave(self, member: str) -> None:
+        self._members.pop(member, None)
+
+    async def leases(self) -> list[Lease]:
+        now = time.monotonic()
+        return [
+            Lease(p, owner, epoch, expires > now)
+            for p, (owner, epoch, expires) in sorted(self._leases.items())
+        ]
+
+    async def acquire(self, partition: int, member: str, ttl: float) -> int | None:
+        owner, epoch, expires = self._leases[partition]
+        now = time.monotonic()
+        if owner is not None and expires > now:
+            return None
+        self._leases[partition] = (member, epoch + 1, now + ttl)
+        return epoch + 1
+
+    async def renew(self, member: str, ttl: float) -> dict[int, int]:
+        until = time.monotonic() + ttl
+        mine = {p: e for p, (owner, e, _) in self._leases.items() if owner == member}
+        for partition, epoch in mine.items():
+            self._leases[partition] = (member, epoch, until)
+        return mine
+
+    async def release(self, partition: int, member: str, epoch: int) -> bool:
+        owner, current, _ = self._leases.get(partition, (None, 0, 0.0))
+        if owner != member or current != epoch:
+            return False
+        self._leases[partition] = (None, epoch, time.monotonic())
+        return True
+
     def _check(self, batch: CommitBatch) -> None:
+        claim = batch.leases
+        if claim is not None:
+            lost = [
+                p
+                for p, epoch in claim.held
+                if self._leases.get(p, (None, 0, 0.0))[:2] != (claim.member, epoch)
+            ]
+            if lost:
+                raise LeaseLostError(f"{claim.member} no longer holds partitions {lost}", lost)
         fence = batch.fence
         if fence is not None and self._fences.get(fence.key, 0) != fence.expected_version:
             raise StaleFenceError(f"fence {fence.key!r} is not at {fence.expected_version}")

@@ -53,6 +53,10 @@ from stockflow.inventory.service_layer.ports import (
     EventStoreError,
     Fence,
     IdempotencyRecord,
+    Lease,
+    LeaseClaim,
+    LeaseLostError,
+    Member,
     Snapshot,
     StaleFenceError,
     StockRow,
@@ -140,6 +144,8 @@ class PostgresEventStore:
             async with self._pool.acquire() as conn, conn.transaction():
                 if batch.fence is not None:
                     await self._move_fence(conn, batch.fence)
+                if batch.leases is not None:
+                    await self._check_leases(conn, batch.leases)
                 if batch.events:
                     await conn.execute(sql.lock_events)
                     await self._check_anchors(conn, self._known.anchors(ranges))
@@ -163,6 +169,16 @@ class PostgresEventStore:
                         ],
                     )
                     checkpoint: int = await conn.fetchval(sql.set_checkpoint)
+                    if batch.leases is not None:
+                        held = batch.leases.held
+                        await conn.execute(
+                            sql.record_lease_commits,
+                            [p for p, _ in held],
+                            [e for _, e in held],
+                            batch.leases.member,
+                            checkpoint - len(batch.events) + 1,
+                            checkpoint,
+                        )
                 else:
                     checkpoint = await conn.fetchval(sql.get_checkpoint)
                 if batch.processed:
@@ -196,6 +212,54 @@ class PostgresEventStore:
             moved = await conn.fetchval(self._sql.move_fence, fence.key, fence.expected_version)
         if moved is None:
             raise StaleFenceError(f"fence {fence.key!r} is not at {fence.expected_version}")
+
+    async def _check_leases(
+        self, conn: asyncpg.pool.PoolConnectionProxy, claim: LeaseClaim
+    ) -> None:
+        held = claim.held
+        rows = await conn.fetch(
+            self._sql.check_leases, [p for p, _ in held], [e for _, e in held], claim.member
+        )
+        if len(rows) != len(held):
+            found = {row[0] for row in rows}
+            lost = [p for p, _ in held if p not in found]
+            raise LeaseLostError(f"{claim.member} no longer holds partitions {lost}", lost)
+
+    # leases: the LeaseStore role
+    @reconnecting
+    async def ensure_partitions(self, partitions: Collection[int]) -> None:
+        await self._pool.execute(self._sql.ensure_leases, list(partitions))
+
+    @reconnecting
+    async def heartbeat(self, member: str, url: str, ttl: float) -> list[Member]:
+        async with self._pool.acquire() as conn:
+            await conn.execute(self._sql.heartbeat, member, url, ttl)
+            rows = await conn.fetch(self._sql.live_members)
+        return [Member(row[0], row[1]) for row in rows]
+
+    @reconnecting
+    async def leave(self, member: str) -> None:
+        await self._pool.execute(self._sql.leave, member)
+
+    @reconnecting
+    async def leases(self) -> list[Lease]:
+        rows = await self._pool.fetch(self._sql.all_leases)
+        return [Lease(row[0], row[1], row[2], row[3]) for row in rows]
+
+    @reconnecting
+    async def acquire(self, partition: int, member: str, ttl: float) -> int | None:
+        epoch: int | None = await self._pool.fetchval(self._sql.acquire, partition, member, ttl)
+        return epoch
+
+    @reconnecting
+    async def renew(self, member: str, ttl: float) -> dict[int, int]:
+        rows = await self._pool.fetch(self._sql.renew, member, ttl)
+        return {row[0]: row[1] for row in rows}
+
+    @reconnecting
+    async def release(self, partition: int, member: str, epoch: int) -> bool:
+        status = await self._pool.execute(self._sql.release, partition, member, epoch)
+        return status.endswith(" 1")
 
     async def _check_anchors(
         self, conn: asyncpg.pool.PoolConnectionProxy, anchors: list[tuple[str, int]]

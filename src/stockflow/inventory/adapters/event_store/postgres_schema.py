@@ -113,6 +113,28 @@ BEGIN
 END
 $$;
 CREATE INDEX IF NOT EXISTS idempotency_by_time ON {s}.idempotency (created_at);
+-- Dynamic assignment (ADR 0010): one lease per partition (-1: the relay's), the members, and
+-- per committed batch and partition which member wrote it at which epoch (the audit trail).
+CREATE TABLE IF NOT EXISTS {s}.leases (
+    partition integer PRIMARY KEY,
+    owner text,
+    epoch bigint NOT NULL DEFAULT 0,
+    expires_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {s}.members (
+    member_id text PRIMARY KEY,
+    url text NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {s}.lease_commits (
+    partition integer NOT NULL,
+    epoch bigint NOT NULL,
+    member text NOT NULL,
+    first_position bigint NOT NULL,
+    last_position bigint NOT NULL,
+    committed_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX IF NOT EXISTS lease_commits_by_partition ON {s}.lease_commits (partition, last_position);
 """
         self.relations: tuple[str, ...] = tuple(
             re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (?:\w+\.)?(\w+)", self.ddl)
@@ -196,6 +218,50 @@ CREATE INDEX IF NOT EXISTS idempotency_by_time ON {s}.idempotency (created_at);
         self.delete_stock = f"DELETE FROM {s}.stock"
         self.replace_checkpoint = (
             f"UPDATE {s}.checkpoints SET position = $1 WHERE name = 'projection'"
+        )
+        # Leases: expiry by the database's clock; the epoch moves only under the row's lock.
+        self.ensure_leases = (
+            f"INSERT INTO {s}.leases (partition) SELECT unnest($1::integer[])"
+            " ON CONFLICT DO NOTHING"
+        )
+        self.heartbeat = (
+            f"INSERT INTO {s}.members (member_id, url, expires_at)"
+            " VALUES ($1, $2, now() + make_interval(secs => $3))"
+            " ON CONFLICT (member_id) DO UPDATE SET url = excluded.url,"
+            " expires_at = excluded.expires_at"
+        )
+        self.live_members = (
+            f"SELECT member_id, url FROM {s}.members WHERE expires_at > now() ORDER BY member_id"
+        )
+        self.leave = f"DELETE FROM {s}.members WHERE member_id = $1"
+        self.all_leases = (
+            f"SELECT partition, owner, epoch, expires_at > now() FROM {s}.leases ORDER BY partition"
+        )
+        self.acquire = (
+            f"UPDATE {s}.leases SET owner = $2, epoch = epoch + 1,"
+            " expires_at = now() + make_interval(secs => $3)"
+            " WHERE partition = $1 AND (owner IS NULL OR expires_at <= now()) RETURNING epoch"
+        )
+        self.renew = (
+            f"UPDATE {s}.leases SET expires_at = now() + make_interval(secs => $2)"
+            " WHERE owner = $1 RETURNING partition, epoch"
+        )
+        self.release = (
+            f"UPDATE {s}.leases SET owner = NULL, expires_at = now()"
+            " WHERE partition = $1 AND owner = $2 AND epoch = $3"
+        )
+        # FOR SHARE: concurrent commits of one owner do not block each other; a takeover's
+        # UPDATE waits for them, and a commit after it finds the new epoch.
+        self.check_leases = (
+            f"SELECT l.partition FROM {s}.leases AS l"
+            " JOIN unnest($1::integer[], $2::bigint[]) AS h(partition, epoch)"
+            " ON l.partition = h.partition AND l.epoch = h.epoch"
+            " WHERE l.owner = $3 FOR SHARE OF l"
+        )
+        self.record_lease_commits = (
+            f"INSERT INTO {s}.lease_commits (partition, epoch, member, first_position,"
+            " last_position) SELECT p, e, $3, $4, $5 FROM unnest($1::integer[], $2::bigint[])"
+            " AS h(p, e)"
         )
         record_columns = "scope, key, request_hash, status, body, media_type, created_at"
         self.insert_records = (

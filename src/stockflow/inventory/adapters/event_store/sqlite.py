@@ -157,6 +157,8 @@ class SqliteEventStore:
         db = self._conn
         db.execute("BEGIN IMMEDIATE")
         try:
+            if batch.leases is not None:
+                raise EventStoreError("the SQLite store has no partition leases (ADR 0010)")
             if batch.fence is not None:
                 _move_fence(db, batch.fence)
             if batch.events:
