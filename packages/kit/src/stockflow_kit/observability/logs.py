@@ -191,9 +191,13 @@ class _KitHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.release()
 
     def drain_scheduled_lines(self) -> None:
+        self.drain_scheduled = False
+        self.drain_locked()
+
+    def drain_locked(self) -> None:
+        """:meth:`drain` under the handler's lock."""
         self.acquire()
         try:
-            self.drain_scheduled = False
             self.drain()
         finally:
             self.release()
@@ -224,19 +228,11 @@ class _KitHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
     def flush(self) -> None:
-        self.acquire()
-        try:
-            self.drain()
-        finally:
-            self.release()
+        self.drain_locked()
         super().flush()
 
     def close(self) -> None:
-        self.acquire()
-        try:
-            self.drain()
-        finally:
-            self.release()
+        self.drain_locked()
         super().close()
 
 
