@@ -17,7 +17,7 @@ from stockflow_kit.observability.logs import write_json_line
 from stockflow_kit.observability.metrics import http_server_metrics
 from stockflow_kit.observability.tracing import current_trace_ids
 
-__all__ = ["CLIENT_CLOSED", "DEFAULT_QUIET_PATHS", "MetricsMiddleware"]
+__all__ = ["CLIENT_CLOSED", "DEFAULT_QUIET_PATHS", "MetricsMiddleware", "RequestRecorder"]
 
 CLIENT_CLOSED: Final = 499
 """The status recorded for a request whose client hung up before the response (nginx's 499)."""
@@ -28,6 +28,110 @@ DEFAULT_QUIET_PATHS: Final = frozenset({"/metrics", "/healthz", "/readyz"})
 _LOGGER: Final = "stockflow_kit.http"
 _EVENT: Final = "http.request_completed"
 _log = structlog.get_logger(_LOGGER)
+
+
+class RequestRecorder:
+    """What :class:`MetricsMiddleware` records of each request, for the layers that record it.
+
+    :class:`MetricsMiddleware` and :class:`~stockflow_kit.http.KitMiddleware` share it:
+    :meth:`in_flight` is the gauge to raise while a request runs, :meth:`finish` counts the
+    request, observes its duration and writes its access line. The arguments are those of
+    :class:`MetricsMiddleware`.
+
+    Raises:
+        ValueError: *log_sample_rate* is outside 0 to 1.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry | None = None,
+        log_requests: bool = True,
+        quiet_paths: Iterable[str] = DEFAULT_QUIET_PATHS,
+        log_sample_rate: float = 1.0,
+        slow_request_seconds: float = 1.0,
+    ) -> None:
+        if not 0.0 <= log_sample_rate <= 1.0:
+            msg = f"log_sample_rate must be between 0 and 1, got {log_sample_rate}"
+            raise ValueError(msg)
+        self.metrics = http_server_metrics(registry)
+        self.log_requests = log_requests
+        self.quiet_paths = frozenset(quiet_paths)
+        self.log_sample_rate = log_sample_rate
+        self.slow_request_seconds = slow_request_seconds
+        self._sample_credit = 0.0
+        self._in_flight: dict[str, Any] = {}
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def in_flight(self, method: str) -> Any:
+        """The in-flight gauge of *method* (a :func:`method_label`), looked up once."""
+        gauge = self._in_flight.get(method)
+        if gauge is None:
+            gauge = self._in_flight.setdefault(method, self.metrics.in_flight.labels(method))
+        return gauge
+
+    def finish(
+        self,
+        scope: Scope,
+        method: str,
+        root_path: str,
+        status: int | None,
+        elapsed: float,
+        *,
+        disconnected: bool,
+    ) -> None:
+        """Count a finished request and write its access line.
+
+        A request without a response (*status* ``None``) is a :data:`CLIENT_CLOSED` when the
+        client had hung up (*disconnected*), else a 500.
+        """
+        if status is None:
+            status = CLIENT_CLOSED if disconnected else 500
+        route = route_template(scope, root_path=root_path) or UNMATCHED
+        requests, duration = self._labelled(method, route, status)
+        requests.inc()
+        duration.observe(elapsed)
+        if self.log_requests and scope["path"] not in self.quiet_paths:
+            self._log(scope, route, status, elapsed)
+
+    def _labelled(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = (
+                self.metrics.requests.labels(method, route, str(status)),
+                self.metrics.duration.labels(method, route),
+            )
+            self._series[key] = series
+        return series
+
+    def _log(self, scope: Scope, route: str, status: int, elapsed: float) -> None:
+        sampled = False
+        if self.log_sample_rate < 1.0 and status < 400 and elapsed < self.slow_request_seconds:
+            self._sample_credit += self.log_sample_rate
+            if self._sample_credit < 1.0:
+                return
+            self._sample_credit -= 1.0
+            sampled = True
+        client = scope.get("client")
+        fields: dict[str, Any] = {
+            "method": scope["method"],
+            "route": route,
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+            "client": client[0] if client else None,
+            "correlation_id": get_correlation_id(),
+        }
+        if sampled:
+            fields["sample_rate"] = self.log_sample_rate
+        error = status >= 500
+        # One encode and one write with the kit's JSON logging (which adds the trace ids);
+        # structlog's chain otherwise.
+        level = logging.ERROR if error else logging.INFO
+        if not write_json_line(_LOGGER, level, _EVENT, fields, safe_fields=True):
+            fields.update(current_trace_ids())
+            (_log.error if error else _log.info)(_EVENT, **fields)
 
 
 class MetricsMiddleware:
@@ -74,18 +178,14 @@ class MetricsMiddleware:
         log_sample_rate: float = 1.0,
         slow_request_seconds: float = 1.0,
     ) -> None:
-        if not 0.0 <= log_sample_rate <= 1.0:
-            msg = f"log_sample_rate must be between 0 and 1, got {log_sample_rate}"
-            raise ValueError(msg)
         self.app = app
-        self.metrics = http_server_metrics(registry)
-        self.log_requests = log_requests
-        self.quiet_paths = frozenset(quiet_paths)
-        self.log_sample_rate = log_sample_rate
-        self.slow_request_seconds = slow_request_seconds
-        self._sample_credit = 0.0
-        self._in_flight: dict[str, Any] = {}
-        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self.recorder = RequestRecorder(
+            registry=registry,
+            log_requests=log_requests,
+            quiet_paths=quiet_paths,
+            log_sample_rate=log_sample_rate,
+            slow_request_seconds=slow_request_seconds,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -109,9 +209,8 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        in_flight = self._in_flight.get(method)
-        if in_flight is None:
-            in_flight = self._in_flight.setdefault(method, self.metrics.in_flight.labels(method))
+        recorder = self.recorder
+        in_flight = recorder.in_flight(method)
         in_flight.inc()
         started = time.perf_counter()
         try:
@@ -119,49 +218,4 @@ class MetricsMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             in_flight.dec()
-            if status is None:
-                status = CLIENT_CLOSED if disconnected else 500
-            route = route_template(scope, root_path=root_path) or UNMATCHED
-            requests, duration = self._labelled(method, route, status)
-            requests.inc()
-            duration.observe(elapsed)
-            if self.log_requests and scope["path"] not in self.quiet_paths:
-                self._log(scope, route, status, elapsed)
-
-    def _labelled(self, method: str, route: str, status: int) -> tuple[Any, Any]:
-        key = (method, route, status)
-        series = self._series.get(key)
-        if series is None:
-            series = (
-                self.metrics.requests.labels(method, route, str(status)),
-                self.metrics.duration.labels(method, route),
-            )
-            self._series[key] = series
-        return series
-
-    def _log(self, scope: Scope, route: str, status: int, elapsed: float) -> None:
-        sampled = False
-        if self.log_sample_rate < 1.0 and status < 400 and elapsed < self.slow_request_seconds:
-            self._sample_credit += self.log_sample_rate
-            if self._sample_credit < 1.0:
-                return
-            self._sample_credit -= 1.0
-            sampled = True
-        client = scope.get("client")
-        fields: dict[str, Any] = {
-            "method": scope["method"],
-            "route": route,
-            "path": scope["path"],
-            "status": status,
-            "duration_ms": round(elapsed * 1000, 3),
-            "client": client[0] if client else None,
-            "correlation_id": get_correlation_id(),
-        }
-        if sampled:
-            fields["sample_rate"] = self.log_sample_rate
-        error = status >= 500
-        # One encode and one write with the kit's JSON logging (which adds the trace ids);
-        # structlog's chain otherwise.
-        if not write_json_line(_LOGGER, logging.ERROR if error else logging.INFO, _EVENT, fields):
-            fields.update(current_trace_ids())
-            (_log.error if error else _log.info)(_EVENT, **fields)
+            recorder.finish(scope, method, root_path, status, elapsed, disconnected=disconnected)

@@ -7,14 +7,9 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from stockflow_kit.http._exposition import metrics_endpoint
-from stockflow_kit.http._limits import (
-    DEFAULT_BODY_TIMEOUT_SECONDS,
-    BodySizeLimitMiddleware,
-    BodyTimeoutMiddleware,
-    LoadSheddingMiddleware,
-)
+from stockflow_kit.http._limits import DEFAULT_BODY_TIMEOUT_SECONDS
 from stockflow_kit.http._problem import ErrorTable
-from stockflow_kit.http.middleware import CorrelationMiddleware, MetricsMiddleware
+from stockflow_kit.http._server import KitMiddleware
 from stockflow_kit.http.problems import install_problem_handlers
 from stockflow_kit.observability.forwarding import Collectable
 
@@ -42,10 +37,11 @@ def instrument(
         app = FastAPI()
         instrument(app, service="inventory", errors=ErrorTable({OutOfStock: (409, "Out of stock")}))
 
-    The middleware, outermost first: :class:`CorrelationMiddleware`,
-    :class:`MetricsMiddleware`, :class:`LoadSheddingMiddleware` (with *max_in_flight*),
-    :class:`BodyTimeoutMiddleware` (with *body_timeout_seconds*),
-    :class:`BodySizeLimitMiddleware` (with *max_body_bytes*), then middleware the
+    The middleware, outermost first: :class:`KitMiddleware` (what
+    :class:`CorrelationMiddleware`, :class:`MetricsMiddleware`,
+    :class:`LoadSheddingMiddleware` (with *max_in_flight*), :class:`BodyTimeoutMiddleware`
+    (with *body_timeout_seconds*) and :class:`BodySizeLimitMiddleware` (with
+    *max_body_bytes*) do, stacked in that order, in one layer), then middleware the
     application added *before* this call, then
     :class:`~stockflow_kit.http.problems.ProblemMiddleware` around the routing. So every
     response, a 413, a 503 or a 500 included, carries ``X-Correlation-ID`` and is counted,
@@ -86,24 +82,22 @@ def instrument(
         RuntimeError: *app* has already started, or is already instrumented.
     """
     installed: list[object] = [m.cls for m in app.user_middleware]
-    if CorrelationMiddleware in installed:
+    if KitMiddleware in installed:
         msg = "this application is already instrumented"
         raise RuntimeError(msg)
     install_problem_handlers(app, errors)
-    if max_body_bytes is not None:
-        app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)
-    if body_timeout_seconds is not None:
-        app.add_middleware(BodyTimeoutMiddleware, timeout_seconds=body_timeout_seconds)
-    if max_in_flight is not None:
-        app.add_middleware(LoadSheddingMiddleware, max_in_flight=max_in_flight)
     app.add_middleware(
-        MetricsMiddleware,
+        KitMiddleware,
+        service=service,
+        tracer_provider=tracer_provider,
         registry=registry,
         log_requests=log_requests,
         log_sample_rate=log_sample_rate,
         slow_request_seconds=slow_request_seconds,
+        max_in_flight=max_in_flight,
+        body_timeout_seconds=body_timeout_seconds,
+        max_body_bytes=max_body_bytes,
     )
-    app.add_middleware(CorrelationMiddleware, service=service, tracer_provider=tracer_provider)
     if metrics_path is not None:
         app.add_route(
             metrics_path,

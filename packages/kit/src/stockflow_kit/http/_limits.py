@@ -42,7 +42,7 @@ class _BodyTimeoutError(HTTPException):
         )
 
 
-class _BodyTooLargeError(HTTPException):
+class BodyTooLargeError(HTTPException):
     # An HTTPException, so that frameworks reading the body (FastAPI re-raises those) and
     # the app's own HTTPException handler turn it into the 413 problem.
     def __init__(self, limit: int) -> None:
@@ -79,19 +79,9 @@ class BodySizeLimitMiddleware:
         limit = self.max_body_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _too_large(scope, receive, send, limit)
+            await too_large(scope, receive, send, limit)
             return
-        received = 0
         started = False
-
-        async def receive_limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _BodyTooLargeError(limit)
-            return message
 
         async def send_tracking(message: Message) -> None:
             nonlocal started
@@ -100,11 +90,11 @@ class BodySizeLimitMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive_limited, send_tracking)
-        except _BodyTooLargeError:
+            await self.app(scope, limited_receive(receive, limit), send_tracking)
+        except BodyTooLargeError:
             if started:
                 raise
-            await _too_large(scope, receive, send, limit)
+            await too_large(scope, receive, send, limit)
 
 
 class BodyTimeoutMiddleware:
@@ -139,26 +129,7 @@ class BodyTimeoutMiddleware:
         if scope["type"] != "http" or _has_no_body(scope):
             await self.app(scope, receive, send)
             return
-        seconds = self.timeout_seconds
-        deadline: float | None = None
-        complete = False
-
-        async def receive_in_time() -> Message:
-            nonlocal deadline, complete
-            if complete:
-                return await receive()
-            if deadline is None:
-                deadline = asyncio.get_running_loop().time() + seconds
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise _BodyTimeoutError(seconds) from None
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                complete = True
-            return message
-
-        await self.app(scope, receive_in_time, send)
+        await self.app(scope, timed_receive(receive, self.timeout_seconds), send)
 
 
 class LoadSheddingMiddleware:
@@ -205,13 +176,7 @@ class LoadSheddingMiddleware:
             await self.app(scope, receive, send)
             return
         if self._in_flight >= self.max_in_flight:
-            response = problem_response(
-                503,
-                detail="The service is overloaded; retry later.",
-                instance=scope["path"],
-                headers={"Retry-After": str(self.retry_after_seconds)},
-            )
-            await response(scope, receive, send)
+            await shed(scope, receive, send, self.retry_after_seconds)
             return
         self._in_flight += 1
         try:
@@ -220,7 +185,61 @@ class LoadSheddingMiddleware:
             self._in_flight -= 1
 
 
-async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+def limited_receive(receive: Receive, limit: int) -> Receive:
+    """*receive*, raising :class:`BodyTooLargeError` once the body read exceeds *limit* bytes."""
+    received = 0
+
+    async def receive_limited() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLargeError(limit)
+        return message
+
+    return receive_limited
+
+
+def timed_receive(receive: Receive, seconds: float) -> Receive:
+    """*receive*, raising a 408 ``HTTPException`` when the whole body takes over *seconds*.
+
+    The clock starts at the first read; reads after the last body chunk are not limited.
+    """
+    deadline: float | None = None
+    complete = False
+
+    async def receive_in_time() -> Message:
+        nonlocal deadline, complete
+        if complete:
+            return await receive()
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + seconds
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise _BodyTimeoutError(seconds) from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            complete = True
+        return message
+
+    return receive_in_time
+
+
+async def shed(scope: Scope, receive: Receive, send: Send, retry_after_seconds: int) -> None:
+    """Answer the 503 problem of a shed request, with ``Retry-After``."""
+    response = problem_response(
+        503,
+        detail="The service is overloaded; retry later.",
+        instance=scope["path"],
+        headers={"Retry-After": str(retry_after_seconds)},
+    )
+    await response(scope, receive, send)
+
+
+async def too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    """Answer the 413 problem of a body over *limit* bytes."""
     response = problem_response(
         413,
         detail=f"The request body exceeds the limit of {limit} bytes.",
@@ -232,14 +251,20 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> 
 def _content_length(scope: Scope) -> int | None:
     for name, value in scope["headers"]:
         if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+            return declared_length(value)
     return None
 
 
-_HTTP1: Final = frozenset({"1.0", "1.1"})
+def declared_length(value: bytes) -> int | None:
+    """A ``Content-Length`` value as a number; ``None`` when it is not one."""
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+HTTP1: Final = frozenset({"1.0", "1.1"})
+"""The HTTP versions whose requests declare a body by header (RFC 9112 6.3)."""
 
 
 def _has_no_body(scope: Scope) -> bool:
@@ -248,7 +273,7 @@ def _has_no_body(scope: Scope) -> bool:
     6.3, and the server enforces it). Such a request (most GETs) has nothing to limit or to
     wait for, so the body middleware pass it on unwrapped. HTTP/2 frames bodies without
     either header, so it is always wrapped."""
-    if scope.get("http_version") not in _HTTP1:
+    if scope.get("http_version") not in HTTP1:
         return False
     empty = True
     for name, value in scope.get("headers", ()):

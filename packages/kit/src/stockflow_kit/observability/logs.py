@@ -339,7 +339,9 @@ class _JsonLines:
 _json_lines: _JsonLines | None = None
 
 
-def write_json_line(logger: str, level: int, event: str, fields: dict[str, Any]) -> bool:
+def write_json_line(
+    logger: str, level: int, event: str, fields: dict[str, Any], *, safe_fields: bool = False
+) -> bool:
     """Write one line straight to the stream :func:`configure_logging` set up, as JSON.
 
     The line is what ``structlog.get_logger(logger).<level>(event, **fields)`` writes (the
@@ -347,7 +349,9 @@ def write_json_line(logger: str, level: int, event: str, fields: dict[str, Any])
     ``trace_id``/``span_id``, ``service``, ``timestamp``, secrets redacted), without the
     bound logger and the processor chain: for lines written on every request, such as the
     access log. *fields* are scalars (no exception, no stack) and the dictionary becomes the
-    line's (it is changed).
+    line's (it is changed). With *safe_fields*, the caller vouches that no key of *fields*
+    names a secret and every value is a scalar (the access log's fields): they skip the
+    redaction check, which the context variables merged in still get.
 
     Returns:
         ``True`` when the line was written, or dropped below the configured level;
@@ -366,13 +370,23 @@ def write_json_line(logger: str, level: int, event: str, fields: dict[str, Any])
     fields["event"] = event
     fields["logger"] = logger
     fields["level"] = level_name
-    structlog.contextvars.merge_contextvars(None, level_name, fields)
+    if safe_fields:
+        bound = structlog.contextvars.merge_contextvars(None, level_name, {})
+        if bound:
+            for key, value in redact_secrets(None, level_name, bound).items():
+                fields.setdefault(key, value)
+    else:
+        structlog.contextvars.merge_contextvars(None, level_name, fields)
     lines.timestamper(None, level_name, fields)
     add_correlation_ids(None, level_name, fields)
     add_trace_ids(None, level_name, fields)
     if lines.service is not None:
         fields.setdefault("service", lines.service)
-    line = _encode_json(None, level_name, redact_secrets(None, level_name, fields)) + b"\n"
+    # What the kit adds (timestamp, ids, service, level) is never a secret.
+    line = _encode_json(
+        None, level_name, fields if safe_fields else redact_secrets(None, level_name, fields)
+    )
+    line += b"\n"
     lines.writer(logger).write_bytes(line)
     if lines.copy_to is not None:
         try:

@@ -146,6 +146,7 @@ def test_the_public_api_of_http_is_pinned() -> None:
             "CorrelationMiddleware",
             "ErrorMapping",
             "ErrorTable",
+            "KitMiddleware",
             "LoadSheddingMiddleware",
             "MetricsMiddleware",
             "Problem",
