@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import sys
@@ -260,20 +261,27 @@ async def test_a_client_told_to_retry_after_waits_before_asking_again(
     assert polite.non_2xx == 2
 
 
-def test_the_in_process_child_prints_the_cpu_per_request_of_its_app(capsys) -> None:
+def test_the_in_process_child_says_ready_then_times_a_round_per_go(capsys, monkeypatch) -> None:
     from stockflow.bench.http_inprocess import main
 
-    main(["kit", "50", "1"])
+    monkeypatch.setattr("sys.stdin", io.StringIO("go\ngo\n"))
+    main(["kit", "50"])
 
-    assert float(capsys.readouterr().out) > 0
+    ready, *rounds = capsys.readouterr().out.splitlines()
+    assert ready == "ready"
+    assert len(rounds) == 2
+    assert all(float(r) > 0 for r in rounds)
 
 
 @pytest.mark.slow
 def test_the_in_process_measure_runs_each_app_in_a_child_against_the_first() -> None:
     from stockflow.bench.http_inprocess import format_in_process_table, measure_in_process
 
-    rows = measure_in_process(["bare"], requests=50, rounds=1)
+    rows = measure_in_process(["bare", "kit"], requests=50, rounds=3)
 
-    assert [(row.name, row.cpu_ratio) for row in rows] == [("bare", 1.0)]
-    assert rows[0].cpu_us_per_request > 0
+    assert [row.name for row in rows] == ["bare", "kit"]
+    assert rows[0].cpu_ratio == 1.0
+    assert all(r.cpu_us_per_request > 0 for r in rows)
+    assert all(r.median_cpu_us_per_request >= r.cpu_us_per_request for r in rows)
+    assert rows[1].cpu_ratio == rows[0].cpu_us_per_request / rows[1].cpu_us_per_request
     assert format_in_process_table(rows).splitlines()[2].startswith("bare")

@@ -1,12 +1,13 @@
 """``stockflow bench http --in-process``: the baseline apps' CPU per request, without a server.
 
 Each application of :data:`stockflow.bench.http_apps.APPS` is called directly as an ASGI
-app (``GET /inventory/SKU-1`` with a Host header and no body) in a fresh interpreter
-of its own (``configure_logging`` is process-wide), with its standard error (the access log)
-in a file. What is measured is the process's CPU time per request (``time.process_time``),
-the best of a few rounds after a warm-up: no sockets, no uvicorn, no load generator sharing
-the cores (busy neighbours still stretch CPU time: compare runs alternated with each other).
-It measures only the application's share of a request (the framework, the kit's
+app (``GET /inventory/SKU-1`` with a Host header and no body) in a child interpreter of its
+own (``configure_logging`` is process-wide), with its standard error (the access log) in a
+file. What is measured is the child's CPU time per request (``time.process_time``) over a
+round of requests; the children run their rounds in turn (round 1 of every app, then round 2,
+...), so a busy moment of the machine falls on every app alike, and each app keeps its best
+round (the median is reported too). No sockets, no uvicorn, no load generator sharing the
+cores. It measures only the application's share of a request (the framework, the kit's
 middleware, the access line), which is what the kit can change; the server's share (about
 half of bare's CPU per request under uvicorn) is not in it.
 """
@@ -16,12 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from typing import Final
+from typing import IO, Final
 
 import msgspec
 from starlette.types import ASGIApp, Message, Scope
@@ -32,10 +34,12 @@ _PATH: Final = "/inventory/SKU-1"
 
 
 class InProcessRow(msgspec.Struct, frozen=True, kw_only=True):
-    """One application: its CPU microseconds per request, and bare's over it."""
+    """One application: its CPU microseconds per request (best and median round), and bare's
+    best over its best."""
 
     name: str
     cpu_us_per_request: float
+    median_cpu_us_per_request: float
     cpu_ratio: float
 
 
@@ -65,7 +69,7 @@ async def _send(_message: Message) -> None:
     return None
 
 
-async def _cpu_us_per_request(app: ASGIApp, requests: int, rounds: int) -> float:
+async def _check_and_warm(app: ASGIApp, requests: int) -> None:
     statuses: list[int] = []
 
     async def first_send(message: Message) -> None:
@@ -78,51 +82,118 @@ async def _cpu_us_per_request(app: ASGIApp, requests: int, rounds: int) -> float
         raise RuntimeError(msg)
     for _ in range(min(requests, 500)):
         await app(_scope(), _receive, _send)
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.process_time()
-        for _ in range(requests):
-            await app(_scope(), _receive, _send)
-        best = min(best, (time.process_time() - started) / requests * 1e6)
-    return best
+
+
+async def _round(app: ASGIApp, requests: int) -> float:
+    started = time.process_time()
+    for _ in range(requests):
+        await app(_scope(), _receive, _send)
+    return (time.process_time() - started) / requests * 1e6
+
+
+class _Child:
+    """One app's interpreter: ``ready`` once warmed up, then one round per ``go`` line."""
+
+    def __init__(self, name: str, requests: int, log: IO[bytes]) -> None:
+        self.name = name
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", __name__, name, str(requests)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        self.rounds: list[float] = []
+
+    def _line(self) -> str:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            msg = f"the {self.name} child exited (code {self.process.wait()}); see its log"
+            raise RuntimeError(msg)
+        return line.strip()
+
+    def wait_ready(self) -> None:
+        if (line := self._line()) != "ready":
+            msg = f"the {self.name} child said {line!r}, not ready"
+            raise RuntimeError(msg)
+
+    def run_round(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        self.rounds.append(float(self._line()))
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def measure_in_process(
-    names: Sequence[str], *, requests: int = 5000, rounds: int = 5
+    names: Sequence[str], *, requests: int = 1000, rounds: int = 30
 ) -> list[InProcessRow]:
-    """Each app of *names* in its own interpreter, in order; the first is the denominator."""
-    measured: list[tuple[str, float]] = []
+    """Each app of *names* in a child of its own, rounds in turn; the first is the denominator."""
     with tempfile.TemporaryDirectory(prefix="stockflow-bench-inprocess-") as tmp:
-        for name in names:
-            with open(os.path.join(tmp, f"{name}.log"), "wb") as log:
-                done = subprocess.run(
-                    [sys.executable, "-m", __name__, name, str(requests), str(rounds)],
-                    stdout=subprocess.PIPE,
-                    stderr=log,
-                    check=True,
-                )
-            measured.append((name, float(done.stdout)))
-    base = measured[0][1]
-    return [InProcessRow(name=n, cpu_us_per_request=us, cpu_ratio=base / us) for n, us in measured]
+        logs = [open(os.path.join(tmp, f"{name}.log"), "wb") for name in names]  # noqa: SIM115
+        children = [_Child(name, requests, log) for name, log in zip(names, logs, strict=True)]
+        try:
+            for child in children:
+                child.wait_ready()
+            for _ in range(rounds):
+                for child in children:
+                    child.run_round()
+        finally:
+            for child in children:
+                child.close()
+            for log in logs:
+                log.close()
+    base = min(children[0].rounds)
+    return [
+        InProcessRow(
+            name=c.name,
+            cpu_us_per_request=min(c.rounds),
+            median_cpu_us_per_request=statistics.median(c.rounds),
+            cpu_ratio=base / min(c.rounds),
+        )
+        for c in children
+    ]
 
 
 def format_in_process_table(rows: Sequence[InProcessRow]) -> str:
-    lines = [f"{'app':<12} {'cpu us':>7} {'cpu x':>6}", "-" * 27]
-    lines += [f"{r.name:<12} {r.cpu_us_per_request:>7.1f} {r.cpu_ratio:>5.2f}x" for r in rows]
+    lines = [f"{'app':<12} {'cpu us':>7} {'median':>7} {'cpu x':>6}", "-" * 35]
+    lines += [
+        f"{r.name:<12} {r.cpu_us_per_request:>7.1f} {r.median_cpu_us_per_request:>7.1f}"
+        f" {r.cpu_ratio:>5.2f}x"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Measure one app and print its CPU microseconds per request (the child's side)."""
+    """The child's side: warm one app up, say ``ready``, then time a round per ``go`` line."""
     from stockflow.bench.http_apps import APPS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("app", choices=sorted(APPS))
     parser.add_argument("requests", type=int)
-    parser.add_argument("rounds", type=int)
     args = parser.parse_args(argv)
     app = APPS[args.app]()
-    print(f"{asyncio.run(_cpu_us_per_request(app, args.requests, args.rounds)):.3f}")
+
+    async def serve() -> None:
+        await _check_and_warm(app, args.requests)
+        print("ready", flush=True)
+        for line in sys.stdin:
+            if line.strip() == "go":
+                print(f"{await _round(app, args.requests):.3f}", flush=True)
+
+    asyncio.run(serve())
 
 
 if __name__ == "__main__":
