@@ -20,9 +20,11 @@ dropped. The processors are plain callables and can be used on their own.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Final, TextIO
 
 import msgspec
@@ -119,12 +121,16 @@ class _UtcTimestamper:
     def __call__(
         self, _logger: WrappedLogger, _method_name: str, event_dict: EventDict
     ) -> EventDict:
-        second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+        event_dict["timestamp"] = self.at(time.time_ns())
+        return event_dict
+
+    def at(self, ns: int) -> str:
+        """The timestamp of *ns* nanoseconds since the epoch."""
+        second, micros = divmod(ns // 1000, 1_000_000)
         if second != self._second:
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
             self._second = second
-        event_dict["timestamp"] = f"{self._prefix}{micros:06d}Z"
-        return event_dict
+        return f"{self._prefix}{micros:06d}Z"
 
 
 def _add_service(service: str) -> Processor:
@@ -153,31 +159,44 @@ def _encode_json(logger: WrappedLogger, method_name: str, event_dict: EventDict)
 _COALESCE_BYTES: Final = 64 * 1024
 """Coalesced lines are written at once when this many bytes are waiting."""
 
+_DEFER_RECORDS: Final = 256
+"""Deferred lines are formatted and written at once when this many are waiting."""
+
+_Record = tuple[contextvars.Context, dict[str, Any], str, bool, int]
+"""A deferred line: the context it was written in, its fields, level, safe_fields, time_ns."""
+_Format = Callable[[dict[str, Any], str, bool, int], bytes]
+
 
 class _KitHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The root handler we own; replaced, never duplicated, by the next configuration.
 
     Lines of :func:`write_json_line` written on an event loop (the access log: one per
-    request) are coalesced: kept in a buffer that is written with one ``write`` when the loop
-    has run what is ready now (``call_soon``), or at 64 KiB. Under load one system call then
-    carries the lines of every request that finished in one pass of the loop, instead of a
-    write and a flush per request; idle, a line is written at once, one pass later. Any other
-    line (structlog's chain, a standard-library record) first writes what waits, so the order
-    of lines is kept; so do :meth:`flush`, :meth:`close` and the interpreter's exit
+    request) are deferred: what the line needs is kept (its fields, a snapshot of the
+    context variables, which is O(1), and the time), and the lines are formatted and written
+    with one ``write`` when the loop has run what is ready now (``call_soon``), or once 256
+    wait. Each is formatted in the context it was written in, with the time it was written
+    at, so it is the line an immediate write would have been; the request's path only
+    records, and the formatting runs in one tight loop per pass. Under load one system call
+    then carries the lines of every request that finished in one pass of the loop, instead
+    of a write and a flush per request; idle, a line is written at once, one pass later. Any
+    other line (structlog's chain, a standard-library record) first writes what waits, so
+    the order of lines is kept; so do :meth:`flush`, :meth:`close` and the interpreter's exit
     (``logging.shutdown``). A SIGKILL loses at most the lines of the last pass.
     """
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self.pending = bytearray()
+        self.records: list[_Record] = []
+        self.format_record: _Format | None = None
         self.drain_scheduled = False
 
-    def coalesce(self, line: bytes) -> None:
-        """Keep *line* for the next drain (on the running loop), or write it now."""
+    def defer(self, record: _Record) -> None:
+        """Keep *record* for the next drain (on the running loop), or write it now."""
         self.acquire()
         try:
-            self.pending += line
-            if len(self.pending) >= _COALESCE_BYTES:
+            self.records.append(record)
+            if len(self.records) >= _DEFER_RECORDS:
                 self.drain()
             elif not self.drain_scheduled:
                 try:
@@ -203,7 +222,13 @@ class _KitHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.release()
 
     def drain(self) -> None:
-        """Write the coalesced lines (the caller holds the lock, or nobody else writes)."""
+        """Write the waiting lines (the caller holds the lock, or nobody else writes)."""
+        if self.records:
+            records, self.records = self.records, []
+            format_record = self.format_record
+            if format_record is not None:
+                for context, fields, level_name, safe, ns in records:
+                    self.pending += context.run(format_record, fields, level_name, safe, ns)
         if not self.pending:
             return
         data, self.pending = bytes(self.pending), bytearray()
@@ -265,11 +290,6 @@ class _LineWriter:
 
     debug = info = warning = error = critical = msg
 
-    def write_bytes(self, line: bytes) -> None:
-        """Write an encoded line (its newline included), coalesced with the other lines of
-        this pass of the event loop (see :class:`_KitHandler`)."""
-        self._handler.coalesce(line)
-
 
 class _LineWriterFactory:
     def __init__(self, handler: _KitHandler) -> None:
@@ -313,7 +333,7 @@ class _JsonLines:
         processors: list[Processor],
         level: int,
         service: str | None,
-        writer: _LineWriterFactory,
+        handler: _KitHandler,
         copy_to: TextIO | None,
     ) -> None:
         self.processors = processors
@@ -321,9 +341,10 @@ class _JsonLines:
         self.renderer = processors[-1]
         self.level = level
         self.service = service
-        self.writer = writer
+        self.handler = handler
         self.copy_to = copy_to
         self.timestamper = _UtcTimestamper()
+        handler.format_record = self.format_line
 
     def in_use(self) -> bool:
         # structlog.testing.capture_logs changes the configured list in place: the renderer
@@ -334,6 +355,33 @@ class _JsonLines:
             and len(processors) == self.count
             and processors[-1] is self.renderer
         )
+
+    def format_line(self, fields: dict[str, Any], level_name: str, safe: bool, ns: int) -> bytes:
+        """One line of :func:`write_json_line`, run in the context it was written in."""
+        if safe:
+            bound = structlog.contextvars.merge_contextvars(None, level_name, {})
+            if bound:
+                for key, value in redact_secrets(None, level_name, bound).items():
+                    fields.setdefault(key, value)
+        else:
+            structlog.contextvars.merge_contextvars(None, level_name, fields)
+        fields["timestamp"] = self.timestamper.at(ns)
+        add_correlation_ids(None, level_name, fields)
+        add_trace_ids(None, level_name, fields)
+        if self.service is not None:
+            fields.setdefault("service", self.service)
+        # What the kit adds (timestamp, ids, service, level) is never a secret.
+        line = _encode_json(
+            None, level_name, fields if safe else redact_secrets(None, level_name, fields)
+        )
+        line += b"\n"
+        if self.copy_to is not None:
+            try:
+                self.copy_to.write(line.decode())
+                self.copy_to.flush()
+            except (OSError, ValueError):
+                pass
+        return line
 
 
 _json_lines: _JsonLines | None = None
@@ -353,6 +401,10 @@ def write_json_line(
     names a secret and every value is a scalar (the access log's fields): they skip the
     redaction check, which the context variables merged in still get.
 
+    On an event loop the line is formatted when the loop has run what is ready (in a
+    snapshot of this call's context, with this call's time) and written with the other lines
+    of that pass: the caller only records it. See ``_KitHandler``.
+
     Returns:
         ``True`` when the line was written, or dropped below the configured level;
         ``False`` when the configuration is not the kit's JSON output (a console renderer,
@@ -370,30 +422,10 @@ def write_json_line(
     fields["event"] = event
     fields["logger"] = logger
     fields["level"] = level_name
-    if safe_fields:
-        bound = structlog.contextvars.merge_contextvars(None, level_name, {})
-        if bound:
-            for key, value in redact_secrets(None, level_name, bound).items():
-                fields.setdefault(key, value)
-    else:
-        structlog.contextvars.merge_contextvars(None, level_name, fields)
-    lines.timestamper(None, level_name, fields)
-    add_correlation_ids(None, level_name, fields)
-    add_trace_ids(None, level_name, fields)
-    if lines.service is not None:
-        fields.setdefault("service", lines.service)
-    # What the kit adds (timestamp, ids, service, level) is never a secret.
-    line = _encode_json(
-        None, level_name, fields if safe_fields else redact_secrets(None, level_name, fields)
+    # Formatted later, in this context and with this time: see _KitHandler.
+    lines.handler.defer(
+        (contextvars.copy_context(), fields, level_name, safe_fields, time.time_ns())
     )
-    line += b"\n"
-    lines.writer(logger).write_bytes(line)
-    if lines.copy_to is not None:
-        try:
-            lines.copy_to.write(line.decode())
-            lines.copy_to.flush()
-        except (OSError, ValueError):
-            pass
     return True
 
 
@@ -501,7 +533,7 @@ def configure_logging(
             processors=processors,
             level=numeric_level,
             service=service,
-            writer=writer,
+            handler=handler,
             copy_to=also_json_to,
         )
         if render_json

@@ -6,9 +6,13 @@ import asyncio
 import io
 import json
 import logging
+import time
+from datetime import datetime
 from typing import Any
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from structlog.testing import capture_logs
 
 from stockflow_kit.observability import REDACTED, bind_correlation, configure_logging
@@ -115,4 +119,42 @@ def test_without_a_running_loop_a_line_is_written_at_once(log_lines) -> None:
         assert raw.writes == 1
         assert json.loads(raw.getvalue())["n"] == 1
     finally:
+        configure_logging(json=True, stream=log_lines.stream)
+
+
+async def test_a_line_is_formatted_later_with_the_context_and_the_time_of_its_call(
+    log_lines,
+) -> None:
+    raw = CountedWrites()
+    stream = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
+    configure_logging(json=True, stream=stream, service="svc")
+    provider = TracerProvider()
+    try:
+        # A first line, outside: the loop's drain is scheduled in (and would run in) its context.
+        assert write_json_line("x", logging.INFO, "first", {"n": 0})
+        with bind_correlation("req-12345678"):
+            bound = structlog.contextvars.bind_contextvars(user="alice", api_token="s3cret")
+            span = provider.get_tracer("test").start_span("request")
+            with trace.use_span(span, end_on_exit=True):
+                before = time.time_ns()
+                assert write_json_line("x", logging.INFO, "access", {"n": 1}, safe_fields=True)
+                after = time.time_ns()
+            structlog.contextvars.reset_contextvars(**bound)
+        # Everything the line reads from its context has changed before it is formatted.
+        later = structlog.contextvars.bind_contextvars(user="mallory")
+        assert raw.writes == 0
+        await asyncio.sleep(0)
+        structlog.contextvars.reset_contextvars(**later)
+
+        first, line = map(json.loads, raw.getvalue().splitlines())
+        assert "user" not in first
+        assert line["correlation_id"] == "req-12345678"
+        assert line["user"] == "alice"
+        assert line["api_token"] == REDACTED  # the context's keys are still checked
+        assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
+        assert line["service"] == "svc"
+        written = datetime.fromisoformat(line["timestamp"]).timestamp() * 1e9
+        assert before // 1000 * 1000 <= written <= after
+    finally:
+        provider.shutdown()
         configure_logging(json=True, stream=log_lines.stream)

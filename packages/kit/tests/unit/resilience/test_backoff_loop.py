@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stockflow_kit.resilience import Backoff
@@ -62,6 +62,7 @@ async def test_the_test_mode_of_retries_does_not_turn_the_backoff_off() -> None:
     assert delay == 0.1
 
 
+@settings(deadline=None)  # up to 200 attempts per example: a loaded machine is not a failure
 @given(
     attempts=st.integers(min_value=1, max_value=200),
     base=st.floats(min_value=0.0, max_value=100.0),
