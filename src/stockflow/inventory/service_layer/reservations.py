@@ -19,6 +19,12 @@ it under: :func:`~.leases.recorded_id`.)
 4. when any part gave no definite answer (:class:`~.ports.PeerUnavailableError`, a writer
    failure): raises, so the consumed batch is nakked, redelivered and this is re-driven.
 
+A consumed batch's spanning orders are driven together (:meth:`ReservationCoordinator.reserve_all`):
+step 1 for all of them is one round, step 3 for all that need it another, and each round
+sends every remote part in ONE :meth:`~.ports.Peers.call`, one request per owner, which the
+owner answers part by part after one commit (``POST /internal/reservation-parts``). Before,
+every remote part was its own request waiting for the owner's next commit.
+
 Why re-driving is safe: every part is recorded under its own deterministic message id, so a
 retried, redelivered or late duplicate part is a ``duplicate`` to its writer and changes
 nothing; its result is then read from the committed state (does the order hold exactly these
