@@ -164,7 +164,7 @@ def add_part_routes(
         pending: list[asyncio.Future[Outcome] | BaseException] = []
         for part in parts:
             try:
-                pending.append(writer.enqueue(submission(part, traceparent)))
+                pending.append(writer.enqueue(submission(part, traceparent), urgent=True))
             except Exception as error:  # not owned here, writer stopped: this part only
                 pending.append(error)
         results = await asyncio.gather(*(_settled(p) for p in pending))

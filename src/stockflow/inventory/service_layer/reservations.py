@@ -207,6 +207,7 @@ class ReservationCoordinator:
                 message_id=recorded_id(RESERVE_ROUTE, part.key) if leased else part.key,
                 correlation_id=spanning.correlation_id,
                 traceparent=spanning.traceparent,
+                urgent=True,
             )
             return reserved(outcome, self.writer.states, part.order_id, part.lines)
         await self.writer.submit(
@@ -214,6 +215,7 @@ class ReservationCoordinator:
             message_id=recorded_id(RELEASE_ROUTE, part.key) if leased else part.key,
             correlation_id=spanning.correlation_id,
             traceparent=spanning.traceparent,
+            urgent=True,
         )
         return True
 
