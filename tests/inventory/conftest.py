@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 
 import pytest
 
 from stockflow.inventory.bootstrap import InventoryService, build
+from stockflow.inventory.domain.commands import (
+    AdjustStock,
+    Command,
+    ReceiveStock,
+    ReleaseReservation,
+    ReserveStock,
+    ShipStock,
+)
 from stockflow.inventory.settings import InventorySettings
 from stockflow_kit.messaging import InMemoryBus
 
@@ -24,6 +33,27 @@ def memory_settings(**overrides: object) -> InventorySettings:
     }
     values.update(overrides)
     return InventorySettings(**values)  # type: ignore[arg-type]
+
+
+def random_commands(rng: random.Random, skus: list[str], count: int) -> list[Command]:
+    """Receipts, adjustments, 1-3-line reservations (some of SKUs never received) and
+    releases or shipments of earlier orders."""
+    commands: list[Command] = []
+    for i in range(count):
+        kind = rng.random()
+        sku = rng.choice(skus)
+        if kind < 0.3:
+            commands.append(ReceiveStock(sku=sku, qty=rng.randint(1, 20)))
+        elif kind < 0.4:
+            commands.append(AdjustStock(sku=sku, delta=rng.randint(-5, 5) or 1))
+        elif kind < 0.75:
+            lines = tuple((s, rng.randint(1, 5)) for s in rng.sample(skus, rng.randint(1, 3)))
+            commands.append(ReserveStock(order_id=f"o-{i}", lines=lines))
+        else:
+            order = f"o-{rng.randrange(i + 1)}"
+            settle = ReleaseReservation if kind < 0.9 else ShipStock
+            commands.append(settle(order_id=order, skus=tuple(skus)))
+    return commands
 
 
 @pytest.fixture

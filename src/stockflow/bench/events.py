@@ -192,13 +192,16 @@ async def _measure(
         feeder=config.feeder,
         ready_timeout=READY_TIMEOUT + config.preload / PRELOAD_LOAD_RATE,
     )
+    starting = time.perf_counter()
     await worker.start()
+    started_in = time.perf_counter() - starting
     relayed_at: float | None = None
     samples = [_sample(0, await worker.metrics())]
     try:
         relaying = "relaying events" if config.relay else "not relaying events"
         say(
-            f"worker ready on port {worker.port} ({relaying}, feeder {config.feeder}); publishing ..."
+            f"worker ready in {started_in:.1f} s on port {worker.port} ({relaying},"
+            f" feeder {config.feeder}); publishing ..."
         )
         published, first_publish, publish_done_at = await publish_commands(
             backend.bus_url, workload.envelopes, say, rate=config.rate, traced=config.traced

@@ -48,6 +48,16 @@ class EventLogContract(StoreContract):
         assert await store.stream_version("A") == 2
         assert await store.stream_version("B") == 1
 
+    async def test_stream_versions_are_every_streams_last_sequence(self, store: EventStore) -> None:
+        assert await store.stream_versions() == {}
+        await store.commit(batch([new_event("B", 1), new_event("A", 1), new_event("A", 2)]))
+        await store.commit(batch([new_event("C-1", 1), new_event("A", 3)]))
+        assert await store.stream_versions() == {"A": 3, "B": 1, "C-1": 1}
+        doomed = batch([new_event("D", 1), new_event("A", 3)])
+        with pytest.raises(ConcurrencyError):
+            await store.commit(doomed)
+        assert await store.stream_versions() == {"A": 3, "B": 1, "C-1": 1}
+
     async def test_optional_metadata_may_be_absent(self, store: EventStore) -> None:
         event = new_event("A", 1)
         bare = NewEvent(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import msgspec
 import pytest
-from tests.inventory.conftest import memory_settings
+from tests.inventory.conftest import memory_settings, random_commands
 
 from stockflow.contracts.inventory import EVENT_TYPES
 from stockflow.inventory.adapters.event_store.memory import InMemoryEventStore
@@ -17,9 +17,7 @@ from stockflow.inventory.bootstrap import InventoryService, build
 from stockflow.inventory.domain.commands import (
     AdjustStock,
     ReceiveStock,
-    ReleaseReservation,
     ReserveStock,
-    ShipStock,
 )
 from stockflow.inventory.domain.errors import BelowReservedError
 from stockflow.inventory.domain.model import StockState
@@ -141,23 +139,7 @@ async def test_a_restarted_writer_rebuilds_its_states_from_snapshots_and_events(
 async def test_the_rebuilt_projection_equals_the_live_one_after_a_random_workload(
     service: InventoryService,
 ) -> None:
-    rng = random.Random(7)
-    skus = [f"SKU-{i}" for i in range(12)]
-    commands = []
-    for i in range(600):
-        kind = rng.random()
-        sku = rng.choice(skus)
-        if kind < 0.3:
-            commands.append(ReceiveStock(sku=sku, qty=rng.randint(1, 20)))
-        elif kind < 0.4:
-            commands.append(AdjustStock(sku=sku, delta=rng.randint(-5, 5) or 1))
-        elif kind < 0.75:
-            lines = tuple((s, rng.randint(1, 5)) for s in rng.sample(skus, rng.randint(1, 3)))
-            commands.append(ReserveStock(order_id=f"o-{i}", lines=lines))
-        else:
-            order = f"o-{rng.randrange(i + 1)}"
-            settle = ReleaseReservation if kind < 0.9 else ShipStock
-            commands.append(settle(order_id=order, skus=tuple(skus)))
+    commands = random_commands(random.Random(7), [f"SKU-{i}" for i in range(12)], 600)
     await asyncio.gather(*(service.writer.submit(c) for c in commands))
     live = await service.store.all_stock()
     assert live == await rebuild_stock(service.store)

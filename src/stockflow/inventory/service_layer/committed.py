@@ -98,19 +98,17 @@ class CommittedState:
         return self.ownership.fence_key
 
     async def load(self) -> None:
-        """Rebuild every owned state from the snapshots and the events after them."""
+        """Rebuild every owned state from its snapshot and its stream's events after it, then
+        fold whatever was committed meanwhile: the log is not read from its start."""
         started = time.perf_counter()
-        owns = self.ownership.owns
-        self.states = {
-            s.stream_id: decode_state(s.state)
-            for s in await self.store.load_snapshots()
-            if owns(s.stream_id)
-        }
-        self.position = 0
-        if self.ownership.leased:
-            # Nothing is owned yet: each partition is folded when its lease is acquired.
-            self.position = await self.store.projection_checkpoint()
-        applied = await self.catch_up(progress=True)
+        self.states = {}
+        # Read before the streams: an event at or below it is committed, so the per-stream
+        # reads below see it; one above it is folded by catch_up (which skips what they saw).
+        self.position = await self.store.projection_checkpoint()
+        applied = 0
+        if not self.ownership.leased:  # leased: nothing is owned yet (load_partitions folds)
+            applied = await self._fold_streams()
+        applied += await self.catch_up(progress=True)
         self.loaded = True
         _log.info(
             "inventory.writer_loaded",
@@ -120,6 +118,32 @@ class CommittedState:
             fence_version=self.fence_version,
             seconds=round(time.perf_counter() - started, 3),
         )
+
+    async def _fold_streams(self) -> int:
+        """Each owned stream's snapshot and the events after it; returns the events applied."""
+        owns = self.ownership.owns
+        states = self.states
+        for snapshot in await self.store.load_snapshots():
+            if owns(snapshot.stream_id):
+                states[snapshot.stream_id] = decode_state(snapshot.state)
+        applied = 0
+        for sku, version in (await self.store.stream_versions()).items():
+            if not owns(sku):
+                continue
+            state = states.get(sku) or StockState(sku=sku)
+            while state.version < version:
+                events = await self.store.read_stream(sku, after=state.version, limit=5000)
+                if not events:
+                    break
+                for stored in events:
+                    if stored.sequence != state.version + 1:
+                        raise ConcurrencyError(
+                            f"{sku}: event {stored.sequence} after {state.version}"
+                        )
+                    state = apply(state, decode_event(stored.type, stored.data))
+                applied += len(events)
+            states[sku] = state
+        return applied
 
     async def commit(
         self, commit: CommitBatch, states: Mapping[str, StockState], *, decided: int

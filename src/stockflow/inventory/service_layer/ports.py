@@ -9,7 +9,8 @@ an error says why.
 Roles (one adapter class implements them all: :class:`EventStore`)::
 
     StoreLifecycle      start, close
-    EventLog            commit, read_stream, read_all, stream_version, fence_version
+    EventLog            commit, read_stream, read_all, stream_version, stream_versions,
+                        fence_version
     Snapshots           save_snapshots, load_snapshots
     Checkpoints         projection_checkpoint, checkpoint, save_checkpoint
     ProcessedIds        processed, prune_processed
@@ -133,6 +134,11 @@ class EventLog(Protocol):
 
     async def stream_version(self, stream_id: str) -> int:
         """The last sequence of a stream; 0 when it has no events."""
+        ...
+
+    async def stream_versions(self) -> dict[str, int]:
+        """The last sequence of every stream that has events: one index probe per stream,
+        not a scan of the log (what a writer's start needs next to the snapshots)."""
         ...
 
     async def fence_version(self, key: str) -> int:

@@ -176,6 +176,9 @@ class InMemoryEventStore:
     async def stream_version(self, stream_id: str) -> int:
         return len(self._streams.get(stream_id, ()))
 
+    async def stream_versions(self) -> dict[str, int]:
+        return {stream_id: len(events) for stream_id, events in self._streams.items() if events}
+
     async def processed(self, message_ids: Collection[str]) -> set[str]:
         return {m for m in message_ids if m in self._processed}
 

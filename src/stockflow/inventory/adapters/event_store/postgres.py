@@ -290,6 +290,10 @@ class PostgresEventStore:
         return version
 
     @reconnecting
+    async def stream_versions(self) -> dict[str, int]:
+        return {row[0]: row[1] for row in await self._pool.fetch(self._sql.stream_versions)}
+
+    @reconnecting
     async def processed(self, message_ids: Collection[str]) -> set[str]:
         rows = await self._pool.fetch(self._sql.processed, list(message_ids))
         return {row[0] for row in rows}

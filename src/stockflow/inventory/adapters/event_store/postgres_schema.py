@@ -182,6 +182,14 @@ CREATE INDEX IF NOT EXISTS lease_commits_by_partition ON {s}.lease_commits (part
         self.stream_version = (
             f"SELECT coalesce(max(sequence), 0) FROM {s}.events WHERE stream_id = $1"
         )
+        # A loose index scan along (stream_id, sequence): two probes per stream, no log scan.
+        self.stream_versions = (
+            f"WITH RECURSIVE streams (id) AS (SELECT min(stream_id) FROM {s}.events"
+            f" UNION ALL SELECT (SELECT min(stream_id) FROM {s}.events WHERE stream_id > streams.id)"
+            " FROM streams WHERE streams.id IS NOT NULL)"
+            f" SELECT id, (SELECT max(sequence) FROM {s}.events WHERE stream_id = streams.id)"
+            " FROM streams WHERE id IS NOT NULL"
+        )
         self.processed = f"SELECT message_id FROM {s}.processed WHERE message_id = ANY($1::text[])"
         self.prune_processed = f"DELETE FROM {s}.processed WHERE processed_at < $1"
         self.create_fence = (

@@ -231,6 +231,12 @@ class SqliteEventStore:
     async def stream_version(self, stream_id: str) -> int:
         return await self._run(self._scalar, sql.STREAM_VERSION, (stream_id,))
 
+    async def stream_versions(self) -> dict[str, int]:
+        return await self._run(self._stream_versions)
+
+    def _stream_versions(self) -> dict[str, int]:
+        return dict(self._conn.execute(sql.STREAM_VERSIONS))
+
     def _scalar(self, query: str, params: tuple[object, ...]) -> int:
         value: int = self._conn.execute(query, params).fetchone()[0]
         return value

@@ -114,6 +114,15 @@ READ_ALL: Final = (
     f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
 )
 STREAM_VERSION: Final = "SELECT coalesce(max(sequence), 0) FROM events WHERE stream_id = ?"
+# Each stream's last sequence by skipping from one stream id to the next along the
+# (stream_id, sequence) index: two probes per stream, not a scan of the log.
+STREAM_VERSIONS: Final = (
+    "WITH RECURSIVE streams (id) AS (SELECT min(stream_id) FROM events"
+    " UNION ALL SELECT (SELECT min(stream_id) FROM events WHERE stream_id > streams.id)"
+    " FROM streams WHERE streams.id IS NOT NULL)"
+    " SELECT id, (SELECT max(sequence) FROM events WHERE stream_id = streams.id)"
+    " FROM streams WHERE id IS NOT NULL"
+)
 
 INSERT_PROCESSED: Final = "INSERT INTO processed (message_id, processed_at) VALUES (?, ?)"
 PROCESSED: Final = (
