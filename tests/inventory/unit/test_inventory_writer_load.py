@@ -174,3 +174,22 @@ async def test_events_committed_while_a_writer_starts_are_folded_too(bus: InMemo
         assert (second.writer.states["A"].on_hand, second.writer.states["LATE"].on_hand) == (11, 5)
     finally:
         await second.stop()
+
+
+async def test_a_member_taking_partitions_finds_the_streams_without_a_stock_row(
+    bus: InMemoryBus,
+) -> None:
+    # What a member that acquires partitions (leases, ADR 0010) folds: every stream of those
+    # partitions, NEVER (rejected reservations only: no stock row, no snapshot) included, so
+    # its next event gets the next sequence, not the first.
+    store = InMemoryEventStore()
+    before, _ = await run_then_restart(bus, store, store, snapshot_every=1000)
+    writer = build(memory_settings(), bus=bus, event_store=store).writer
+    committed = writer.committed
+    partitions = committed.ownership.partitions
+
+    applied = await committed.load_partitions(range(partitions))
+
+    assert committed.states == before
+    assert committed.states["NEVER"].version == 2
+    assert applied == sum(s.version for s in before.values())  # no snapshots: every event

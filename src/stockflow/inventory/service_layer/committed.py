@@ -204,9 +204,9 @@ class CommittedState:
         """Fold the SKUs of ``partitions`` from the store (snapshots, then each one's events
         after them) into the states, before they are decided on here (ADR 0010).
 
-        The SKUs are those with a projection row or a snapshot (the writer gives every stream
-        a row): one scan of each for all the partitions acquired at once. Returns the events
-        applied.
+        The SKUs are the streams of the log (:meth:`EventLog.stream_versions`, so a stream
+        without a projection row or a snapshot is found too), read once for all the
+        partitions acquired at once. Returns the events applied.
         """
         count = self.ownership.partitions
         wanted = set(partitions)
@@ -216,9 +216,7 @@ class CommittedState:
             if partition_of(s.stream_id, count) in wanted
         }
         skus = set(snapshots) | {
-            row.sku
-            for row in await self.store.all_stock()
-            if partition_of(row.sku, count) in wanted
+            sku for sku in await self.store.stream_versions() if partition_of(sku, count) in wanted
         }
         applied = 0
         for sku in sorted(skus):
