@@ -338,7 +338,8 @@ class ResilientClient:
             merged.update(headers)
         request = httpx.Request(
             method.upper(),
-            self._url(url) if not params else self._url(url).copy_merge_params(params),
+            self._url(url),
+            params=params,  # as httpx's own build_request passes them
             headers=merged,
             content=content,
             json=json,
