@@ -36,7 +36,7 @@ def test_every_client_is_measured_against_the_same_server_and_written_as_json(
     )
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())
-    assert [row["client"] for row in rows] == ["raw", "kit", "httpx"]
+    assert [row["client"] for row in rows] == ["raw", "resilient", "kit", "httpx"]
     for row in rows:
         assert row["requests"] > 0, row
         assert row["cpu_us_per_request"] > 0, row

@@ -22,12 +22,13 @@ from typing import Any
 
 import httpx
 import msgspec
+from prometheus_client import CollectorRegistry
 
 from stockflow.bench.figures import percentile
 from stockflow.bench.http_load import Target
 from stockflow.bench.http_servers import free_port, running
 from stockflow.bench.raw_http import RawHttp
-from stockflow_kit.http import PooledTransport
+from stockflow_kit.http import PooledTransport, ResilientClient
 
 Get = Callable[[str], Awaitable[Any]]
 
@@ -41,10 +42,12 @@ __all__ = [
 ]
 
 
-CLIENTS = ("raw", "kit", "httpx")
-"""``raw``: ``bench.raw_http`` (the load's own client); ``kit``: httpx over the kit's
-``PooledTransport`` (aiohttp's pool, what every ``ResilientClient`` uses); ``httpx``: httpx
-over its own pool (httpcore), what the kit used before."""
+CLIENTS = ("raw", "resilient", "kit", "httpx")
+"""``raw``: ``bench.raw_http`` (the load's own client); ``resilient``: the kit's
+``ResilientClient`` (what edge calls the services with: deadline, retries, breaker,
+bulkhead, metrics, correlation id, over ``PooledTransport``); ``kit``: httpx's
+``AsyncClient`` over the kit's ``PooledTransport`` (aiohttp's pool); ``httpx``: httpx over
+its own pool (httpcore), what the kit used before."""
 
 
 class ClientFigures(msgspec.Struct, kw_only=True):
@@ -76,6 +79,13 @@ async def _client(url: str, concurrency: int, client: str) -> AsyncIterator[Get]
     if client == "raw":
         async with RawHttp(url, max_connections=concurrency) as raw:
             yield raw.get
+        return
+    if client == "resilient":
+        registry = CollectorRegistry()
+        async with ResilientClient(
+            "bare", url, max_concurrent=concurrency, timeout=10, registry=registry
+        ) as resilient:
+            yield resilient.get
         return
     transport = PooledTransport(max_connections=concurrency) if client == "kit" else None
     limits = httpx.Limits(max_connections=concurrency)

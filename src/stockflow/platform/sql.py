@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from stockflow.platform.sql_keys import SqliteKeys
 from stockflow_kit.http import IdempotencyRecord
 from stockflow_kit.http.sqlalchemy import SqlAlchemyIdempotencyStore
 from stockflow_kit.lifecycle import Component, component
@@ -66,6 +67,8 @@ class Database:
     reader: AsyncEngine
     dialect: str
     temporary: Path | None = None
+    keys: SqliteKeys | None = None
+    """Primary-key reads on the event loop (SQLite only; :mod:`stockflow.platform.sql_keys`)."""
 
     @property
     def serialized(self) -> bool:
@@ -73,6 +76,8 @@ class Database:
         return self.dialect == "sqlite"
 
     async def dispose(self) -> None:
+        if self.keys is not None:
+            self.keys.close()
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()
@@ -101,7 +106,8 @@ def database_for(url: str, *, name: str = "service") -> Database:
         reader = create_async_engine(f"sqlite+aiosqlite:///{path}", pool_size=4)
         _sqlite_rules(writer, immediate=True)
         _sqlite_rules(reader, immediate=False)
-        return Database(writer, reader, "sqlite", temporary)
+        keys = SqliteKeys(path, reader.dialect)
+        return Database(writer, reader, "sqlite", temporary, keys)
     if scheme in {"postgresql", "postgres"}:
         rest = url.split("://", 1)[1]
         engine = create_async_engine(

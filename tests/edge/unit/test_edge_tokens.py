@@ -192,3 +192,51 @@ async def test_an_unreachable_jwks_is_a_verifier_outage_not_a_bad_token(
     token = jwt.encode(claims(), rsa_key, algorithm="RS256", headers={"kid": "k1"})
     with pytest.raises(VerifierUnavailableError):
         await checker.verify(token)
+
+
+class FakeWallClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_verified_token_is_answered_from_the_cache_until_its_expiry() -> None:
+    clock = FakeWallClock()
+    checker = JwtVerifier(secret=SECRET, leeway=5, clock=clock)
+    exp = int(clock.now) + 30
+    token = hs256(exp=exp)
+    assert await checker.verify(token) == Principal("alice", "customer")
+    assert checker.verified.expires_at(token) == exp + 5  # what PyJWT accepts: exp + leeway
+    assert await checker.verify(token) == Principal("alice", "customer")
+    assert checker.verified.hits == 1
+    clock.now = exp + 5  # past what PyJWT would accept: the entry is gone
+    assert checker.verified.get(token) is None
+    assert checker.verified.hits == 1
+
+
+async def test_a_verified_token_is_kept_no_longer_than_the_cache_allows() -> None:
+    clock = FakeWallClock()
+    checker = JwtVerifier(secret=SECRET, leeway=0, clock=clock, verified_cache_seconds=10)
+    token = hs256(exp=int(clock.now) + 3600)
+    await checker.verify(token)
+    assert checker.verified.expires_at(token) == clock.now + 10
+
+
+async def test_a_refused_token_is_not_kept_and_is_refused_again() -> None:
+    checker = verifier()
+    forged = jwt.encode(claims(), "another-secret-another-secret-another", algorithm="HS256")
+    for _ in range(2):
+        await refused(forged, checker, "not valid")
+    assert len(checker.verified) == 0
+
+
+async def test_the_verified_tokens_are_bounded_oldest_out_first() -> None:
+    checker = verifier(verified_cache_size=2)
+    tokens = [hs256(sub=f"user{n}") for n in range(3)]
+    for token in tokens:
+        await checker.verify(token)
+    assert len(checker.verified) == 2
+    assert checker.verified.expires_at(tokens[0]) is None
+    assert checker.verified.expires_at(tokens[2]) is not None

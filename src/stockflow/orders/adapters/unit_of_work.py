@@ -8,10 +8,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stockflow.orders.adapters.orm import ORDERS
-from stockflow.orders.adapters.repository import SqlOrderRepository
+from stockflow.orders.adapters.repository import SqlOrderRepository, order_of
 from stockflow.orders.domain.model import Order
 from stockflow.orders.service_layer.ports import PageCursor
 from stockflow.platform.sql import Database, SqlUnitOfWork
+from stockflow.platform.sql_keys import read_by_key
 
 __all__ = ["OrdersUnitOfWork", "SqlOrderQueries"]
 
@@ -32,8 +33,13 @@ class SqlOrderQueries:
 
     def __init__(self, database: Database) -> None:
         self.database = database
+        self._by_key = None if database.keys is None else database.keys.lookup(ORDERS)
 
     async def get(self, order_id: str) -> Order | None:
+        """SQLite: on the event loop (:mod:`stockflow.platform.sql_keys`); else the engine."""
+        return await read_by_key(self._by_key, order_id, order_of, lambda: self._read(order_id))
+
+    async def _read(self, order_id: str) -> Order | None:
         async with self.database.reader.connect() as connection:
             return await SqlOrderRepository(connection).get(order_id)
 

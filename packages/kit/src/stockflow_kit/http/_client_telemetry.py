@@ -13,7 +13,14 @@ from typing import Final
 
 import httpx
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
+from opentelemetry.trace import (
+    ProxyTracerProvider,
+    Span,
+    SpanKind,
+    StatusCode,
+    Tracer,
+    TracerProvider,
+)
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from stockflow_kit.http._client_errors import (
@@ -25,6 +32,7 @@ from stockflow_kit.observability.metrics import counter, histogram
 from stockflow_kit.observability.tracing import inject_trace_headers
 
 __all__ = [
+    "ClientTracer",
     "HttpClientMetrics",
     "client_span",
     "http_client_metrics",
@@ -33,6 +41,26 @@ __all__ = [
 ]
 
 TRACER_NAME: Final = "stockflow_kit.http.client"
+
+
+class ClientTracer:
+    """The tracer of the CLIENT spans, and whether a span of it would record anything.
+
+    Without a provider of the client's own or a global one (the global provider can be set
+    once only, so once it is, that is final), no span is started: the no-op span's
+    attributes (the URL copied and formatted) and its context switch are skipped, and the
+    caller's trace context is forwarded as it is, as a non-recording span would forward it.
+    """
+
+    def __init__(self, provider: TracerProvider | None = None) -> None:
+        self.tracer: Tracer = trace.get_tracer(TRACER_NAME, tracer_provider=provider)
+        self._records = provider is not None
+
+    @property
+    def records(self) -> bool:
+        if not self._records:
+            self._records = not isinstance(trace.get_tracer_provider(), ProxyTracerProvider)
+        return self._records
 
 
 @dataclass(frozen=True)
@@ -86,14 +114,24 @@ def outcome_labels(outcome: httpx.Response | Exception) -> tuple[str, str]:
 
 @contextmanager
 def client_span(
-    tracer: Tracer, request: httpx.Request, *, downstream: str, route: str | None, attempt: int
+    tracer: ClientTracer,
+    request: httpx.Request,
+    *,
+    downstream: str,
+    route: str | None,
+    attempt: int,
 ) -> Iterator[Span]:
     """Start a CLIENT span for one attempt and write its trace context into *request*.
 
-    Without a configured tracer provider the span is the current (non-recording) one, so the
-    caller's ``traceparent`` is forwarded unchanged. Exceptions leaving the block mark the
-    span as an error; call :func:`record_response` for the answer.
+    Without a configured tracer provider the span is the current (non-recording) one and
+    none is started (:class:`ClientTracer`), so the caller's ``traceparent`` is forwarded
+    unchanged. Exceptions leaving the block mark the span as an error; call
+    :func:`record_response` for the answer.
     """
+    if not tracer.records:
+        inject_trace_headers(request.headers)
+        yield trace.INVALID_SPAN  # records nothing (never the caller's own span)
+        return
     method = request.method
     attributes: dict[str, str | int] = {
         "http.request.method": method,
@@ -107,7 +145,7 @@ def client_span(
         attributes["http.request.resend_count"] = attempt - 1
     if route is not None:
         attributes["url.template"] = route
-    span = tracer.start_span(
+    span = tracer.tracer.start_span(
         method if route is None else f"{method} {route}",
         kind=SpanKind.CLIENT,
         attributes=attributes,
