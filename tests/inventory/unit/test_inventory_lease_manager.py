@@ -146,25 +146,3 @@ async def test_a_stopping_member_hands_everything_back_and_leaves() -> None:
     await settle(b)
     assert b.held == set(range(PARTITIONS))
     await b.manager.stop()
-
-
-async def test_a_round_that_acquired_but_is_still_short_asks_for_another_at_once() -> None:
-    """Partitions freed while a round was acquiring are taken on the next round at once,
-    not an interval later; a round that acquired nothing does not spin."""
-    store = InMemoryEventStore()
-    a, b = Member(store, "a"), Member(store, "b")
-    await store.ensure_partitions([*range(PARTITIONS), RELAY_LEASE])
-    await settle(a)
-    await b.manager.keep_alive()
-    await a.manager.keep_alive()
-    leases = {lease.partition: lease for lease in await store.leases()}
-    for p in (6, 7):  # a frees two of the four b is owed, as a slow release would
-        assert await store.release(p, "a", leases[p].epoch)
-    b.ownership.changed.clear()
-    await b.manager.rebalance()
-    assert b.held == {6, 7}
-    assert b.ownership.changed.is_set()  # short of its share (4): go again at once
-    b.ownership.changed.clear()
-    await b.manager.rebalance()  # nothing free now
-    assert b.held == {6, 7}
-    assert not b.ownership.changed.is_set()

@@ -14,7 +14,6 @@ from tests.inventory.conftest import SERVICE_TOKEN, memory_settings
 from tests.inventory.crash.worker_process import eventually
 
 from stockflow.contracts.inventory_commands import COMMANDS_TOPIC
-from stockflow.contracts.inventory_parts import PARTS_ROUTE
 from stockflow.inventory.adapters.event_store.memory import InMemoryEventStore
 from stockflow.inventory.adapters.peers import HttpPeers
 from stockflow.inventory.bootstrap import InventoryService, build
@@ -173,29 +172,6 @@ async def test_an_order_spanning_replicas_holds_all_its_lines(
     labels = {"outcome": "reserved"}
     assert cluster.metric(0, "inventory_spanning_reservations_total", labels) == 1
     assert cluster.metric(1, "inventory_spanning_reservations_total", labels) == 0
-
-
-async def test_the_parts_of_a_batch_for_one_peer_go_in_one_request(
-    cluster: Cluster, bus: InMemoryBus
-) -> None:
-    await seed(bus, cluster, {A: 10, B: 10})
-    orders = [
-        {"order_id": f"o-{n}", "lines": [{"sku": A, "qty": 1}, {"sku": B, "qty": qty}]}
-        for n, qty in enumerate([1, 1, 1, 1, 99])
-    ]
-    calls = len(cluster.switches[1].calls)
-    await bus.publish(COMMANDS_TOPIC, [command("ReserveStock", o) for o in orders])
-
-    async def settled() -> bool:
-        labels = {"outcome": "compensated"}
-        return cluster.metric(0, "inventory_spanning_reservations_total", labels) == 1
-
-    await eventually(settled)
-    assert reservations(cluster, B) == {f"o-{n}": 1 for n in range(4)}
-    assert reservations(cluster, A) == {f"o-{n}": 1 for n in range(4)}
-    # One consumed batch: the five parts for replica 1 in ONE request (o-4's short part was
-    # replica 1's; its compensation, of A, is local).
-    assert cluster.switches[1].calls[calls:] == [PARTS_ROUTE]
 
 
 @pytest.mark.parametrize(

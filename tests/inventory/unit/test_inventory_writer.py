@@ -260,24 +260,3 @@ async def test_a_failed_snapshot_never_turns_a_committed_batch_into_a_redo(
         assert store.snapshot_attempts == 2  # retried on the SKU's next event
     finally:
         await service.stop()
-
-
-async def test_an_urgent_part_is_taken_ahead_of_the_batches_queued_before_it(
-    bus: InMemoryBus,
-) -> None:
-    """A spanning reservation's part (``urgent``) goes into the next batch, ahead of the
-    consumed batches already waiting; FIFO within each lane."""
-    service = build(memory_settings(batch_size=1), bus=bus)
-    await service.start()
-    try:
-        writer = service.writer
-        normal = [
-            writer.enqueue_many([Submission(f"m-{n}", ReceiveStock(sku="SKU-U", qty=1))])
-            for n in range(3)
-        ]
-        urgent = writer.enqueue(Submission("u", ReceiveStock(sku="SKU-U", qty=100)), urgent=True)
-        await asyncio.gather(urgent, *normal)
-        events = await service.store.read_stream("SKU-U")
-        assert [e.causation_id for e in events] == ["u", "m-0", "m-1", "m-2"]
-    finally:
-        await service.stop()

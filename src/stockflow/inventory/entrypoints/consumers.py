@@ -27,7 +27,7 @@ then one durable per partition, consumed by its current owner.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Final, Protocol
 
 from prometheus_client import CollectorRegistry
@@ -201,25 +201,17 @@ async def settle(
     spanning: Sequence[Spanning],
     coordinator: ReservationCoordinator,
 ) -> None:
-    """Hand a consumed batch's parts over: ``submissions`` to the writer (one group), all of
-    ``spanning`` to the coordinator (one call per peer for all of them), concurrently; raise
-    the first failure once ALL settled (nothing is left running behind a nak; the redelivery
-    re-drives only what is not done)."""
+    """Hand a consumed batch's parts over: ``submissions`` to the writer (one group), each of
+    ``spanning`` to the coordinator, concurrently; raise the first failure once ALL settled
+    (nothing is left running behind a nak; the redelivery re-drives only what is not done)."""
     if not spanning:
         if submissions:
             await writer.enqueue_many(submissions)
         return
-    reserving = coordinator.reserve_all(spanning)
+    pending: list[Awaitable[object]] = [coordinator.reserve(s) for s in spanning]
     if submissions:
-        written, orders = await asyncio.gather(
-            writer.enqueue_many(submissions), reserving, return_exceptions=True
-        )
-        if isinstance(written, BaseException):
-            raise written
-        if isinstance(orders, BaseException):
-            raise orders
-    else:
-        orders = await reserving
-    for order in orders:
-        if isinstance(order, BaseException):
-            raise order
+        pending.insert(0, writer.enqueue_many(submissions))
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

@@ -21,7 +21,6 @@ from stockflow.inventory.domain.commands import (
     ShipStock,
 )
 from stockflow.inventory.entrypoints.http_io import Sku, SkuList, decode, json_response
-from stockflow.inventory.entrypoints.internal_parts import add_part_routes
 from stockflow.inventory.service_layer.leases import INTERNAL_CALLER, RELEASE_ROUTE, RESERVE_ROUTE
 from stockflow.inventory.service_layer.reads import CommittedReads
 from stockflow.inventory.service_layer.writer import InventoryWriter
@@ -47,8 +46,7 @@ def add_internal_routes(
     idempotency_store: IdempotencyStore,
     require_service: list[Any],
 ) -> None:
-    """Add ``/internal/reservations`` (reserve) and its release and ship routes to *app*,
-    and the members' batch route (:mod:`.internal_parts`)."""
+    """Add ``/internal/reservations`` (reserve) and its release and ship routes to *app*."""
     internal_keys = Idempotency(idempotency_store, caller=lambda _request: INTERNAL_CALLER)
 
     async def order_command(request: Request, body: bytes, command: Command) -> dict[str, Any]:
@@ -160,11 +158,3 @@ def add_internal_routes(
     )
     async def ship(order_id: Sku, request: Request) -> Response:
         return await settle(request, order_id, ShipStock)
-
-    add_part_routes(
-        app,
-        writer=writer,
-        reads=reads,
-        idempotency_store=idempotency_store,
-        require_service=require_service,
-    )

@@ -91,8 +91,7 @@ class LeasedOwnership(Ownership):
     member: str = ""
     held: dict[int, int] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set when a partition was lost outside the manager's loop, or when a rebalance round
-    that acquired partitions is still short of its share (wakes the rebalance loop)."""
+    """Set when a partition was lost outside the manager's loop (wakes it)."""
 
     leased: ClassVar[bool] = True
 
@@ -303,11 +302,8 @@ class LeaseManager:
                 and lease.partition not in self.open
                 and (lease.owner is None or not lease.live)
             ]
-            if free and await self._acquire(free[:-excess]) and len(self.open) < share:
-                # Still short, and this round took its time (acquire, load, subscribe):
-                # partitions freed meanwhile are taken at once, not an interval later
-                # (measured: a third member joining a loaded pair waited a round for them).
-                self.ownership.changed.set()
+            if free:
+                await self._acquire(free[:-excess])
         if self.relay_epoch is None and self._start_relay is not None:
             relay = next((lease for lease in leases if lease.partition == RELAY_LEASE), None)
             if relay is not None and (relay.owner is None or not relay.live):
@@ -323,15 +319,15 @@ class LeaseManager:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _acquire(self, candidates: list[int]) -> int:
+    async def _acquire(self, candidates: list[int]) -> None:
         """Take what of ``candidates`` is still free, fold all their SKUs in one pass, and
-        only then decide on and consume them; how many it took."""
+        only then decide on and consume them."""
         started = time.perf_counter()
         member, ttl = self.member, self.ttl
         epochs = await asyncio.gather(*(self.store.acquire(p, member, ttl) for p in candidates))
         taken = {p: e for p, e in zip(candidates, epochs, strict=True) if e is not None}
         if not taken:
-            return 0  # others were quicker
+            return  # others were quicker
         try:
             await self._load(list(taken))
         except BaseException:
@@ -357,7 +353,6 @@ class LeaseManager:
                 load_seconds=round(loaded - started, 3),
                 seconds=round(time.perf_counter() - started, 3),
             )
-        return len(taken)
 
     async def _release(self, partition: int) -> None:
         """Drain, then free: the batch in hand commits under the lease, nothing after it.

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 from stockflow.inventory.service_layer.store_values import (
     CommitBatch,
@@ -74,8 +74,6 @@ __all__ = [
     "LeaseStore",
     "Member",
     "NewEvent",
-    "PartResult",
-    "PeerPart",
     "PeerUnavailableError",
     "Peers",
     "ProcessedIds",
@@ -330,37 +328,44 @@ class PeerUnavailableError(Exception):
     caller fails its batch, so the bus redelivers it and the protocol is re-driven."""
 
 
-@dataclass(frozen=True, slots=True)
-class PeerPart:
-    """One part of a spanning reservation for another member: reserve ``lines`` (``op``
-    ``"reserve"``) or release what the order holds on ``skus`` (``"release"``), owned by
-    ``unit`` (a replica index, or a partition with leases), recorded there under ``key``."""
-
-    op: Literal["reserve", "release"]
-    unit: int
-    order_id: str
-    key: str
-    lines: tuple[tuple[str, int], ...] = ()
-    skus: tuple[str, ...] = ()
-    correlation_id: str | None = None
-
-
-PartResult = bool | PeerUnavailableError
-"""A part's answer: for a reservation whether the order holds exactly its lines there now
-(``False``: rejected, or already compensated), for a release ``True``; or no definite answer."""
-
-
 class Peers(Protocol):
     """The other inventory replicas, as a coordinator of spanning reservations sees them.
 
-    Every part is idempotent per ``key``: the replica records it under that message id, so a
+    Every call is idempotent per ``key``: the replica records it under that message id, so a
     retry, a redelivery or a late duplicate never applies twice (ADR 0003).
     """
 
-    async def call(self, parts: Sequence[PeerPart]) -> list[PartResult]:
-        """Send ``parts``, all of one owner in one request (ADR 0010: the owner decides them
-        in its next commit); one result per part, in order. Never raises for a part: a part
-        without a definite answer is a :class:`PeerUnavailableError` in the list."""
+    async def reserve(
+        self,
+        replica: int,
+        order_id: str,
+        lines: Sequence[tuple[str, int]],
+        *,
+        key: str,
+        correlation_id: str | None = None,
+    ) -> bool:
+        """Reserve ``lines`` (all owned by ``replica``) all-or-nothing.
+
+        Returns:
+            Whether the order holds exactly these lines there afterwards (``False``: rejected,
+            or an earlier call with this key was already compensated).
+
+        Raises:
+            PeerUnavailableError: no definite answer.
+        """
+        ...
+
+    async def release(
+        self,
+        replica: int,
+        order_id: str,
+        skus: Sequence[str],
+        *,
+        key: str,
+        correlation_id: str | None = None,
+    ) -> None:
+        """Release what the order holds on ``skus`` at ``replica`` (a no-op where it holds
+        nothing). Raises :class:`PeerUnavailableError` without a definite answer."""
         ...
 
     async def aclose(self) -> None: ...

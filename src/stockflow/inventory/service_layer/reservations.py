@@ -19,12 +19,6 @@ it under: :func:`~.leases.recorded_id`.)
 4. when any part gave no definite answer (:class:`~.ports.PeerUnavailableError`, a writer
    failure): raises, so the consumed batch is nakked, redelivered and this is re-driven.
 
-A consumed batch's spanning orders are driven together (:meth:`ReservationCoordinator.reserve_all`):
-step 1 for all of them is one round, step 3 for all that need it another, and each round
-sends every remote part in ONE :meth:`~.ports.Peers.call`, one request per owner, which the
-owner answers part by part after one commit (``POST /internal/reservation-parts``). Before,
-every remote part was its own request waiting for the owner's next commit.
-
 Why re-driving is safe: every part is recorded under its own deterministic message id, so a
 retried, redelivered or late duplicate part is a ``duplicate`` to its writer and changes
 nothing; its result is then read from the committed state (does the order hold exactly these
@@ -47,7 +41,7 @@ from stockflow.inventory.domain.model import StockState
 from stockflow.inventory.service_layer.batch import Outcome
 from stockflow.inventory.service_layer.leases import RELEASE_ROUTE, RESERVE_ROUTE, recorded_id
 from stockflow.inventory.service_layer.ownership import Spanning
-from stockflow.inventory.service_layer.ports import PartResult, PeerPart, Peers
+from stockflow.inventory.service_layer.ports import Peers
 from stockflow.inventory.service_layer.writer import InventoryWriter
 from stockflow_kit.observability import counter
 
@@ -100,137 +94,94 @@ class ReservationCoordinator:
     async def reserve(self, spanning: Spanning) -> bool:
         """Run the protocol for one order; ``True`` when it holds every line, ``False`` when
         it holds none. Raises when a part has no definite answer (redeliver and re-drive)."""
-        (result,) = await self.reserve_all([spanning])
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    async def reserve_all(self, spannings: Sequence[Spanning]) -> list[bool | BaseException]:
-        """Run the protocol for every order of a consumed batch at once: each round (the
-        tries, then the compensations) sends ALL remote parts in one :meth:`Peers.call`, one
-        request per owner, instead of one call per part. One result per order, in order:
-        whether it holds every line (``True``) or none (``False``), or the failure of a part
-        without a definite answer (the caller redelivers and re-drives)."""
-        plans = [(s, self.ownership.split(s.command.lines)) for s in spannings]
-        tries = [
-            [
-                PeerPart(
-                    "reserve",
-                    unit,
-                    s.command.order_id,
-                    self._key(s.message_id, unit),
-                    lines=lines,
-                    correlation_id=s.correlation_id,
-                )
-                for unit, lines in parts.items()
-            ]
-            for s, parts in plans
-        ]
-        tried = await self._run(tries, spannings)
-        results: list[bool | BaseException] = []
-        undo: dict[int, list[PeerPart]] = {}
-        for index, ((spanning, _), order_parts, answers) in enumerate(
-            zip(plans, tries, tried, strict=True)
-        ):
-            failure = next((a for a in answers if isinstance(a, BaseException)), None)
-            if failure is not None:
-                self._failed(spanning, failure)
-                results.append(failure)
-            elif all(answers):
-                self.outcomes.labels("reserved").inc()
-                results.append(True)
-            else:
-                results.append(False)
-                undo[index] = [
-                    _release_of(part) for part, ok in zip(order_parts, answers, strict=True) if ok
-                ]
-        if not undo:
-            return results
-        released = await self._run(list(undo.values()), [spannings[i] for i in undo])
-        for index, answers in zip(undo, released, strict=True):
-            failure = next((a for a in answers if isinstance(a, BaseException)), None)
-            if failure is not None:
-                self._failed(spannings[index], failure)
-                results[index] = failure
-                continue
-            self.outcomes.labels("compensated").inc()
-            _log.info(
-                "inventory.spanning_reservation_compensated",
-                order_id=spannings[index].command.order_id,
-                released_replicas=[part.unit for part in undo[index]],
-            )
-        return results
-
-    def _failed(self, spanning: Spanning, failure: BaseException) -> None:
-        self.outcomes.labels("failed").inc()
-        _log.warning(
-            "inventory.spanning_reservation_failed",
-            order_id=spanning.command.order_id,
-            message_id=spanning.message_id,
-            error=repr(failure),
+        command = spanning.command
+        parts = self.ownership.split(command.lines)
+        keys = {replica: self._key(spanning.message_id, replica) for replica in parts}
+        results = await asyncio.gather(
+            *(
+                self._reserve_part(replica, command.order_id, lines, keys[replica], spanning)
+                for replica, lines in parts.items()
+            ),
+            return_exceptions=True,
         )
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            self.outcomes.labels("failed").inc()
+            _log.warning(
+                "inventory.spanning_reservation_failed",
+                order_id=command.order_id,
+                message_id=spanning.message_id,
+                error=repr(failure),
+            )
+            raise failure
+        if all(results):
+            self.outcomes.labels("reserved").inc()
+            return True
+        held = [replica for replica, ok in zip(parts, results, strict=True) if ok]
+        released = await asyncio.gather(
+            *(
+                self._release_part(
+                    replica, command.order_id, parts[replica], keys[replica], spanning
+                )
+                for replica in held
+            ),
+            return_exceptions=True,
+        )
+        failure = next((r for r in released if isinstance(r, BaseException)), None)
+        if failure is not None:
+            self.outcomes.labels("failed").inc()
+            raise failure
+        self.outcomes.labels("compensated").inc()
+        _log.info(
+            "inventory.spanning_reservation_compensated",
+            order_id=command.order_id,
+            released_replicas=held,
+        )
+        return False
 
     def _key(self, message_id: str, replica: int) -> str:
         return self.ownership.part_key(message_id, replica)
 
-    async def _run(
-        self, orders: Sequence[Sequence[PeerPart]], spannings: Sequence[Spanning]
-    ) -> list[list[bool | BaseException]]:
-        """Every part of ``orders`` at once: the local ones through the writer, ALL the
-        remote ones in one :meth:`Peers.call`. The answers per order, in order."""
-        local: list[tuple[int, int, PeerPart]] = []
-        remote: list[tuple[int, int, PeerPart]] = []
-        for i, parts in enumerate(orders):
-            for j, part in enumerate(parts):
-                (local if self.ownership.is_local(part.unit) else remote).append((i, j, part))
-        answers: list[list[bool | BaseException]] = [[False] * len(parts) for parts in orders]
-        local_answers, remote_answers = await asyncio.gather(
-            asyncio.gather(
-                *(self._local(part, spannings[i]) for i, _, part in local),
-                return_exceptions=True,
-            ),
-            self.peers.call([part for _, _, part in remote]) if remote else _nothing(),
-        )
-        for (i, j, _), answer in zip(local, local_answers, strict=True):
-            answers[i][j] = answer
-        for (i, j, _), answer in zip(remote, remote_answers, strict=True):
-            answers[i][j] = answer
-        return answers
-
-    async def _local(self, part: PeerPart, spanning: Spanning) -> bool:
-        """A part this process owns, through its own writer, recorded under the id the
-        owner's internal API would record it under (leases) or its key (static)."""
-        leased = self.ownership.leased
-        if part.op == "reserve":
-            outcome = await self.writer.submit(
-                ReserveStock(order_id=part.order_id, lines=part.lines),
-                message_id=recorded_id(RESERVE_ROUTE, part.key) if leased else part.key,
-                correlation_id=spanning.correlation_id,
-                traceparent=spanning.traceparent,
-                urgent=True,
+    async def _reserve_part(
+        self,
+        replica: int,
+        order_id: str,
+        lines: tuple[OrderLine, ...],
+        key: str,
+        spanning: Spanning,
+    ) -> bool:
+        if not self.ownership.is_local(replica):
+            return await self.peers.reserve(
+                replica, order_id, lines, key=key, correlation_id=spanning.correlation_id
             )
-            return reserved(outcome, self.writer.states, part.order_id, part.lines)
-        await self.writer.submit(
-            ReleaseReservation(order_id=part.order_id, skus=part.skus),
-            message_id=recorded_id(RELEASE_ROUTE, part.key) if leased else part.key,
+        outcome = await self.writer.submit(
+            ReserveStock(order_id=order_id, lines=lines),
+            message_id=recorded_id(RESERVE_ROUTE, key) if self.ownership.leased else key,
             correlation_id=spanning.correlation_id,
             traceparent=spanning.traceparent,
-            urgent=True,
         )
-        return True
+        return reserved(outcome, self.writer.states, order_id, lines)
 
-
-def _release_of(part: PeerPart) -> PeerPart:
-    """The compensation of a held reservation part: release its SKUs, key ``…/release``."""
-    return PeerPart(
-        "release",
-        part.unit,
-        part.order_id,
-        f"{part.key}/release",
-        skus=tuple(dict.fromkeys(sku for sku, _ in part.lines)),
-        correlation_id=part.correlation_id,
-    )
-
-
-async def _nothing() -> list[PartResult]:
-    return []
+    async def _release_part(
+        self,
+        replica: int,
+        order_id: str,
+        lines: tuple[OrderLine, ...],
+        key: str,
+        spanning: Spanning,
+    ) -> None:
+        skus = tuple(dict.fromkeys(sku for sku, _ in lines))
+        release_key = f"{key}/release"
+        if not self.ownership.is_local(replica):
+            await self.peers.release(
+                replica, order_id, skus, key=release_key, correlation_id=spanning.correlation_id
+            )
+            return
+        await self.writer.submit(
+            ReleaseReservation(order_id=order_id, skus=skus),
+            message_id=(
+                recorded_id(RELEASE_ROUTE, release_key) if self.ownership.leased else release_key
+            ),
+            correlation_id=spanning.correlation_id,
+            traceparent=spanning.traceparent,
+        )

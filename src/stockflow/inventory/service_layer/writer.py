@@ -27,7 +27,6 @@ Event ids are deterministic, so a redecided batch never applies anything twice.
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -142,10 +141,7 @@ class InventoryWriter:
         self.low_stock_threshold = low_stock_threshold
         self.max_attempts = max_attempts
         self.pipeline_depth = pipeline_depth
-        # (lane, arrival, group): lane 0 (parts of spanning reservations, which other
-        # batches here or at a peer wait on) is taken before lane 1, FIFO within a lane.
-        self._queue: asyncio.PriorityQueue[tuple[int, int, Group]] = asyncio.PriorityQueue()
-        self._arrival = itertools.count()
+        self._queue: asyncio.Queue[Group] = asyncio.Queue()
         self._overlay: dict[str, StockState] = {}
         self._next_fence = 0
         self._speculation_broken = False
@@ -179,30 +175,20 @@ class InventoryWriter:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         while not self._queue.empty():
-            self._queue.get_nowait()[2].fail(WriterStoppedError("the inventory writer stopped"))
+            self._queue.get_nowait().fail(WriterStoppedError("the inventory writer stopped"))
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
     # ------------------------------------------------------------------ submitting
-    def enqueue(self, submission: Submission, *, urgent: bool = False) -> asyncio.Future[Outcome]:
-        """Queue one submission; its future resolves after the batch holding it committed.
-
-        ``urgent``: a part of a spanning reservation (a peer's, or this coordinator's own),
-        taken into the next batch ahead of the consumed batches queued before it: whole
-        batches, here and at the peers, wait on it (measured: behind a full queue a peer's
-        batch request outlived its 5 s attempt timeout). Commands of different sources were
-        never ordered against each other (ADR 0003), so nothing relied on that order.
-        """
+    def enqueue(self, submission: Submission) -> asyncio.Future[Outcome]:
+        """Queue one submission; its future resolves after the batch holding it committed."""
         self._check(submission)
         if submission.future is None:
             submission.future = asyncio.get_running_loop().create_future()
-        self._put(Group((submission,), None), urgent=urgent)
+        self._queue.put_nowait(Group((submission,), None))
         return submission.future
-
-    def _put(self, group: Group, *, urgent: bool = False) -> None:
-        self._queue.put_nowait((0 if urgent else 1, next(self._arrival), group))
 
     def enqueue_many(self, submissions: Sequence[Submission]) -> asyncio.Future[list[Outcome]]:
         """Queue a group (a consumed batch); ONE future resolves to the outcomes, in order.
@@ -213,7 +199,7 @@ class InventoryWriter:
         for submission in submissions:
             self._check(submission)
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
-        self._put(Group(submissions, future))
+        self._queue.put_nowait(Group(submissions, future))
         return future
 
     def drop_partition(self, partition: int) -> None:
@@ -243,11 +229,9 @@ class InventoryWriter:
         traceparent: str | None = None,
         want_stock: bool = False,
         record: Record | None = None,
-        urgent: bool = False,
     ) -> Outcome:
         """Queue ``command`` and wait for its outcome (HTTP callers); ``record`` builds the
-        Idempotency-Key record committed with it (see :class:`Submission`); ``urgent``: see
-        :meth:`enqueue`."""
+        Idempotency-Key record committed with it (see :class:`Submission`)."""
         submission = Submission(
             message_id=message_id or new_message_id(),  # time-ordered: see new_message_id
             command=command,
@@ -256,7 +240,7 @@ class InventoryWriter:
             record=record,
             traceparent=traceparent,
         )
-        return await self.enqueue(submission, urgent=urgent)
+        return await self.enqueue(submission)
 
     # ------------------------------------------------------------------ the loop
     async def run(self) -> None:
@@ -265,10 +249,10 @@ class InventoryWriter:
         in_flight: list[InFlight] = []
         try:
             while True:
-                groups = [(await queue.get())[2]]
+                groups = [await queue.get()]
                 size = len(groups[0].submissions)
                 while size < self.batch_size and not queue.empty():
-                    group = queue.get_nowait()[2]
+                    group = queue.get_nowait()
                     groups.append(group)
                     size += len(group.submissions)
                 in_flight = [f for f in in_flight if not f.task.done()]
