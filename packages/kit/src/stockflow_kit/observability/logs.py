@@ -156,9 +156,6 @@ def _encode_json(logger: WrappedLogger, method_name: str, event_dict: EventDict)
         return line.encode() if isinstance(line, str) else line
 
 
-_COALESCE_BYTES: Final = 64 * 1024
-"""Coalesced lines are written at once when this many bytes are waiting."""
-
 _DEFER_RECORDS: Final = 256
 """Deferred lines are formatted and written at once when this many are waiting."""
 
